@@ -1,0 +1,55 @@
+# omega-web. Two commands for a fresh machine:
+#   make run    install, migrate, create the admin account, load the demo tasks, serve on http://localhost:8000/
+#   make test   same install, then the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+PYTEST_ARGS ?=
+SHELL  := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+# This machine's pip configuration names a local index folder that may be missing; hide only that warning.
+QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+
+.PHONY: run test install lint format e2e-browser constraints clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing into $(VENV) (first time: a few minutes; afterwards this step is skipped)…"
+	@# The CPU build of torch first, so nothing later pulls CUDA wheels.
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt "torch==2.13.0+cpu" $(QUIET_PIP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]" $(QUIET_PIP)
+	@if $(BIN)/pip list --format=freeze 2>/dev/null | grep -qi '^nvidia'; then \
+		echo "error: CUDA (nvidia-*) packages got installed; torch must be the CPU build" >&2; exit 1; fi
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	@$(BIN)/python manage.py migrate --no-input -v 0
+	@$(BIN)/python manage.py ensure_admin
+	@$(BIN)/python manage.py load_demo -v 0
+	@$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+# Browser tests need Debian's Chromium (never a downloaded browser). Needs root or sudo.
+e2e-browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+# Re-pin constraints.txt from the current virtualenv after a deliberate upgrade.
+constraints: install
+	@{ sed -n '1,3p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt.new
+	@mv constraints.txt.new constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,64 @@
+"""The task library: list with search and filters, one task, one agent."""
+
+from __future__ import annotations
+
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from dialogues import selectors
+from dialogues.forms import TaskFilterForm
+from dialogues.models import AgentProfile, Task
+from omega_web.roles import Capability, requires
+
+PAGE_SIZE = 25
+
+
+@requires(Capability.VIEW)
+def task_list(request: HttpRequest) -> HttpResponse:
+    form = TaskFilterForm(request.GET or None, choices=selectors.task_filter_choices())
+    tasks = selectors.task_list(form.filters())
+    page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "query": query.urlencode()}
+    template = "dialogues/tasks/list.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#task-results"
+    return render(request, template, context)
+
+
+@requires(Capability.VIEW)
+def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        task = selectors.task_get(pk)
+    except Task.DoesNotExist as missing:
+        raise Http404("No such task.") from missing
+    context = {
+        "task": task,
+        "relationships": selectors.task_relationships(task),
+        "viewers": selectors.VIEWERS,
+        "viewer": "agent1",
+        "context_text": selectors.task_context_text(task, "agent1"),
+    }
+    return render(request, "dialogues/tasks/detail.html", context)
+
+
+@requires(Capability.VIEW)
+def task_context(request: HttpRequest, pk: int, viewer: str) -> HttpResponse:
+    if viewer not in selectors.VIEWERS:
+        raise Http404("Unknown viewer.")
+    task = get_object_or_404(Task.objects.select_related("scenario", "agent1", "agent2"), pk=pk)
+    context = {
+        "task": task,
+        "viewers": selectors.VIEWERS,
+        "viewer": viewer,
+        "context_text": selectors.task_context_text(task, viewer),
+    }
+    return render(request, "dialogues/tasks/detail.html#context-tabs", context)
+
+
+@requires(Capability.VIEW)
+def agent_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    agent = get_object_or_404(AgentProfile, pk=pk)
+    return render(request, "dialogues/agents/detail.html", {"agent": agent, "tasks": selectors.agent_tasks(agent)})

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth.models import Group, User
+from django.test import Client
+
+from omega_web.celery import app as celery_app
+from omega_web.roles import ROLE_ORDER, Role
+
+from .support.services import services_required
+
+PASSWORD = "correct horse battery staple 42"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_uploads(settings, tmp_path: Path) -> None:
+    settings.UPLOAD_DIR = tmp_path / "uploads"
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery():
+    """In-process tests run tasks synchronously; the running app never does (tests/scaled checks real workers)."""
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def sotopia_dir() -> Path:
+    path = Path(django_settings.OMEGA_SOTOPIA_DIR)
+    if not (path / "sotopia_agent_profiles.jsonl").exists():
+        message = f"the shared SOTOPIA data is not at {path} (set OMEGA_SOTOPIA_DIR)"
+        if services_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def make_user(db) -> Callable[..., User]:
+    def make(role: Role | None, username: str | None = None) -> User:
+        user = User.objects.create_user(username=username or f"{role or 'norole'}-user", password=PASSWORD)
+        if role is not None:
+            user.groups.add(Group.objects.get(name=role.value))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def client_for(make_user) -> Callable[[Role | None], Client]:
+    """A logged-in test client for a role (None: an account without a role)."""
+
+    def client(role: Role | None) -> Client:
+        c = Client()
+        c.force_login(make_user(role))
+        return c
+
+    return client
+
+
+@pytest.fixture
+def all_roles() -> tuple[Role, ...]:
+    return ROLE_ORDER
+
+
+@pytest.fixture
+def imported_sotopia(db, sotopia_dir):
+    from django.core.management import call_command
+
+    call_command("import_sotopia", sotopia_dir, verbosity=0)
+
+
+@pytest.fixture
+def demo_tasks(db):
+    from django.core.management import call_command
+
+    call_command("load_demo", verbosity=0)
