@@ -184,13 +184,13 @@ def _job_files(job: ImportJob) -> dict[str, tuple[str, bytes]]:
     return {f["kind"]: (f["name"], (upload_dir / f["kind"]).read_bytes()) for f in job.files}
 
 
-def import_job_run(*, job_id: int) -> ImportJob:
-    """Run a pending import. Safe to call twice: a job that already started is left alone."""
+def import_job_run(*, job_id: int) -> ImportJob | None:
+    """Run a pending import. Safe to call twice: a job that already started (or is gone) is left alone."""
     claimed = ImportJob.objects.filter(pk=job_id, status=ImportStatus.PENDING).update(
         status=ImportStatus.RUNNING, started_at=timezone.now()
     )
-    job = ImportJob.objects.get(pk=job_id)
-    if not claimed:
+    job = ImportJob.objects.filter(pk=job_id).first()
+    if not claimed or job is None:
         return job
     events.import_job_changed(job)
     try:

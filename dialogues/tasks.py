@@ -6,5 +6,6 @@ from dialogues import services
 
 
 @shared_task(acks_late=True, time_limit=600, soft_time_limit=570)
-def import_job_run_task(job_id: int) -> str:
-    return services.import_job_run(job_id=job_id).status
+def import_job_run_task(job_id: int) -> str | None:
+    job = services.import_job_run(job_id=job_id)
+    return None if job is None else job.status

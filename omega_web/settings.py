@@ -193,9 +193,16 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # --- Celery ---------------------------------------------------------------------------------------------
 REDIS_URL = env("OMEGA_REDIS_URL")
+# Every key this app writes to Redis starts with this prefix, so several installations (or test runs) can share
+# one Redis server without seeing each other's queues or channel groups.
+REDIS_KEY_PREFIX = env("OMEGA_REDIS_KEY_PREFIX", "omega")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_timeout": 30}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3600,
+        "socket_timeout": 30,
+        "global_keyprefix": f"{REDIS_KEY_PREFIX}:celery:",
+    }
 else:
     # Embedded mode: the broker lives in the serving process; `manage.py serve` runs the worker beside it.
     CELERY_BROKER_URL = "memory://localhost/"
@@ -219,7 +226,7 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
-                "prefix": env("OMEGA_CHANNELS_PREFIX", "omega"),
+                "prefix": f"{REDIS_KEY_PREFIX}:channels",
                 "capacity": 1000,
             },
         }
@@ -267,7 +274,7 @@ LOGGING = {
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
-        "celery": {"level": "WARNING"},
+        "celery": {"level": env("OMEGA_CELERY_LOG_LEVEL", "INFO")},
         "kombu": {"level": "WARNING"},
     },
 }

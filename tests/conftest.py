@@ -17,8 +17,9 @@ PASSWORD = "correct horse battery staple 42"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_uploads(settings, tmp_path: Path) -> None:
+def _test_settings(settings, tmp_path: Path) -> None:
     settings.UPLOAD_DIR = tmp_path / "uploads"
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +47,7 @@ def make_user(db) -> Callable[..., User]:
     def make(role: Role | None, username: str | None = None) -> User:
         user = User.objects.create_user(username=username or f"{role or 'norole'}-user", password=PASSWORD)
         if role is not None:
-            user.groups.add(Group.objects.get(name=role.value))
+            user.groups.add(Group.objects.get_or_create(name=role.value)[0])
         return user
 
     return make

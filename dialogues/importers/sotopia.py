@@ -395,6 +395,7 @@ def read_profile_set(files: dict[str, tuple[str, bytes]], known: KnownIds | None
     if not problems:
         _check_references(profile, names, hard_lines, known, problems)
     if problems:
+        problems.sort(key=lambda p: (p.file, p.line or 0))
         if len(problems) > MAX_PROBLEMS:
             extra = len(problems) - MAX_PROBLEMS
             problems = [

@@ -93,6 +93,7 @@ def serve(env: dict[str, str], *extra_args: str, timeout: float = 60) -> Iterato
 @contextmanager
 def celery_worker(env: dict[str, str], *, concurrency: int = 2) -> Iterator[subprocess.Popen]:
     """A real `celery -A omega_web worker` process; waits for 'ready'."""
+    env = {**env, "OMEGA_LOG_LEVEL": "INFO", "OMEGA_CELERY_LOG_LEVEL": "INFO"}
     log = Path(env["OMEGA_VAR_DIR"]) / f"worker-{time.monotonic_ns()}.log"
     with log.open("w") as out:
         process = subprocess.Popen(

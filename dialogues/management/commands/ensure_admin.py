@@ -21,7 +21,7 @@ class Command(BaseCommand):
         wanted = os.environ.get("OMEGA_ADMIN_PASSWORD", "")
         User = get_user_model()
         user = User.objects.filter(username=username).first()
-        admin_group = Group.objects.get(name=Role.ADMIN)
+        admin_group, _ = Group.objects.get_or_create(name=Role.ADMIN)
         if user is None:
             password = wanted or secrets.token_urlsafe(12)
             user = User.objects.create_superuser(username=username, email="", password=password)

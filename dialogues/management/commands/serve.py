@@ -72,6 +72,9 @@ class Command(BaseCommand):
         _check_port_free(host, port)
 
         worker = None
+        if options["verbosity"] < 2:
+            # One line per task would drown the console; `serve -v 2` shows them.
+            logging.getLogger("celery").setLevel(logging.WARNING)
         if not no_worker:
             worker = EmbeddedWorker(celery_app, concurrency=concurrency)
             worker.start()

@@ -1,0 +1,72 @@
+"""Settings from the environment: production passes `check --deploy`, the dev key stays out of git."""
+
+from __future__ import annotations
+
+import subprocess
+
+from .support.processes import ROOT, app_env, manage
+
+
+def test_production_settings_pass_check_deploy(tmp_path):
+    env = app_env(
+        tmp_path,
+        OMEGA_ENV="production",
+        OMEGA_SECRET_KEY="x" * 64 + "-not-a-real-key-but-long-enough",
+        OMEGA_ALLOWED_HOSTS="omega.example.org",
+    )
+    result = manage(env, "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    result = manage(app_env(tmp_path, OMEGA_ENV="production", OMEGA_ALLOWED_HOSTS="x.org"), "check")
+    assert result.returncode != 0 and "OMEGA_SECRET_KEY must be set" in result.stderr
+
+
+def test_development_key_is_generated_into_var_and_ignored_by_git(tmp_path):
+    result = manage(app_env(tmp_path), "check")
+    assert result.returncode == 0, result.stderr
+    key_file = tmp_path / "secret_key"
+    assert len(key_file.read_text()) > 50 and oct(key_file.stat().st_mode)[-3:] == "600"
+    ignored = subprocess.run(["git", "check-ignore", "-q", "var/secret_key"], cwd=ROOT)
+    assert ignored.returncode == 0, "var/ must be ignored by git"
+
+
+def test_database_and_redis_urls_switch_the_backends(tmp_path):
+    code = (
+        "from django.conf import settings as s; print(s.DATABASES['default']['ENGINE']); "
+        "print(s.CELERY_BROKER_URL); print(s.CHANNEL_LAYERS['default']['BACKEND'])"
+    )
+    embedded = manage(app_env(tmp_path), "shell", "-v", "0", "-c", code).stdout.split()
+    assert embedded == [
+        "django.db.backends.sqlite3",
+        "memory://localhost/",
+        "omega_web.channel_layers.LoopSafeInMemoryChannelLayer",
+    ]
+    scaled = manage(
+        app_env(
+            tmp_path,
+            OMEGA_DATABASE_URL="postgresql://u@db.example:5432/omega",
+            OMEGA_REDIS_URL="redis://cache.example:6379/0",
+        ),
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        code,
+    ).stdout.split()
+    assert scaled == [
+        "django.db.backends.postgresql",
+        "redis://cache.example:6379/0",
+        "channels_redis.core.RedisChannelLayer",
+    ]
+
+
+def test_sqlite_runs_in_wal_mode_with_immediate_transactions(tmp_path):
+    code = (
+        "from django.db import connection; c = connection.cursor(); c.execute('PRAGMA journal_mode'); "
+        "print(c.fetchone()[0]); print(connection.settings_dict['OPTIONS']['transaction_mode'])"
+    )
+    result = manage(app_env(tmp_path), "shell", "-v", "0", "-c", code)
+    assert result.stdout.split() == ["wal", "IMMEDIATE"], result.stderr
