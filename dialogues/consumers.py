@@ -38,12 +38,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.close(code=FORBIDDEN)
             return
         kwargs = self.scope["url_route"]["kwargs"]
-        html = await database_sync_to_async(self.current_fragment)(**kwargs)
-        if html is None:
-            await self.close(code=NOT_FOUND)
-            return
+        # Join first, read the state second: an update published in between then arrives after the state
+        # (a harmless repeat) instead of being lost.
         self.group = self.group_name(**kwargs)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        html = await database_sync_to_async(self.current_fragment)(**kwargs)
+        if html is None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.close(code=NOT_FOUND)
+            return
         await self.accept()
         await self.send(text_data=html)
 
