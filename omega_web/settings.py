@@ -245,7 +245,16 @@ OMEGA_LLM_MODEL = env("OMEGA_LLM_MODEL")
 OMEGA_LLM_API_KEY = env("OMEGA_LLM_API_KEY")
 
 # --- SOTOPIA data (import at run time; the data is CC-BY-SA and never copied into the repository) ---------
-OMEGA_SOTOPIA_DIR = Path(env("OMEGA_SOTOPIA_DIR", str(BASE_DIR.parent / "shared" / "data" / "sotopia")))
+def _sotopia_dir() -> Path:
+    """OMEGA_SOTOPIA_DIR, else the shared folder beside the checkout (../shared/data/sotopia), else the
+    workplace's shared folder (for clones made elsewhere, e.g. by CI)."""
+    if env("OMEGA_SOTOPIA_DIR"):
+        return Path(env("OMEGA_SOTOPIA_DIR"))
+    candidates = [BASE_DIR.parent / "shared" / "data" / "sotopia", Path("/work/shared/data/sotopia")]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+OMEGA_SOTOPIA_DIR = _sotopia_dir()
 
 # --- security -------------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
