@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing into $(VENV) (first time: a few minutes; afterwards this step is skipped)…"
 	@# The CPU build of torch first, so nothing later pulls CUDA wheels.
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt "torch==2.13.0+cpu" $(QUIET_PIP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]" $(QUIET_PIP)
+	@echo "  torch (CPU build)"
+	@$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt "torch==2.13.0+cpu" $(QUIET_PIP)
+	@echo "  omega-web and its dependencies (constraints.txt)"
+	@$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]" $(QUIET_PIP)
 	@if $(BIN)/pip list --format=freeze 2>/dev/null | grep -qi '^nvidia'; then \
 		echo "error: CUDA (nvidia-*) packages got installed; torch must be the CPU build" >&2; exit 1; fi
 	@touch $(STAMP)
@@ -30,7 +32,7 @@ install: $(STAMP)
 run: install
 	@$(BIN)/python manage.py migrate --no-input -v 0
 	@$(BIN)/python manage.py ensure_admin
-	@$(BIN)/python manage.py load_demo -v 0
+	@$(BIN)/python manage.py load_demo
 	@$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
 test: install

@@ -46,7 +46,7 @@ class EmbeddedWorker:
         self._thread.start()
         if not self._ready.wait(timeout):
             raise RuntimeError(f"the embedded Celery worker did not start within {timeout:.0f} s")
-        logger.info("embedded Celery worker ready (%d threads)", self.concurrency)
+        logger.debug("embedded Celery worker ready (%d threads)", self.concurrency)
 
     def stop(self, timeout: float = 15.0) -> None:
         if self._controller is None:

@@ -30,8 +30,9 @@ class Command(BaseCommand):
             found = discover(directory)
         except ImportRejected as rejected:
             raise CommandError(str(rejected)) from rejected
-        for kind, path in found.items():
-            self.stdout.write(f"  {FILE_KINDS[kind][1]:<45} {path.name}")
+        if options["verbosity"] >= 2:
+            for kind, path in found.items():
+                self.stdout.write(f"  {FILE_KINDS[kind][1]:<45} {path.name}")
         files = {kind: (path.name, path.read_bytes()) for kind, path in found.items()}
         job = services.import_job_create(
             created_by=None, origin="cli", split=split, source=source, files=files, enqueue=False
@@ -43,6 +44,8 @@ class Command(BaseCommand):
                 for p in job.problems
             )
             raise CommandError(f"Nothing was imported (import #{job.pk}); {len(job.problems)} problem(s):\n{lines}")
+        if options["verbosity"] == 0:
+            return
         for kind, counts in job.change_rows:
             self.stdout.write(
                 f"  {kind:<14} {counts['created']:>5} created {counts['updated']:>5} updated "

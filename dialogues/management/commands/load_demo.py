@@ -14,4 +14,6 @@ class Command(BaseCommand):
     help = "Load the demo tasks written for omega-web (safe to run again: nothing changes the second time)."
 
     def handle(self, *args, **options):
-        call_command("import_sotopia", DEMO_DIR, split="train", source="omega-demo", stdout=self.stdout)
+        self.stdout.write("Demo tasks:")
+        call_command("import_sotopia", DEMO_DIR, split="train", source="omega-demo", stdout=self.stdout,
+                     verbosity=options["verbosity"])

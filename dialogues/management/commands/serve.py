@@ -73,7 +73,9 @@ class Command(BaseCommand):
 
         worker = None
         if options["verbosity"] < 2:
-            # One line per task would drown the console; `serve -v 2` shows them.
+            # One line per task would drown the console; `serve -v 2` shows them. Set in LOGGING too, because the
+            # worker's Django fixup configures logging again from it.
+            settings.LOGGING["loggers"]["celery"]["level"] = "WARNING"
             logging.getLogger("celery").setLevel(logging.WARNING)
         if not no_worker:
             worker = EmbeddedWorker(celery_app, concurrency=concurrency)
