@@ -244,6 +244,7 @@ OMEGA_LLM_BASE_URLS = env_list("OMEGA_LLM_BASE_URLS")
 OMEGA_LLM_MODEL = env("OMEGA_LLM_MODEL")
 OMEGA_LLM_API_KEY = env("OMEGA_LLM_API_KEY")
 
+
 # --- SOTOPIA data (import at run time; the data is CC-BY-SA and never copied into the repository) ---------
 def _sotopia_dir() -> Path:
     """OMEGA_SOTOPIA_DIR, else the shared folder beside the checkout (../shared/data/sotopia), else the

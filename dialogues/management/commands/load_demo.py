@@ -15,5 +15,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         self.stdout.write("Demo tasks:")
-        call_command("import_sotopia", DEMO_DIR, split="train", source="omega-demo", stdout=self.stdout,
-                     verbosity=options["verbosity"])
+        call_command(
+            "import_sotopia",
+            DEMO_DIR,
+            split="train",
+            source="omega-demo",
+            stdout=self.stdout,
+            verbosity=options["verbosity"],
+        )
