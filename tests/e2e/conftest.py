@@ -1,0 +1,134 @@
+"""Browser tests: the app's own `manage.py serve` in a subprocess, driven through Debian's Chromium.
+
+Playwright's sync API keeps an event loop running while it is open, and Django refuses database access from
+inside a running loop; so these fixtures live only as long as the e2e package, and e2e tests never touch the
+test database themselves (everything goes through the served app).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ..support.processes import Served, app_env, manage, serve
+from ..support.services import unavailable
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+LAPTOP = {"width": 1366, "height": 768}
+WIDE = {"width": 1920, "height": 1080}
+
+ADMIN_PASSWORD = "e2e-admin-password-1"
+VIEWER_USERNAME = "vera"
+VIEWER_PASSWORD = "e2e-viewer-password-1"
+CREATE_VIEWER = f"""
+from django.contrib.auth.models import Group, User
+user = User.objects.create_user({VIEWER_USERNAME!r}, password={VIEWER_PASSWORD!r})
+user.groups.add(Group.objects.get(name="viewer"))
+"""
+
+
+@pytest.fixture(scope="package")
+def chromium_path() -> Path:
+    if not CHROMIUM.exists():
+        unavailable(f"Debian's Chromium is not installed at {CHROMIUM} (make e2e-browser installs it)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="package")
+def served(tmp_path_factory, chromium_path) -> Iterator[Served]:
+    """One served app for the package: migrated, with the admin account, a viewer and the demo tasks."""
+    var_dir = tmp_path_factory.mktemp("e2e-var")
+    env = app_env(var_dir, OMEGA_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    for command in (
+        ["migrate", "--no-input", "-v", "0"],
+        ["ensure_admin"],
+        ["load_demo", "-v", "0"],
+        ["shell", "-c", CREATE_VIEWER],
+    ):
+        result = manage(env, *command)
+        assert result.returncode == 0, f"manage.py {' '.join(command)}:\n{result.stdout}{result.stderr}"
+    with serve(env) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+def browser(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class Console:
+    """Everything the page reported as an error: console errors (CSP violations land here) and uncaught
+    exceptions."""
+
+    errors: list[str] = field(default_factory=list)
+    allowed: list[re.Pattern[str]] = field(default_factory=list)
+
+    def allow(self, pattern: str) -> None:
+        """A test that asks for an error status on purpose (a 403 page, a form sent back with 400) allows the
+        browser's "Failed to load resource" line for it; nothing else is ever allowed."""
+        self.allowed.append(re.compile(pattern))
+
+    def on_console(self, message) -> None:
+        if message.type == "error" and not any(p.search(message.text) for p in self.allowed):
+            self.errors.append(f"console: {message.text} ({message.location.get('url', '')})")
+
+    def on_page_error(self, error) -> None:
+        self.errors.append(f"page error: {error}")
+
+
+@pytest.fixture
+def console() -> Console:
+    return Console()
+
+
+@pytest.fixture
+def page(browser, served, console):
+    context = browser.new_context(base_url=served.url, viewport=LAPTOP)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.on("console", console.on_console)
+    page.on("pageerror", console.on_page_error)
+    yield page
+    context.close()
+    assert console.errors == [], "the browser reported errors:\n" + "\n".join(console.errors)
+
+
+@pytest.fixture(scope="package")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    for old in ARTIFACTS.glob("*.png"):  # only this run's pictures, so none is mistaken for a current one
+        old.unlink()
+    return ARTIFACTS
+
+
+@pytest.fixture
+def snap(page, artifacts):
+    """Full-page screenshots at laptop and wide-screen size: `snap("03-task-library")`."""
+
+    def take(name: str) -> None:
+        page.screenshot(path=artifacts / f"{name}-1366.png", full_page=True)
+        page.set_viewport_size(WIDE)
+        page.screenshot(path=artifacts / f"{name}-1920.png", full_page=True)
+        page.set_viewport_size(LAPTOP)
+
+    return take
