@@ -38,4 +38,4 @@ class TaskAdmin(admin.ModelAdmin):
 class ImportJobAdmin(admin.ModelAdmin):
     list_display = ["id", "origin", "status", "split", "source", "created_by", "created_at", "finished_at"]
     list_filter = ["status", "origin", "split"]
-    readonly_fields = ["counts", "problems", "files", "upload_dir"]
+    readonly_fields = ["counts", "problems", "files"]

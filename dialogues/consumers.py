@@ -12,7 +12,7 @@ from dialogues import events
 from dialogues.models import ImportJob
 from omega_web.roles import Capability, has_capability
 
-# Close codes: the browser sees why it was turned away.
+# Close codes, as in-process clients see them (through Daphne a refusal before the handshake is an HTTP 403).
 UNAUTHENTICATED, FORBIDDEN, NOT_FOUND = 4401, 4403, 4404
 
 

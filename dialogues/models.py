@@ -140,8 +140,7 @@ class ImportJob(models.Model):
     origin = models.CharField(max_length=10, choices=[("upload", "upload"), ("cli", "command line")])
     split = models.CharField(max_length=5, choices=Split.choices)
     source = models.CharField(max_length=50)
-    files = models.JSONField(default=list, help_text="File names as given, with their sizes.")
-    upload_dir = models.CharField(max_length=500, blank=True)
+    files = models.JSONField(default=list, help_text="Kind, name as given, size and sha256 of each file.")
     status = models.CharField(max_length=10, choices=ImportStatus.choices, default=ImportStatus.PENDING)
     counts = models.JSONField(default=dict, blank=True)
     problems = models.JSONField(default=list, blank=True, help_text="Errors naming file, line and field.")
@@ -166,3 +165,18 @@ class ImportJob(models.Model):
     @property
     def is_done(self) -> bool:
         return self.status in {ImportStatus.SUCCEEDED, ImportStatus.FAILED}
+
+
+class ImportFile(models.Model):
+    """The bytes of one imported file, kept in the database so that a worker on any machine can read them."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="stored_files")
+    kind = models.CharField(max_length=20)
+    name = models.CharField(max_length=255)
+    content = models.BinaryField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "kind"], name="one_file_per_kind_per_import")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -20,7 +19,16 @@ from dialogues.importers.sotopia import (
     Record,
     read_profile_set,
 )
-from dialogues.models import AgentProfile, ImportJob, ImportStatus, Relationship, Scenario, Split, Task
+from dialogues.models import (
+    AgentProfile,
+    ImportFile,
+    ImportJob,
+    ImportStatus,
+    Relationship,
+    Scenario,
+    Split,
+    Task,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -148,30 +156,23 @@ def task_library_import(*, files: dict[str, tuple[str, bytes]], split: str, sour
 
 
 def import_job_create(
-    *,
-    created_by: Any,
-    origin: str,
-    split: str,
-    source: str,
-    files: dict[str, tuple[str, bytes]],
-    enqueue: bool,
+    *, created_by: Any, origin: str, split: str, source: str, files: dict[str, tuple[str, bytes]], enqueue: bool
 ) -> ImportJob:
-    """Record an import and keep its files under var/uploads/; with enqueue, a worker runs it after commit."""
+    """Record an import with its files (kept in the database); with enqueue, a worker runs it after commit."""
     with transaction.atomic():
         job = ImportJob.objects.create(
             created_by=created_by,
             origin=origin,
             split=split,
             source=source,
-            files=[{"kind": kind, "name": name, "bytes": len(data)} for kind, (name, data) in files.items()],
+            files=[
+                {"kind": kind, "name": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                for kind, (name, data) in files.items()
+            ],
         )
-        upload_dir = Path(settings.UPLOAD_DIR) / f"import-{job.pk}"
-        upload_dir.mkdir(parents=True, exist_ok=True)
-        for kind, (_, data) in files.items():
-            # Stored under the kind, never under the name the user gave.
-            (upload_dir / kind).write_bytes(data)
-        job.upload_dir = str(upload_dir)
-        job.save(update_fields=["upload_dir"])
+        ImportFile.objects.bulk_create(
+            ImportFile(job=job, kind=kind, name=name, content=data) for kind, (name, data) in files.items()
+        )
         if enqueue:
             from dialogues.tasks import import_job_run_task
 
@@ -180,8 +181,7 @@ def import_job_create(
 
 
 def _job_files(job: ImportJob) -> dict[str, tuple[str, bytes]]:
-    upload_dir = Path(job.upload_dir)
-    return {f["kind"]: (f["name"], (upload_dir / f["kind"]).read_bytes()) for f in job.files}
+    return {f.kind: (f.name, bytes(f.content)) for f in job.stored_files.all()}
 
 
 def import_job_run(*, job_id: int) -> ImportJob | None:

@@ -5,7 +5,7 @@ from celery import shared_task
 from dialogues import services
 
 
-@shared_task(acks_late=True, time_limit=600, soft_time_limit=570)
+@shared_task(acks_late=True)
 def import_job_run_task(job_id: int) -> str | None:
     job = services.import_job_run(job_id=job_id)
     return None if job is None else job.status

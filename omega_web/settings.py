@@ -28,11 +28,14 @@ def _load_dotenv(path: Path) -> None:
         os.environ.setdefault(key.strip(), value.strip().strip("'\""))
 
 
-_load_dotenv(BASE_DIR / ".env")
+# Test subprocesses set OMEGA_IGNORE_DOTENV so a developer's .env never points them at a real database.
+if not os.environ.get("OMEGA_IGNORE_DOTENV"):
+    _load_dotenv(BASE_DIR / ".env")
 
 
 def env(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
+    """The variable's value; unset and empty both mean the default."""
+    return os.environ.get(name) or default
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -184,7 +187,6 @@ STORAGES = {
     },
 }
 MEDIA_ROOT = VAR_DIR / "media"
-UPLOAD_DIR = VAR_DIR / "uploads"
 
 # Uploads: a hard limit per import (all files together), checked by the form with a clear message.
 OMEGA_UPLOAD_MAX_BYTES = env_int("OMEGA_UPLOAD_MAX_MB", 20) * 1024 * 1024
@@ -265,6 +267,7 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 if PRODUCTION:
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP inside the network
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("OMEGA_SSL_REDIRECT", True)

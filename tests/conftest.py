@@ -17,8 +17,7 @@ PASSWORD = "correct horse battery staple 42"
 
 
 @pytest.fixture(autouse=True)
-def _test_settings(settings, tmp_path: Path) -> None:
-    settings.UPLOAD_DIR = tmp_path / "uploads"
+def _test_settings(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 
 

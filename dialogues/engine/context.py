@@ -63,11 +63,12 @@ class TaskSpec:
 
 
 def render_for(text: str, viewer: str) -> str:
-    """Keep viewer-restricted blocks meant for `viewer` (agent_0, agent_1 or environment), drop the others,
-    and turn goal tags into their text."""
+    """Keep the viewer-restricted blocks `viewer` may see (agent_0 and agent_1 their own, the environment
+    all of them), drop the others, and turn goal tags into their text."""
 
     def keep_if_visible(match: re.Match[str]) -> str:
-        return match.group(3) if match.group(2) == viewer else ""
+        # the environment (the judges) sees every block; an agent only those addressed to it
+        return match.group(3) if viewer in (ENVIRONMENT, match.group(2)) else ""
 
     rendered = _VIEWER_BLOCK.sub(keep_if_visible, text)
     rendered = _TEXT_TAGS.sub("", rendered)

@@ -384,16 +384,18 @@ def read_profile_set(files: dict[str, tuple[str, bytes]], known: KnownIds | None
     }
     names = {kind: name for kind, (name, _) in files.items()}
     hard_lines: dict[str, int] = {}
+    flawed: set[str] = set()  # kinds whose file had problems: references to them are checked once it is fixed
     for kind, (name, data) in files.items():
+        before = len(problems)
         text = _decode(name, data, problems)
-        if text is None:
-            continue
-        if kind == "hard":
-            hard_lines = _read_hard(name, text, problems, profile)
-        else:
-            setattr(profile, kind, readers[kind](name, _jsonl_rows(name, text, problems), problems))
-    if not problems:
-        _check_references(profile, names, hard_lines, known, problems)
+        if text is not None:
+            if kind == "hard":
+                hard_lines = _read_hard(name, text, problems, profile)
+            else:
+                setattr(profile, kind, readers[kind](name, _jsonl_rows(name, text, problems), problems))
+        if len(problems) > before:
+            flawed.add(kind)
+    _check_references(profile, names, hard_lines, known, problems, skip=flawed)
     if problems:
         problems.sort(key=lambda p: (p.file, p.line or 0))
         if len(problems) > MAX_PROBLEMS:
@@ -412,7 +414,12 @@ def _check_references(
     hard_lines: dict[str, int],
     known: KnownIds,
     problems: list[Problem],
+    *,
+    skip: set[str],
 ) -> None:
+    """Report references to ids that are neither in the files nor in the library. References to a kind whose
+    own file had problems are not judged yet (not all its ids are known); empty references were reported."""
+
     def resolver(in_files: set[str], lookup: Callable[[Iterable[str]], set[str]], wanted: set[str]) -> set[str]:
         return in_files | lookup(wanted - in_files)
 
@@ -423,42 +430,27 @@ def _check_references(
     scenarios = resolver({r.external_id for r in profile.scenarios}, known.scenarios, scenario_refs)
     tasks = resolver({r.external_id for r in profile.tasks}, known.tasks, profile.hard_task_ids or set())
 
+    def unknown(kind: str, ref: str, known_ids: set[str]) -> bool:
+        return kind not in skip and bool(ref) and ref not in known_ids
+
+    def report(kind: str, line: int | None, field_name: str, message: str) -> None:
+        problems.append(Problem(names[kind], line, field_name, message))
+
     for record in profile.relationships:
         for key in ("agent1_id", "agent2_id"):
-            if record.refs[key] not in agents:
-                problems.append(
-                    Problem(names["relationships"], record.line, key, f"unknown agent id {record.refs[key]!r}")
-                )
+            if unknown("agents", record.refs[key], agents):
+                report("relationships", record.line, key, f"unknown agent id {record.refs[key]!r}")
     for record in profile.tasks:
-        if record.refs["env_id"] not in scenarios:
-            problems.append(
-                Problem(
-                    names["tasks"],
-                    record.line,
-                    "env_id",
-                    f"unknown scenario (env) id {record.refs['env_id']!r}",
-                )
-            )
+        if unknown("scenarios", record.refs["env_id"], scenarios):
+            report("tasks", record.line, "env_id", f"unknown scenario (env) id {record.refs['env_id']!r}")
         for agent_id in record.refs["agent_ids"]:
-            if agent_id not in agents:
-                problems.append(Problem(names["tasks"], record.line, "agent_ids", f"unknown agent id {agent_id!r}"))
+            if unknown("agents", agent_id, agents):
+                report("tasks", record.line, "agent_ids", f"unknown agent id {agent_id!r}")
     for task_id in sorted(profile.hard_task_ids or ()):
-        if task_id not in tasks:
-            problems.append(
-                Problem(
-                    names["hard"],
-                    hard_lines.get(f"task:{task_id}"),
-                    "hard_combos",
-                    f"unknown task (combo) id {task_id!r}",
-                )
-            )
+        if unknown("tasks", task_id, tasks):
+            report("hard", hard_lines.get(f"task:{task_id}"), "hard_combos", f"unknown task (combo) id {task_id!r}")
     for env_id in sorted(profile.hard_scenario_ids or ()):
-        if env_id not in scenarios:
-            problems.append(
-                Problem(
-                    names["hard"],
-                    hard_lines.get(f"scenario:{env_id}"),
-                    "hard_env_ids",
-                    f"unknown scenario (env) id {env_id!r}",
-                )
+        if unknown("scenarios", env_id, scenarios):
+            report(
+                "hard", hard_lines.get(f"scenario:{env_id}"), "hard_env_ids", f"unknown scenario (env) id {env_id!r}"
             )

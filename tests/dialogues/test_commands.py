@@ -49,4 +49,5 @@ def test_demo_tasks_load_once_and_cover_every_relationship():
     assert {t.scenario.relationship for t in Task.objects.select_related("scenario")} == set("012345")
     assert Task.objects.filter(scenario__codename="library_roof_fund", hard=True).exists()
     assert set(Task.objects.values_list("source", "split").distinct()) == {("omega-demo", "train")}
-    assert ImportJob.objects.filter(origin="cli", status="succeeded").count() == 2
+    assert ImportJob.objects.filter(origin="cli", status="succeeded").count() == 1  # the second run skipped
+    assert "already loaded" in run("load_demo")

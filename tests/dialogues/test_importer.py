@@ -280,3 +280,15 @@ def test_cli_reports_problems_and_records_the_failed_job(tmp_path, sotopia_dir):
 def test_cli_refuses_a_folder_without_profile_files(tmp_path):
     with pytest.raises(CommandError, match="no profile files found"):
         call_command("import_sotopia", tmp_path)
+
+
+def test_field_errors_and_unknown_references_are_reported_together(sotopia_dir):
+    files = real_files(sotopia_dir)
+    name, data = files["scenarios"]
+    files["scenarios"] = (name, _edit_record(2, lambda r: r.update(codename=5))(data))
+    rel_name, rel_data = files["relationships"]
+    files["relationships"] = (rel_name, _edit_record(7, lambda r: r.update(agent1_id="01NOBODY"))(rel_data))
+    with pytest.raises(ImportRejected) as rejected:
+        task_library_import(files=files, split="eval", source="sotopia")
+    found = {(p.file, p.line, p.field) for p in rejected.value.problems}
+    assert found == {(name, 2, "codename"), (rel_name, 7, "agent1_id")}

@@ -32,6 +32,7 @@ def app_env(var_dir: Path, **extra: str) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="omega_web.settings",
         PYTHONUNBUFFERED="1",
         OMEGA_LOG_LEVEL="WARNING",
+        OMEGA_IGNORE_DOTENV="1",
     )
     env.update(extra)
     return env

@@ -120,7 +120,7 @@ def test_render_for_keeps_only_blocks_meant_for_the_viewer():
     text = "A <p viewer=\"agent_0\">zero</p><p viewer='agent_1'>one</p> <clarification_hint>c</clarification_hint>"
     assert render_for(text, "agent_0") == "A zero c"
     assert render_for(text, "agent_1") == "A one c"
-    assert render_for(text, "environment") == "A c"
+    assert render_for(text, "environment") == "A zeroone c"
 
 
 @pytest.mark.django_db
