@@ -124,6 +124,12 @@ def test_log_in_then_search_and_filter_the_library_in_place(page: Page, snap):
     assert_same_document(page, mark)
     snap("06-library-no-match")
 
+    page.go_back()  # the whole page of the previous filters, not the bare results fragment
+    expect(results.locator(".count")).to_have_text(f"{DEMO_HARD} tasks match the filters")
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    expect(page.get_by_label("Hard")).to_have_value("1")
+    expect(page.get_by_role("searchbox")).to_have_value("")
+
 
 def test_task_page_shows_both_characters_and_what_each_side_sees(page: Page, snap):
     log_in(page, "admin", ADMIN_PASSWORD)
