@@ -126,9 +126,9 @@ def snap(page, artifacts):
     """Full-page screenshots at laptop and wide-screen size: `snap("03-task-library")`."""
 
     def take(name: str) -> None:
-        page.screenshot(path=artifacts / f"{name}-1366.png", full_page=True)
+        page.screenshot(path=artifacts / f"{name}-1366.png", full_page=True, animations="disabled")
         page.set_viewport_size(WIDE)
-        page.screenshot(path=artifacts / f"{name}-1920.png", full_page=True)
+        page.screenshot(path=artifacts / f"{name}-1920.png", full_page=True, animations="disabled")
         page.set_viewport_size(LAPTOP)
 
     return take

@@ -120,7 +120,8 @@ def test_log_in_then_search_and_filter_the_library_in_place(page: Page, snap):
     snap("05-library-hard-only")
 
     page.get_by_role("searchbox").fill("zzz-nothing-matches")
-    expect(results.locator(".empty")).to_have_text("No task matches these filters.")
+    expect(results.locator(".empty")).to_contain_text("No task matches these filters.")
+    expect(results.get_by_role("link", name="Clear the filters")).to_have_attribute("href", "/tasks/")
     assert_same_document(page, mark)
     snap("06-library-no-match")
 
@@ -160,8 +161,10 @@ def test_task_page_shows_both_characters_and_what_each_side_sees(page: Page, sna
     assert "Secure a donation" not in prompt.inner_text()  # agent 1's goal stays hidden
     snap("08-task-agent2-view")
 
-    page.get_by_role("tab", name="What the judges see").click()
+    page.get_by_role("tab", name="What the judges see").focus()  # by keyboard this time
+    page.keyboard.press("Enter")
     expect(prompt).to_have_attribute("data-viewer", "judge")
+    expect(page.get_by_role("tab", name="What the judges see")).to_be_focused()  # focus survives the swap
     text = prompt.inner_text()
     assert "Unknown" not in text
     assert "Secure a donation of at least 20,000" in text and "Give no more than 5,000" in text
@@ -213,8 +216,17 @@ def test_import_finishes_live_and_a_bad_file_lists_its_problems(page: Page, snap
     snap("15-import-succeeded")
 
     job.get_by_role("link", name="Browse the tasks").click()
-    expect(page.locator("#task-results .count")).to_have_text("450 tasks match the filters")
+    results = page.locator("#task-results")
+    expect(results.locator(".count")).to_have_text("450 tasks match the filters")
     snap("16-library-after-import")
+    mark = mark_document(page)
+    results.get_by_role("link", name="Next →").click()
+    expect(results.locator(".pager")).to_contain_text("Page 2 of 18")
+    expect(page).to_have_url(re.compile(r"[?&]page=2\b"))
+    assert_same_document(page, mark)
+    results.locator("a.codename").first.click()
+    expect(page.locator("article.agent")).to_have_count(2)
+    snap("16-sotopia-task")
 
     rows = (sotopia_dir / SOTOPIA_FILES["agents"]).read_text().splitlines()
     broken = json.loads(rows[2])
