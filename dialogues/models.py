@@ -180,3 +180,162 @@ class ImportFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
+
+
+# --- runs and dialogues ----------------------------------------------------------------------------------
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", "running"
+    PAUSED = "paused", "paused"
+    FINISHED = "finished", "finished"
+    CANCELLED = "cancelled", "cancelled"
+
+
+class Run(models.Model):
+    """A batch of expert self-play: its configuration (every parameter of the method) and its tasks."""
+
+    name = models.CharField(max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    variant = models.CharField(max_length=8)
+    config = models.JSONField(help_text="RunConfig: thresholds, sample counts, sampling, seed…")
+    prompt_set_version = models.CharField(max_length=32)
+    backend = models.CharField(max_length=20, help_text="simulated, or openai (an OpenAI-compatible server)")
+    model = models.CharField(max_length=200)
+    endpoints = models.JSONField(default=list, blank=True, help_text="Base URLs used (never the API key).")
+    simulated = models.BooleanField(default=False)
+    seed = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    tasks = models.ManyToManyField(Task, related_name="runs")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"run #{self.pk} {self.name}"
+
+
+class DialogueStatus(models.TextChoices):
+    PENDING = "pending", "pending"
+    RUNNING = "running", "running"
+    PAUSED = "paused", "paused"
+    FINISHED = "finished", "finished"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+
+
+class Dialogue(models.Model):
+    """One attempt at one task within a run."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="dialogues")
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="dialogues")
+    attempt = models.PositiveSmallIntegerField(default=0, help_text="0-based attempt index for this task")
+    status = models.CharField(
+        max_length=10, choices=DialogueStatus.choices, default=DialogueStatus.PENDING, db_index=True
+    )
+    seed = models.BigIntegerField(default=0)
+    nsi_side = models.PositiveSmallIntegerField(null=True, blank=True, help_text="h-NSI: the side in the workflow")
+    simulated = models.BooleanField(default=False)
+    filter_passed = models.BooleanField(null=True, blank=True)
+    filter_note = models.CharField(max_length=300, blank=True)
+    kept = models.BooleanField(default=False, db_index=True)
+    final_goal_c = models.FloatField(null=True, blank=True)
+    final_goal_p = models.FloatField(null=True, blank=True)
+    nsi_used = models.BooleanField(default=False)
+    end_reason = models.CharField(max_length=20, blank=True)
+    failure_reason = models.TextField(blank=True)
+    step_attempts = models.PositiveIntegerField(default=0, help_text="How many steps were started (retries too).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run_id", "task_id", "attempt"]
+        constraints = [models.UniqueConstraint(fields=["run", "task", "attempt"], name="one_dialogue_per_attempt")]
+
+    def __str__(self) -> str:
+        return f"dialogue #{self.pk} (run {self.run_id}, task {self.task_id}, attempt {self.attempt})"
+
+
+class Branch(models.TextChoices):
+    NSC = "NSC", "native strategy clone"
+    SSI = "SSI", "simple strategy injection"
+    NSI = "NSI", "negotiation strategy injection"
+    FORCED = "forced", "forced"
+
+
+class Turn(models.Model):
+    dialogue = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="turns")
+    index = models.PositiveSmallIntegerField()
+    speaker = models.PositiveSmallIntegerField(help_text="0 = agent 1, 1 = agent 2")
+    action_type = models.CharField(max_length=30)
+    argument = models.TextField(blank=True)
+    forced = models.BooleanField(default=False)
+    branch = models.CharField(max_length=6, choices=Branch.choices)
+    reason = models.TextField(blank=True, help_text="Why the engine chose this branch.")
+    nsi_step = models.CharField(max_length=30, blank=True)
+    proposal = models.CharField(max_length=20, blank=True)
+    draft = models.TextField(blank=True, help_text="NSI: the text before style transfer")
+    own_utility = models.JSONField(null=True, blank=True)
+    other_utility = models.JSONField(null=True, blank=True)
+    human = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["dialogue_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["dialogue", "index"], name="one_turn_per_index")]
+
+    def __str__(self) -> str:
+        return f"turn {self.index} of dialogue {self.dialogue_id}"
+
+
+class StepRating(models.Model):
+    """The step rating taken after a turn: every judge sample, the valid count and the aggregate."""
+
+    turn = models.OneToOneField(Turn, on_delete=models.CASCADE, related_name="rating")
+    dialogue = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="ratings")
+    samples = models.JSONField(help_text="Valid samples: scores of step1..step5 and analyses")
+    rejected = models.JSONField(default=list, blank=True, help_text="Malformed samples and why")
+    requested = models.PositiveSmallIntegerField()
+    valid = models.PositiveSmallIntegerField()
+    goal_c = models.FloatField()
+    goal_p = models.FloatField()
+    terminate = models.BooleanField()
+    closing = models.BooleanField(default=False, help_text="Taken because the dialogue ended unrated")
+
+    class Meta:
+        ordering = ["dialogue_id", "turn__index"]
+
+    def __str__(self) -> str:
+        return f"rating after turn {self.turn_id}: {self.goal_c:.2f}/{self.goal_p:.2f}"
+
+
+class LLMCall(models.Model):
+    """One request to the model (or the simulated expert), with everything needed to understand it."""
+
+    dialogue = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="llm_calls")
+    turn_index = models.PositiveSmallIntegerField(help_text="The turn this call produced or rated")
+    step_attempt = models.PositiveIntegerField(help_text="Dialogue.step_attempts when the step began")
+    purpose = models.CharField(max_length=40, db_index=True)
+    messages = models.JSONField()
+    params = models.JSONField(default=dict)
+    responses = models.JSONField(default=list)
+    parsed = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.FloatField(default=0)
+    endpoint = models.CharField(max_length=300, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    transport_retries = models.PositiveSmallIntegerField(default=0)
+    requests = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["dialogue_id", "turn_index", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} (dialogue {self.dialogue_id}, turn {self.turn_index})"

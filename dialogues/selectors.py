@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from dialogues.engine.actions import Action, ActionType
+from dialogues.engine.config import RunConfig
 from dialogues.engine.context import Profile, RelationshipType, TaskSpec, agent_context, omniscient_context
-from dialogues.models import AgentProfile, ImportJob, Relationship, Scenario, Task
+from dialogues.engine.state import DialogueState, NsiStep, Proposal
+from dialogues.engine.state import Turn as EngineTurn
+from dialogues.engine.strategy import Branch as EngineBranch
+from dialogues.models import AgentProfile, Dialogue, ImportJob, Relationship, Scenario, StepRating, Task, Turn
 
 
 @dataclass(frozen=True)
@@ -116,3 +122,54 @@ def agent_tasks(agent: AgentProfile) -> QuerySet[Task]:
 
 def import_job_list() -> QuerySet[ImportJob]:
     return ImportJob.objects.select_related("created_by")
+
+
+# --- runs and dialogues ----------------------------------------------------------------------------------
+
+
+def _engine_turn(turn: Turn) -> EngineTurn:
+    try:
+        rating = turn.rating
+    except StepRating.DoesNotExist:
+        rating = None
+    return EngineTurn(
+        index=turn.index,
+        speaker=turn.speaker,
+        action=Action(ActionType(turn.action_type), turn.argument),
+        branch=EngineBranch(turn.branch),
+        forced=turn.forced,
+        reason=turn.reason,
+        nsi_step=NsiStep(turn.nsi_step) if turn.nsi_step else None,
+        proposal=Proposal(turn.proposal) if turn.proposal else None,
+        draft=turn.draft,
+        own_utility=turn.own_utility,
+        other_utility=turn.other_utility,
+        rating=None if rating is None else rating_dict(rating),
+        human=turn.human,
+    )
+
+
+def rating_dict(rating: StepRating) -> dict[str, Any]:
+    return {
+        "samples": rating.samples,
+        "rejected": rating.rejected,
+        "requested": rating.requested,
+        "valid": rating.valid,
+        "goal_c": rating.goal_c,
+        "goal_p": rating.goal_p,
+        "terminate": rating.terminate,
+        **({"closing": True} if rating.closing else {}),
+    }
+
+
+def dialogue_state(dialogue: Dialogue) -> DialogueState:
+    """The engine's view of a dialogue: task, configuration, turns with their ratings."""
+    turns = Turn.objects.filter(dialogue=dialogue).select_related("rating").order_by("index")
+    return DialogueState(
+        task=task_spec(dialogue.task),
+        config=RunConfig.from_json(dialogue.run.config),
+        turns=tuple(_engine_turn(t) for t in turns),
+        seed=dialogue.seed,
+        nsi_side=dialogue.nsi_side,
+        meta={"hard": dialogue.task.hard, "task": dialogue.task.scenario.codename},
+    )

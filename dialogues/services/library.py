@@ -1,4 +1,4 @@
-"""Writes. Keyword-only functions named <entity>_<action>; each is one transaction."""
+"""Writes for the task library: importing profile sets, and the import jobs that record them."""
 
 from __future__ import annotations
 

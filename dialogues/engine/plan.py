@@ -1,0 +1,169 @@
+"""What happens next in a dialogue, and why: a pure function of the state (no LLM, no I/O).
+
+The order of the rules is the method (METHOD.md §1, §2):
+1. the ending: both left, more than `none_limit` consecutive `none` actions, or the turn limit;
+2. after a leave the other agent leaves too (forced);
+3. the exit of the negotiation workflow once someone confirmed a proposal;
+4. the native start (turns 0..5, rated after turn 5);
+5. after that, the variant decides: DSI selects NSC / SSI / NSI from the latest rating (Eq. 3) and a strict
+   termination vote makes the next action a forced leave; Raw always NSC; NSI and h-NSI run the workflow.
+A dialogue that ends with unrated turns after its last rating gets a closing rating first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .config import Variant
+from .state import NSI_STEP_ORDER, DialogueState, EndReason, NsiStep, Proposal
+from .strategy import Branch, select_strategy
+
+
+class MoveKind(StrEnum):
+    ACT = "act"  # an agent acts with the given branch
+    FORCED_LEAVE = "forced_leave"
+    EXIT_CONFIRM = "exit_confirm"  # the other side confirms after the first confirm_proposal
+    CLOSING_RATING = "closing_rating"
+    FINISH = "finish"
+
+
+@dataclass(frozen=True)
+class Move:
+    kind: MoveKind
+    reason: str
+    branch: Branch | None = None
+    nsi_step: NsiStep | None = None
+    options: tuple[Proposal, ...] = ()
+    rate_after: bool = False
+    end_reason: EndReason | None = None
+
+
+def plan(state: DialogueState) -> Move:
+    config, n = state.config, state.next_index
+    last = state.turns[-1] if state.turns else None
+    if state.left == {0, 1}:
+        return _finish(state, EndReason.BOTH_LEFT, "both agents have left")
+    if state.trailing_nones() > config.none_limit:
+        return _finish(state, EndReason.NONE_LIMIT, f"more than {config.none_limit} consecutive `none` actions")
+    if last is not None and last.is_leave:
+        return Move(
+            MoveKind.FORCED_LEAVE,
+            f"agent {last.speaker + 1} left, so agent {2 - last.speaker} leaves too",
+            branch=Branch.FORCED,
+        )
+    exit_move = _exit_move(state)
+    if exit_move is not None:
+        return exit_move
+    if n >= config.max_turns:
+        return _finish(state, EndReason.TURN_LIMIT, f"the turn limit ({config.max_turns}) is reached")
+    if n < config.initial_native_turns:
+        rate = n == config.initial_native_turns - 1
+        return Move(
+            MoveKind.ACT,
+            f"native start (turns 0–{config.initial_native_turns - 1}): plain prompt"
+            + ("; the first step rating follows this turn" if rate else ""),
+            branch=Branch.NSC,
+            rate_after=rate,
+        )
+    return _strategy_move(state)
+
+
+def _finish(state: DialogueState, end_reason: EndReason, why: str) -> Move:
+    latest = state.latest_rating()
+    rated_up_to = -1 if latest is None else latest[0]
+    unrated = [t for t in state.turns if t.index > rated_up_to and not t.is_leave]
+    if state.turns and (latest is None or unrated):
+        return Move(
+            MoveKind.CLOSING_RATING,
+            f"{why}; the turns since the last rating are unrated, so a closing rating is taken",
+            end_reason=end_reason,
+        )
+    return Move(MoveKind.FINISH, why, end_reason=end_reason)
+
+
+def _exit_move(state: DialogueState) -> Move | None:
+    """The negotiation exit (METHOD.md §2.4): after the first confirm_proposal the other side confirms (one
+    call, rated), the first confirmer speaks one native turn (rated), then both leave. In h-NSI each side
+    speaks one native turn instead. It starts only inside the turn limit and may run `exit_overrun_turns`
+    past it."""
+    config, n, first = state.config, state.next_index, state.first_confirm
+    if first is None:
+        return None
+    offset = n - first
+    half = config.variant == Variant.HNSI
+    native_offsets = (1, 2) if half else (2,)
+    if offset == 1 and n >= config.max_turns:
+        return _finish(state, EndReason.TURN_LIMIT, f"the turn limit ({config.max_turns}) came before the exit")
+    if n >= config.max_turns + config.exit_overrun_turns:
+        return _finish(
+            state,
+            EndReason.TURN_LIMIT,
+            f"the exit would run past turn {config.max_turns - 1 + config.exit_overrun_turns}",
+        )
+    if offset == 1 and not half:
+        return Move(
+            MoveKind.EXIT_CONFIRM,
+            f"turn {first} confirmed the proposal: the other side confirms too",
+            branch=Branch.NSI,
+            nsi_step=NsiStep.EXIT_CONFIRM,
+            rate_after=True,
+        )
+    if offset in native_offsets:
+        return Move(MoveKind.ACT, "negotiation exit: one native turn, rated", branch=Branch.NSC, rate_after=True)
+    if offset == native_offsets[-1] + 1:
+        return Move(MoveKind.FORCED_LEAVE, "negotiation exit: the agreement stands, both leave", branch=Branch.FORCED)
+    return None
+
+
+def _strategy_move(state: DialogueState) -> Move:
+    config, speaker = state.config, state.next_speaker
+    started = state.nsi_started_at
+    if config.variant == Variant.NSI:
+        why = (
+            "in the negotiation workflow"
+            if started is not None
+            else (f"NSI variant: the workflow starts at turn {config.initial_native_turns} regardless of ratings")
+        )
+        return _nsi_move(state, why)
+    if config.variant == Variant.HNSI:
+        if speaker == state.nsi_side:
+            return _nsi_move(state, f"h-NSI: agent {speaker + 1} runs the negotiation workflow")
+        return Move(MoveKind.ACT, "h-NSI: this side answers with the plain prompt", branch=Branch.NSC)
+    if started is not None:
+        return _nsi_move(state, f"in the negotiation workflow (started at turn {started})")
+    latest = state.latest_rating()
+    if latest is None:  # cannot happen with the native start; stay native rather than guess
+        return Move(MoveKind.ACT, "no step rating yet: plain prompt", branch=Branch.NSC, rate_after=True)
+    rated_index, rating = latest
+    votes = sum(1 for s in rating["samples"] if s["votes_to_end"])
+    ending = (
+        f"{votes} of {rating['valid']} judge samples after turn {rated_index} voted to end (strict termination): leave"
+    )
+    if config.variant == Variant.RAW:
+        if rating["terminate"]:
+            return Move(MoveKind.FORCED_LEAVE, ending, branch=Branch.FORCED)
+        return Move(MoveKind.ACT, "Raw variant: no strategy injection", branch=Branch.NSC, rate_after=True)
+    selection = select_strategy(rating["goal_c"], rating["goal_p"], config)
+    if selection.branch == Branch.NSI and not (rating["terminate"] and config.termination_overrides_nsi):
+        note = " (the workflow takes precedence over the termination vote)" if rating["terminate"] else ""
+        return _nsi_move(state, f"after turn {rated_index}: {selection.reason}{note}")
+    if rating["terminate"]:
+        return Move(MoveKind.FORCED_LEAVE, ending, branch=Branch.FORCED)
+    return Move(MoveKind.ACT, f"after turn {rated_index}: {selection.reason}", branch=selection.branch, rate_after=True)
+
+
+def _nsi_move(state: DialogueState, reason: str) -> Move:
+    done = len(state.nsi_turns_of(state.next_speaker))
+    step = NSI_STEP_ORDER[min(done, len(NSI_STEP_ORDER) - 1)]
+    options = {
+        NsiStep.INITIAL: (Proposal.PRESENT,),
+        NsiStep.UPDATE: (Proposal.PRESENT, Proposal.REVISE, Proposal.CONFIRM),
+    }.get(step, ())
+    return Move(
+        MoveKind.ACT,
+        f"{reason}; step: {step.value.replace('_', ' ')}",
+        branch=Branch.NSI,
+        nsi_step=step,
+        options=options,
+    )

@@ -1,0 +1,123 @@
+"""Step rating (METHOD.md §2.2): n judge samples, each with five scored steps; aggregated goal_c, goal_p and
+a strict termination vote."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .actions import UnusableAnswer, parse_json_object
+
+STEPS = ("step1", "step2", "step3", "step4", "step5")
+
+
+@dataclass(frozen=True)
+class RatingSample:
+    scores: dict[str, int]
+    analyses: dict[str, str]
+
+    @property
+    def goal_c(self) -> float:
+        return (self.scores["step1"] + self.scores["step2"]) / 2
+
+    @property
+    def goal_p(self) -> float:
+        return (self.scores["step3"] + self.scores["step4"]) / 2
+
+    @property
+    def votes_to_end(self) -> bool:
+        return self.scores["step5"] == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scores": self.scores,
+            "analyses": self.analyses,
+            "goal_c": self.goal_c,
+            "goal_p": self.goal_p,
+            "votes_to_end": self.votes_to_end,
+        }
+
+
+@dataclass(frozen=True)
+class Rating:
+    samples: tuple[RatingSample, ...]
+    requested: int
+    rejected: tuple[dict[str, Any], ...] = field(default_factory=tuple)  # {"raw": ..., "reason": ...}
+
+    @property
+    def valid(self) -> int:
+        return len(self.samples)
+
+    @property
+    def goal_c(self) -> float:
+        return round(sum(s.goal_c for s in self.samples) / len(self.samples), 4)
+
+    @property
+    def goal_p(self) -> float:
+        return round(sum(s.goal_p for s in self.samples) / len(self.samples), 4)
+
+    @property
+    def terminate(self) -> bool:
+        """Strict: any sample voting to end ends the conversation."""
+        return any(s.votes_to_end for s in self.samples)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "samples": [s.as_dict() for s in self.samples],
+            "rejected": list(self.rejected),
+            "requested": self.requested,
+            "valid": self.valid,
+            "goal_c": self.goal_c,
+            "goal_p": self.goal_p,
+            "terminate": self.terminate,
+        }
+
+
+def _score(value: Any, step: str) -> int:
+    if isinstance(value, bool):
+        raise UnusableAnswer(f"{step} score is not a number")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError as exc:
+            raise UnusableAnswer(f"{step} score {value!r} is not a number") from exc
+    if not isinstance(value, int | float) or not math.isfinite(value) or value != int(value):
+        raise UnusableAnswer(f"{step} score {value!r} is not an integer")
+    value = int(value)
+    high = 1 if step == "step5" else 10
+    if not 0 <= value <= high:
+        raise UnusableAnswer(f"{step} score {value} is outside 0–{high}")
+    return value
+
+
+def parse_sample(text: str | None) -> RatingSample:
+    data = parse_json_object(text)
+    scores, analyses = {}, {}
+    for step in STEPS:
+        part = data.get(step)
+        if not isinstance(part, dict):
+            raise UnusableAnswer(f"missing {step}")
+        if "score" not in part:
+            raise UnusableAnswer(f"{step} has no score")
+        scores[step] = _score(part["score"], step)
+        analysis = part.get("analysis", "")
+        analyses[step] = analysis if isinstance(analysis, str) else str(analysis)
+    return RatingSample(scores, analyses)
+
+
+RATING_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        step: {
+            "type": "object",
+            "properties": {
+                "analysis": {"type": "string"},
+                "score": {"type": "integer", "minimum": 0, "maximum": 1 if step == "step5" else 10},
+            },
+            "required": ["analysis", "score"],
+        }
+        for step in STEPS
+    },
+    "required": list(STEPS),
+}

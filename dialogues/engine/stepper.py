@@ -1,0 +1,577 @@
+"""One step of a dialogue: plan the move, make the LLM calls it needs, return the new turn and its rating.
+
+Nothing here touches a database. The caller persists the result (turn, rating and every LLM call) in one
+transaction. An answer that cannot be used is asked again a bounded number of times; then the step fails
+with the reason (StepFailed). Nothing is ever replaced by a default action.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import prompts
+from .actions import ACTION_JSON_SCHEMA, Action, ActionType, UnusableAnswer, action_from_dict, parse_json_object
+from .context import agent_context, omniscient_context
+from .llm import LLM, ChatRequest, ChatResponse, MalformedResponse, TransportFailure
+from .plan import Move, MoveKind, plan
+from .rating import RATING_JSON_SCHEMA, Rating, parse_sample
+from .state import DialogueState, EndReason, NsiStep, Proposal, Turn
+from .strategy import Branch
+from .utility import parse_utility
+
+
+@dataclass
+class CallRecord:
+    purpose: str
+    messages: list[dict[str, str]]
+    params: dict[str, Any]
+    turn_index: int
+    responses: list[str] = field(default_factory=list)
+    parsed: Any = None
+    error: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+    endpoint: str = ""
+    model: str = ""
+    transport_retries: int = 0
+    requests: int = 0
+
+
+@dataclass
+class StepResult:
+    move: Move
+    state: DialogueState  # after the step
+    turn: Turn | None = None  # the new turn, if the step made one
+    rating_index: int | None = None  # the turn the new rating follows
+    rating: dict[str, Any] | None = None
+    calls: list[CallRecord] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.move.kind == MoveKind.FINISH
+
+    @property
+    def end_reason(self) -> EndReason | None:
+        return self.move.end_reason if self.finished else None
+
+
+class StepFailed(Exception):
+    def __init__(self, reason: str, calls: list[CallRecord]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.calls = calls
+
+
+def history_text(state: DialogueState, upto: int | None = None) -> str:
+    names = state.task.names
+    turns = state.turns if upto is None else state.turns[:upto]
+    return "".join(f"\nTurn #{t.index}\n{t.action.transcript_line(names[t.speaker])}\n" for t in turns)
+
+
+def agent_prompt(state: DialogueState, speaker: int, turn_index: int, *, strategy_instruction: str = "") -> str:
+    """The plain SOTOPIA agent prompt (paper A.4.2) as `speaker` sees it at `turn_index`; with an SSI
+    instruction for simple strategy injection. Training records use it without the instruction."""
+    return prompts.render(
+        "agent",
+        name=state.task.names[speaker],
+        context=agent_context(state.task, speaker),
+        history=history_text(state, upto=turn_index),
+        turn=turn_index,
+        strategy_instruction=f"{strategy_instruction.strip()}\n" if strategy_instruction else "",
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Action):
+        return value.as_dict()
+    return json.loads(json.dumps(value, default=str))
+
+
+def _format_utility(utility: dict[str, Any] | None) -> str:
+    if not utility:
+        return "(none yet)"
+    return json.dumps({"matters": utility["matters"], "U": utility["U"]}, ensure_ascii=False)
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _clean_styled(text: str | None) -> str:
+    """Style transfer returns plain text. Surrounding quotes and line breaks, which the prompt forbids, are
+    normalised away; an empty answer is unusable."""
+    value = _WHITESPACE.sub(" ", (text or "").strip()).strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'“”":
+        value = value[1:-1].strip()
+    if value.startswith("“") and value.endswith("”"):
+        value = value[1:-1].strip()
+    if not value:
+        raise UnusableAnswer("empty style transfer")
+    return value
+
+
+class Stepper:
+    """Runs one move against an LLM and records every call."""
+
+    def __init__(self, state: DialogueState, llm: LLM) -> None:
+        self.state = state
+        self.config = state.config
+        self.llm = llm
+        self.calls: list[CallRecord] = []
+
+    # --- LLM plumbing ------------------------------------------------------------------------------------
+
+    def _seed(self, *parts: object) -> int:
+        text = ":".join(str(p) for p in (self.state.seed, *parts))
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+    async def _request(
+        self,
+        purpose: str,
+        prompt: str,
+        *,
+        turn_index: int,
+        n: int = 1,
+        temperature: float | None = None,
+        schema: dict[str, Any] | None = None,
+        attempt: int = 0,
+        meta: dict[str, Any] | None = None,
+    ) -> tuple[CallRecord, ChatResponse | None]:
+        sampling = self.config.sampling
+        request = ChatRequest(
+            purpose=purpose,
+            messages=({"role": "user", "content": prompt},),
+            n=n,
+            temperature=sampling.temperature if temperature is None else temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_tokens,
+            seed=self._seed(turn_index, purpose, attempt),
+            json_schema=schema,
+            meta={
+                **self.state.meta,
+                "seed": self.state.seed,
+                "turn": turn_index,
+                "purpose": purpose,
+                "attempt": attempt,
+                "names": list(self.state.task.names),
+                "proposals": [t.proposal.value for t in self.state.turns if t.proposal],
+                "nsi_started_at": self.state.nsi_started_at,
+                "exit": self.state.first_confirm is not None,
+                **(meta or {}),
+            },
+        )
+        record = CallRecord(
+            purpose=purpose,
+            messages=list(request.messages),
+            turn_index=turn_index,
+            params={
+                "n": n,
+                "temperature": request.temperature,
+                "top_p": request.top_p,
+                "max_tokens": request.max_tokens,
+                "seed": request.seed,
+                "structured": schema is not None,
+            },
+        )
+        self.calls.append(record)
+        try:
+            response = await self.llm.chat(request)
+        except TransportFailure as exc:
+            record.error = f"transport: {exc}"
+            record.transport_retries = exc.retries
+            record.endpoint = exc.endpoint
+            raise StepFailed(f"{purpose}: the LLM server failed: {exc}", self.calls) from exc
+        except MalformedResponse as exc:
+            self._fill(record, exc.response)
+            record.error = f"malformed response: {exc}"
+            return record, None
+        self._fill(record, response)
+        return record, response
+
+    @staticmethod
+    def _fill(record: CallRecord, response: ChatResponse) -> None:
+        record.responses = list(response.texts)
+        record.prompt_tokens = response.prompt_tokens
+        record.completion_tokens = response.completion_tokens
+        record.latency_ms = response.latency_ms
+        record.endpoint = response.endpoint
+        record.model = response.model
+        record.transport_retries = response.transport_retries
+        record.requests = response.requests
+
+    async def _ask(
+        self,
+        purpose: str,
+        prompt: str,
+        parse: Callable[[str | None], Any],
+        *,
+        turn_index: int,
+        schema: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Any:
+        problem = ""
+        tries = self.config.unusable_retries + 1
+        for attempt in range(tries):
+            record, response = await self._request(
+                purpose, prompt, turn_index=turn_index, schema=schema, attempt=attempt, meta=meta
+            )
+            if response is None:
+                problem = record.error
+                continue
+            try:
+                value = parse(response.texts[0] if response.texts else None)
+            except UnusableAnswer as exc:
+                record.error = f"unusable answer: {exc}"
+                problem = str(exc)
+                continue
+            record.parsed = _jsonable(value)
+            return value
+        raise StepFailed(
+            f"{purpose} at turn {turn_index}: no usable answer after {tries} tries ({problem})", self.calls
+        )
+
+    # --- moves -------------------------------------------------------------------------------------------
+
+    async def run(self) -> StepResult:
+        move = plan(self.state)
+        if move.kind == MoveKind.FINISH:
+            return StepResult(move, self.state)
+        if move.kind == MoveKind.CLOSING_RATING:
+            index = self.state.turns[-1].index
+            rating = await self._rate(self.state, index, rated={"closing": True})
+            return StepResult(
+                move, self.state.with_rating(index, rating), rating_index=index, rating=rating, calls=self.calls
+            )
+        if move.kind == MoveKind.FORCED_LEAVE:
+            turn = self._turn(move, Action(ActionType.LEAVE), forced=True)
+        elif move.kind == MoveKind.EXIT_CONFIRM:
+            turn = await self._exit_confirm(move)
+        elif move.branch == Branch.NSI:
+            turn = await self._negotiate(move)
+        else:
+            turn = await self._act(move)
+        state = self.state.with_turn(turn)
+        result = StepResult(move, state, turn=turn, calls=self.calls)
+        if move.rate_after:
+            rating = await self._rate(
+                state, turn.index, rated={"branch": turn.branch.value, "nsi_step": turn.nsi_step, "forced": turn.forced}
+            )
+            result.state = state.with_rating(turn.index, rating)
+            result.turn = result.state.turns[-1]
+            result.rating_index, result.rating = turn.index, rating
+        return result
+
+    def _turn(self, move: Move, action: Action, **fields: Any) -> Turn:
+        return Turn(
+            index=self.state.next_index,
+            speaker=self.state.next_speaker,
+            action=action,
+            branch=move.branch or Branch.NSC,
+            reason=move.reason,
+            **fields,
+        )
+
+    async def _act(self, move: Move) -> Turn:
+        """A native (NSC) or simple-strategy (SSI) action with the SOTOPIA agent prompt."""
+        index, speaker = self.state.next_index, self.state.next_speaker
+        instruction = prompts.raw("ssi_instruction") if move.branch == Branch.SSI else ""
+        prompt = agent_prompt(self.state, speaker, index, strategy_instruction=instruction)
+        purpose = "action.ssi" if move.branch == Branch.SSI else "action.native"
+        action = await self._ask(
+            purpose,
+            prompt,
+            lambda text: action_from_dict(parse_json_object(text)),
+            turn_index=index,
+            schema=ACTION_JSON_SCHEMA,
+            meta={"branch": move.branch.value},
+        )
+        return self._turn(move, action)
+
+    def _nsi_prefix(self, speaker: int, index: int) -> str:
+        return prompts.render(
+            "nsi_prefix",
+            name=self.state.task.names[speaker],
+            context=agent_context(self.state.task, speaker),
+            history=history_text(self.state),
+            turn=index,
+        )
+
+    async def _negotiate(self, move: Move) -> Turn:
+        """One turn of the negotiation workflow: a reasoning call, a draft, and a style transfer."""
+        state, index, speaker = self.state, self.state.next_index, self.state.next_speaker
+        other_name = state.task.names[1 - speaker]
+        prefix = self._nsi_prefix(speaker, index)
+        own, other = state.last_utilities(speaker)
+        step = move.nsi_step
+        meta = {
+            "nsi_step": step.value,
+            "options": [o.value for o in move.options],
+            "nsi_turns_before": len(state.nsi_turns_of(speaker)),
+        }
+        form = self.config.utility_form
+        speak_only = frozenset({ActionType.SPEAK})
+        proposal: Proposal | None = None
+
+        def utility_of(text: str | None) -> dict[str, Any]:
+            return parse_utility(parse_json_object(text), form)
+
+        def speech(text: str | None) -> Action:
+            return action_from_dict(parse_json_object(text), allowed=speak_only)
+
+        if step == NsiStep.RESOURCE:
+            own = await self._ask(
+                "nsi.own_utility",
+                prompts.render("nsi_own_utility", prefix=prefix),
+                utility_of,
+                turn_index=index,
+                meta=meta,
+            )
+            draft_action = await self._ask(
+                "nsi.interests",
+                prompts.render("nsi_interests", prefix=prefix, own_utility=_format_utility(own)),
+                speech,
+                turn_index=index,
+                schema=ACTION_JSON_SCHEMA,
+                meta=meta,
+            )
+            draft = draft_action.argument
+        elif step == NsiStep.DIFFERENCE:
+            other = await self._ask(
+                "nsi.other_utility",
+                prompts.render("nsi_other_utility", prefix=prefix, own_utility=_format_utility(own), other=other_name),
+                utility_of,
+                turn_index=index,
+                meta=meta,
+            )
+            draft_action = await self._ask(
+                "nsi.difference",
+                prompts.render(
+                    "nsi_difference",
+                    prefix=prefix,
+                    own_utility=_format_utility(own),
+                    other_utility=_format_utility(other),
+                    other=other_name,
+                ),
+                speech,
+                turn_index=index,
+                schema=ACTION_JSON_SCHEMA,
+                meta=meta,
+            )
+            draft = draft_action.argument
+        else:
+            if step == NsiStep.INITIAL:
+                reasoning = await self._ask(
+                    "nsi.proposal_draft",
+                    prompts.render(
+                        "nsi_proposal_draft",
+                        prefix=prefix,
+                        own_utility=_format_utility(own),
+                        other_utility=_format_utility(other),
+                        other=other_name,
+                    ),
+                    lambda text: _field(parse_json_object(text), "draft"),
+                    turn_index=index,
+                    meta=meta,
+                )
+            else:
+
+                def updated(text: str | None) -> tuple[dict[str, Any], dict[str, Any], str]:
+                    data = parse_json_object(text)
+                    return (
+                        parse_utility({"matters": data.get("own_matters")}, form),
+                        parse_utility({"matters": data.get("other_matters")}, form),
+                        _field(data, "draft"),
+                    )
+
+                own, other, reasoning = await self._ask(
+                    "nsi.update",
+                    prompts.render(
+                        "nsi_update",
+                        prefix=prefix,
+                        own_utility=_format_utility(own),
+                        other_utility=_format_utility(other),
+                        other=other_name,
+                    ),
+                    updated,
+                    turn_index=index,
+                    meta=meta,
+                )
+            allowed = {o.value for o in move.options}
+
+            def proposal_of(text: str | None) -> tuple[Proposal, Action]:
+                data = parse_json_object(text)
+                kind = data.get("proposal_type")
+                if kind not in allowed:
+                    raise UnusableAnswer(f"proposal_type {kind!r} is not one of {sorted(allowed)}")
+                return Proposal(kind), action_from_dict(data, allowed=speak_only)
+
+            proposal, draft_action = await self._ask(
+                "nsi.proposal",
+                prompts.render(
+                    "nsi_proposal", prefix=prefix, draft=reasoning, options=_options_text(move.options, other_name)
+                ),
+                proposal_of,
+                turn_index=index,
+                schema=_proposal_schema(move.options),
+                meta=meta,
+            )
+            draft = draft_action.argument
+        last_line = (
+            state.turns[-1].action.transcript_line(state.task.names[state.turns[-1].speaker])
+            if state.turns
+            else "(nothing yet)"
+        )
+        styled = await self._ask(
+            "nsi.style_transfer",
+            prompts.render(
+                "style_transfer",
+                name=state.task.names[speaker],
+                context=agent_context(state.task, speaker),
+                other=other_name,
+                last_line=last_line,
+                draft=draft,
+            ),
+            _clean_styled,
+            turn_index=index,
+            meta=meta,
+        )
+        return self._turn(
+            move,
+            Action(ActionType.SPEAK, styled),
+            nsi_step=step,
+            proposal=proposal,
+            draft=draft,
+            own_utility=own,
+            other_utility=other,
+        )
+
+    async def _exit_confirm(self, move: Move) -> Turn:
+        state, index, speaker = self.state, self.state.next_index, self.state.next_speaker
+        prompt = prompts.render(
+            "nsi_confirm", prefix=self._nsi_prefix(speaker, index), other=state.task.names[1 - speaker]
+        )
+
+        def confirmation(text: str | None) -> Action:
+            data = parse_json_object(text)
+            if data.get("proposal_type") != Proposal.CONFIRM.value:
+                raise UnusableAnswer(f"expected confirm_proposal, got {data.get('proposal_type')!r}")
+            return action_from_dict(data, allowed=frozenset({ActionType.SPEAK}))
+
+        action = await self._ask(
+            "nsi.confirm",
+            prompt,
+            confirmation,
+            turn_index=index,
+            schema=_proposal_schema((Proposal.CONFIRM,)),
+            meta={"nsi_step": "exit_confirm"},
+        )
+        own, other = state.last_utilities(speaker)
+        return self._turn(
+            move,
+            action,
+            forced=True,
+            nsi_step=NsiStep.EXIT_CONFIRM,
+            proposal=Proposal.CONFIRM,
+            own_utility=own,
+            other_utility=other,
+        )
+
+    async def _rate(self, state: DialogueState, index: int, *, rated: dict[str, Any]) -> dict[str, Any]:
+        """n judge samples (one request with n where the server allows it); malformed samples are dropped and
+        asked again a bounded number of times."""
+        config, task = self.config, state.task
+        prompt = prompts.render(
+            "rating",
+            agent1=task.names[0],
+            agent2=task.names[1],
+            context=omniscient_context(task),
+            history=history_text(state),
+        )
+        wanted = config.judge_samples
+        samples, rejected = [], []
+        problem = ""
+        for attempt in range(config.judge_reasks + 1):
+            missing = wanted - len(samples)
+            if missing <= 0:
+                break
+            record, response = await self._request(
+                "rating",
+                prompt,
+                turn_index=index,
+                n=missing,
+                temperature=config.judge_temperature,
+                schema=RATING_JSON_SCHEMA,
+                attempt=attempt,
+                meta={"rated": rated, "rated_turn": index},
+            )
+            if response is None:
+                problem = record.error
+                continue
+            parsed = []
+            for text in response.texts[:missing]:
+                try:
+                    sample = parse_sample(text)
+                except UnusableAnswer as exc:
+                    rejected.append({"raw": (text or "")[:4000], "reason": str(exc)})
+                    parsed.append({"error": str(exc)})
+                    problem = str(exc)
+                    continue
+                samples.append(sample)
+                parsed.append(sample.as_dict())
+            if len(response.texts) < missing:
+                problem = f"asked for {missing} samples, got {len(response.texts)}"
+            record.parsed = parsed
+            if any("error" in p for p in parsed) or len(response.texts) < missing:
+                record.error = problem
+        if len(samples) < config.judge_min_valid:
+            raise StepFailed(
+                f"step rating after turn {index}: {len(samples)} of {wanted} judge samples usable after "
+                f"{config.judge_reasks} re-asks (at least {config.judge_min_valid} needed); last problem: {problem}",
+                self.calls,
+            )
+        rating = Rating(tuple(samples), requested=wanted, rejected=tuple(rejected)).as_dict()
+        if rated.get("closing"):
+            rating["closing"] = True
+        return rating
+
+
+def _field(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise UnusableAnswer(f"missing {name}")
+    return value.strip()
+
+
+def _options_text(options: tuple[Proposal, ...], other: str) -> str:
+    texts = {
+        Proposal.PRESENT: f"present_proposal: put your proposal forward (if {other}'s proposal will not lead to "
+        "a win for both of you, offer a new angle)",
+        Proposal.REVISE: f"revise_proposal: you agree with {other}'s direction but some details need adjusting",
+        Proposal.CONFIRM: f"confirm_proposal: {other}'s proposal is a win for both of you; accept it",
+    }
+    if len(options) == 1:
+        return f'Set "proposal_type" to "{options[0].value}": {texts[options[0]].split(": ", 1)[1]}.'
+    lines = "\n".join(f"- {texts[o]}" for o in options)
+    return f'Choose "proposal_type" from these options:\n{lines}'
+
+
+def _proposal_schema(options: tuple[Proposal, ...]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "proposal_type": {"type": "string", "enum": [o.value for o in options]},
+            "action_type": {"type": "string", "enum": ["speak"]},
+            "argument": {"type": "string"},
+        },
+        "required": ["proposal_type", "action_type", "argument"],
+    }
+
+
+async def advance(state: DialogueState, llm: LLM) -> StepResult:
+    """Advance the dialogue by exactly one move. Raises StepFailed with the calls made so far."""
+    return await Stepper(state, llm).run()

@@ -1,0 +1,79 @@
+"""Decisions that are pure arithmetic: strategy selection (Eq. 3), the filter (Eq. 4) and keep-best."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .config import RunConfig, SsiRule
+
+
+class Branch(StrEnum):
+    NSC = "NSC"  # native strategy clone: the plain agent prompt
+    SSI = "SSI"  # simple strategy injection: perspective taking
+    NSI = "NSI"  # negotiation strategy injection: the four-step workflow
+    FORCED = "forced"  # a leave the method imposes (termination vote, the other left, the end of NSI)
+
+
+@dataclass(frozen=True)
+class Selection:
+    branch: Branch
+    reason: str
+
+
+def select_strategy(goal_c: float, goal_p: float, config: RunConfig) -> Selection:
+    """Paper Eq. 3, thresholds from the run configuration."""
+    c_max, p_high, ssi_c_max = config.nsi_goal_c_max, config.goal_p_high, config.ssi_goal_c_max
+    shown = f"goal_c {goal_c:.2f}, goal_p {goal_p:.2f}"
+    if goal_c <= c_max and goal_p < p_high:
+        return Selection(Branch.NSI, f"{shown}: goal_c ≤ {c_max:g} and goal_p < {p_high:g} → NSI")
+    high_future = goal_p > p_high if config.ssi_rule == SsiRule.SCRIPT else goal_p >= p_high
+    if goal_c <= c_max and high_future:
+        sign = ">" if config.ssi_rule == SsiRule.SCRIPT else "≥"
+        return Selection(Branch.SSI, f"{shown}: goal_c ≤ {c_max:g} and goal_p {sign} {p_high:g} → SSI")
+    if c_max < goal_c < ssi_c_max and goal_p < p_high:
+        return Selection(Branch.SSI, f"{shown}: {c_max:g} < goal_c < {ssi_c_max:g} and goal_p < {p_high:g} → SSI")
+    return Selection(Branch.NSC, f"{shown}: no injection needed → NSC")
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    index: int
+    final_goal_c: float | None
+    final_goal_p: float | None
+    nsi_used: bool
+    both_left: bool
+
+
+def passes_filter(outcome: AttemptOutcome, config: RunConfig) -> bool:
+    """Paper Eq. 4: keep if the final goal_c reaches the threshold (8.0 with NSI, 8.5 without) and both
+    agents left; otherwise regenerate."""
+    if not outcome.both_left or outcome.final_goal_c is None:
+        return False
+    return outcome.final_goal_c >= config.filter_threshold(nsi_used=outcome.nsi_used)
+
+
+def filter_explanation(outcome: AttemptOutcome, config: RunConfig) -> str:
+    threshold = config.filter_threshold(nsi_used=outcome.nsi_used)
+    if outcome.final_goal_c is None:
+        return "no final rating"
+    verdict = "passes" if passes_filter(outcome, config) else "fails"
+    ended = "both agents left" if outcome.both_left else "the agents did not both leave"
+    return (
+        f"{verdict}: final goal_c {outcome.final_goal_c:.2f} vs {threshold:g} "
+        f"({'NSI used' if outcome.nsi_used else 'no NSI'}); {ended}"
+    )
+
+
+def choose_kept(outcomes: Sequence[AttemptOutcome], config: RunConfig) -> int | None:
+    """The attempt to keep: the first that passes; if none passes, the best by final goal_c, then final
+    goal_p, then the earliest attempt."""
+    finished = [o for o in outcomes if o.final_goal_c is not None]
+    for outcome in sorted(finished, key=lambda o: o.index):
+        if passes_filter(outcome, config):
+            return outcome.index
+    if not finished:
+        return None
+    best = min(finished, key=lambda o: (-o.final_goal_c, -(o.final_goal_p or 0.0), o.index))
+    return best.index

@@ -1,0 +1,91 @@
+"""Strategy selection (Eq. 3) with its exact boundaries, the filter (Eq. 4) and keep-best."""
+
+from __future__ import annotations
+
+import pytest
+
+from dialogues.engine.config import FilterRule, RunConfig, SsiRule
+from dialogues.engine.strategy import AttemptOutcome, Branch, choose_kept, passes_filter, select_strategy
+
+PAPER = RunConfig()
+SCRIPT = RunConfig(ssi_rule=SsiRule.SCRIPT)
+
+
+@pytest.mark.parametrize(
+    ("goal_c", "goal_p", "expected"),
+    [
+        pytest.param(7.0, 7.17, Branch.NSI, id="worked-case"),
+        pytest.param(7.5, 8.49, Branch.NSI, id="c=7.5-is-still-low"),
+        pytest.param(7.5, 8.5, Branch.SSI, id="c=7.5-p=8.5-ssi-by-first-clause"),
+        pytest.param(3.0, 9.0, Branch.SSI, id="low-now-high-later"),
+        pytest.param(7.51, 8.0, Branch.SSI, id="just-above-7.5"),
+        pytest.param(8.49, 8.49, Branch.SSI, id="mid-band"),
+        pytest.param(8.5, 8.0, Branch.NSC, id="c=8.5-leaves-the-band"),
+        pytest.param(8.0, 8.5, Branch.NSC, id="mid-c-but-p=8.5"),
+        pytest.param(9.0, 9.5, Branch.NSC, id="doing-well"),
+        pytest.param(7.51, 8.5, Branch.NSC, id="mid-c-high-p"),
+        pytest.param(0.0, 0.0, Branch.NSI, id="floor"),
+    ],
+)
+def test_paper_eq3(goal_c, goal_p, expected):
+    assert select_strategy(goal_c, goal_p, PAPER).branch == expected
+
+
+@pytest.mark.parametrize(
+    ("goal_c", "goal_p", "expected"),
+    [
+        pytest.param(7.5, 8.5, Branch.NSC, id="script-needs-p-above-8.5"),
+        pytest.param(7.5, 8.51, Branch.SSI, id="script-above"),
+        pytest.param(7.5, 8.49, Branch.NSI, id="script-nsi-same"),
+    ],
+)
+def test_script_rule(goal_c, goal_p, expected):
+    assert select_strategy(goal_c, goal_p, SCRIPT).branch == expected
+
+
+def test_thresholds_are_parameters():
+    config = RunConfig(nsi_goal_c_max=6.0, goal_p_high=9.0, ssi_goal_c_max=9.0)
+    assert select_strategy(7.0, 8.0, config).branch == Branch.SSI
+    assert select_strategy(6.0, 8.9, config).branch == Branch.NSI
+
+
+def test_reason_says_why():
+    reason = select_strategy(7.0, 7.17, PAPER).reason
+    assert "goal_c 7.00" in reason and "≤ 7.5" in reason and "< 8.5" in reason and "NSI" in reason
+
+
+def outcome(index, c, p=8.0, nsi=False, left=True):
+    return AttemptOutcome(index=index, final_goal_c=c, final_goal_p=p, nsi_used=nsi, both_left=left)
+
+
+@pytest.mark.parametrize(
+    ("attempt", "config", "passes"),
+    [
+        pytest.param(outcome(0, 8.0, nsi=True), PAPER, True, id="8.0-with-nsi-passes"),
+        pytest.param(outcome(0, 7.99, nsi=True), PAPER, False, id="below-8.0-with-nsi"),
+        pytest.param(outcome(0, 8.49), PAPER, False, id="8.49-without-nsi"),
+        pytest.param(outcome(0, 8.5), PAPER, True, id="8.5-without-nsi"),
+        pytest.param(outcome(0, 9.0, left=False), PAPER, False, id="did-not-both-leave"),
+        pytest.param(
+            outcome(0, 8.2, nsi=True), RunConfig(filter_rule=FilterRule.SCRIPT), False, id="script-swaps-8.5-with-nsi"
+        ),
+        pytest.param(outcome(0, 8.2), RunConfig(filter_rule=FilterRule.SCRIPT), True, id="script-8.0-without"),
+    ],
+)
+def test_filter_eq4(attempt, config, passes):
+    assert passes_filter(attempt, config) is passes
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "kept"),
+    [
+        pytest.param([outcome(0, 7.0), outcome(1, 8.6)], 1, id="first-that-passes"),
+        pytest.param([outcome(0, 8.6), outcome(1, 9.0)], 0, id="earliest-passing-even-if-later-better"),
+        pytest.param([outcome(0, 7.0), outcome(1, 8.2), outcome(2, 7.5), outcome(3, 8.1)], 1, id="best-goal-c"),
+        pytest.param([outcome(0, 8.2, 7.0), outcome(1, 8.2, 7.5), outcome(2, 8.2, 7.2)], 1, id="tie-goal-p"),
+        pytest.param([outcome(0, 8.2, 7.5), outcome(1, 8.2, 7.5), outcome(2, 8.0, 9.0)], 0, id="tie-earliest"),
+        pytest.param([outcome(0, None)], None, id="nothing-finished"),
+    ],
+)
+def test_keep_best(outcomes, kept):
+    assert choose_kept(outcomes, PAPER) == kept
