@@ -31,6 +31,10 @@ _GENDER_ADJECTIVE = {"Man": "male", "Woman": "female", "Nonbinary": "nonbinary"}
 # <p viewer='agent_0'>…</p> or <p viewer="environment">…</p>: visible to that viewer only.
 _VIEWER_BLOCK = re.compile(r"<p\s+viewer\s*=\s*(['\"])([^'\"]*)\1\s*>(.*?)</p>", re.DOTALL)
 _TEXT_TAGS = re.compile(r"</?(extra_info|strategy_hint|clarification_hint)\s*>")
+_TAG_NAMES = "extra_info|strategy_hint|clarification_hint"
+# `…</extra_info><strategy_hint>…` would otherwise glue two sentences together
+_ADJACENT_TAGS = re.compile(rf"</(?:{_TAG_NAMES})\s*>\s*<(?:{_TAG_NAMES})\s*>")
+PUBLIC = "public"  # a viewer that sees no restricted block: what everyone may read
 
 
 @dataclass(frozen=True)
@@ -67,12 +71,18 @@ def render_for(text: str, viewer: str) -> str:
     all of them), drop the others, and turn goal tags into their text."""
 
     def keep_if_visible(match: re.Match[str]) -> str:
-        # the environment (the judges) sees every block; an agent only those addressed to it
+        # the environment (the judges) sees every block; an agent only those addressed to it; PUBLIC none
         return match.group(3) if viewer in (ENVIRONMENT, match.group(2)) else ""
 
     rendered = _VIEWER_BLOCK.sub(keep_if_visible, text)
+    rendered = _ADJACENT_TAGS.sub(" ", rendered)
     rendered = _TEXT_TAGS.sub("", rendered)
     return re.sub(r"[ \t]{2,}", " ", rendered).strip()
+
+
+def restricted_blocks(text: str) -> list[tuple[str, str]]:
+    """The viewer-restricted blocks of a text, as (viewer, rendered text)."""
+    return [(m.group(2), render_for(m.group(3), ENVIRONMENT)) for m in _VIEWER_BLOCK.finditer(text)]
 
 
 def _identity(p: Profile) -> str:

@@ -166,7 +166,7 @@ def _jsonl_rows(name: str, text: str, problems: list[Problem]) -> list[tuple[int
         try:
             row = json.loads(raw)
         except json.JSONDecodeError as exc:
-            problems.append(Problem(name, number, "(json)", f"invalid JSON: {exc.msg} at column {exc.colno}"))
+            problems.append(Problem(name, number, "(json)", f"invalid JSON: {exc.msg} (column {exc.colno})"))
             continue
         if not isinstance(row, dict):
             problems.append(Problem(name, number, "(record)", f"expected a JSON object, got {_type_name(row)}"))
@@ -273,7 +273,7 @@ def _read_hard(name: str, text: str, problems: list[Problem], profile: ProfileSe
     try:
         doc: Located = loads_located(text)
     except json.JSONDecodeError as exc:
-        check.add(exc.lineno, "(json)", f"invalid JSON: {exc.msg} at column {exc.colno}")
+        check.add(exc.lineno, "(json)", f"invalid JSON: {exc.msg} (column {exc.colno})")
         return {}
     root = doc.value
     if not isinstance(root, dict):

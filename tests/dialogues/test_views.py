@@ -210,3 +210,23 @@ def test_uploaded_markup_is_shown_as_text(researcher, django_capture_on_commit_c
         assert "<script>alert" not in html and "<img src=x" not in html and "<b onclick" not in html
         assert "href='javascript:" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in researcher.get(reverse("task_list")).content.decode()
+
+
+def test_task_page_renders_goal_tags_as_text_and_marks_judges_only_scenario_text(demo_tasks, viewer):
+    task = Task.objects.get(external_id="omega-demo-task-06")  # leaving_the_coast: a judges-only sentence
+    html = viewer.get(reverse("task_detail", args=[task.pk])).content.decode()
+    assert "&lt;extra_info&gt;" not in html and "&lt;p viewer" not in html
+    assert "judges only</span> Only one of them knows she will not be there next season." in html
+    listing = viewer.get(reverse("task_list"), {"q": "leaving_the_coast"}).content.decode()
+    assert "will not be there next season" not in listing and "&lt;p viewer" not in listing
+    library = Task.objects.get(external_id="omega-demo-task-01")
+    html = viewer.get(reverse("task_detail", args=[library.pk])).content.decode()
+    assert "modest this year. Hint: ask for numbers" in html  # adjacent tags keep a space between sentences
+
+
+def test_history_restore_gets_the_whole_page(imported_sotopia, viewer):
+    answer = viewer.get(
+        reverse("task_list"), {"hard": "1"}, headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
+    assert "<html" in answer.content.decode()
+    assert "HX-Request" in answer["Vary"]
