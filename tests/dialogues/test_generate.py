@@ -14,7 +14,9 @@ from dialogues.engine.config import RunConfig
 from dialogues.engine.strategy import Branch, select_strategy
 from dialogues.models import Dialogue, DialogueStatus, LLMCall, Run, StepRating, Task, Turn
 from tests.support import llm_answers as a
-from tests.support.llm_server import Reply, ScriptedLLMServer
+from tests.support.llm_server import ScriptedLLMServer
+
+from .engine.test_failures import UNUSABLE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -119,10 +121,11 @@ def test_step_command_advances_one_turn_and_says_why(demo_tasks):
         call_command("step", 999999)
 
 
-def test_a_dialogue_that_keeps_getting_garbage_fails_with_the_reason(demo_tasks):
+@pytest.mark.parametrize(("bad", "message"), UNUSABLE)
+def test_a_dialogue_that_keeps_getting_unusable_answers_fails_with_the_reason(demo_tasks, bad, message):
     task = Task.objects.get(external_id="omega-demo-task-03")
     with ScriptedLLMServer() as server:
-        server.responder = lambda purpose, body: Reply(texts=["I refuse to answer in JSON."])
+        server.responder = lambda purpose, body: bad
         from dialogues.services import run_create
         from dialogues.services.runs import Backend
 
@@ -136,12 +139,13 @@ def test_a_dialogue_that_keeps_getting_garbage_fails_with_the_reason(demo_tasks)
         dialogue = run.dialogues.get()
         with pytest.raises(CommandError) as failed:
             call_command("step", dialogue.pk, stdout=io.StringIO())
-    assert "action.native at turn 0: no usable answer after 4 tries (no JSON object" in str(failed.value)
+    assert "action.native at turn 0: no usable answer after 4 tries" in str(failed.value)
     dialogue.refresh_from_db()
-    assert dialogue.status == DialogueStatus.FAILED and "no usable answer" in dialogue.failure_reason
+    assert dialogue.status == DialogueStatus.FAILED
+    assert "no usable answer" in dialogue.failure_reason and message in dialogue.failure_reason
     assert not dialogue.turns.exists()  # nothing replaced by a default action
     calls = LLMCall.objects.filter(dialogue=dialogue)
-    assert calls.count() == 4 and all("unusable answer" in c.error for c in calls)
+    assert calls.count() == 4 and all(message in c.error for c in calls)
     assert json.loads(json.dumps(calls.first().messages))[0]["role"] == "user"
 
 
