@@ -41,7 +41,15 @@ def make_llm(backend: Backend) -> LLM:
     """Call inside the event loop that will use it."""
     if backend.simulated:
         return SimulatedExpert()
-    return OpenAIChatClient(backend.base_urls, backend.model, api_key=settings.OMEGA_LLM_API_KEY)
+    return OpenAIChatClient(
+        backend.base_urls,
+        backend.model,
+        api_key=settings.OMEGA_LLM_API_KEY,
+        timeout=settings.OMEGA_LLM_TIMEOUT,
+        max_in_flight_per_endpoint=settings.OMEGA_LLM_MAX_IN_FLIGHT,
+        transport_retries=settings.OMEGA_LLM_TRANSPORT_RETRIES,
+        structured_output=settings.OMEGA_LLM_STRUCTURED_OUTPUT,
+    )
 
 
 async def close_llm(llm: LLM) -> None:

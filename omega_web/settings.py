@@ -245,6 +245,11 @@ else:
 OMEGA_LLM_BASE_URLS = env_list("OMEGA_LLM_BASE_URLS")
 OMEGA_LLM_MODEL = env("OMEGA_LLM_MODEL")
 OMEGA_LLM_API_KEY = env("OMEGA_LLM_API_KEY")
+OMEGA_LLM_TIMEOUT = float(env("OMEGA_LLM_TIMEOUT", "600"))  # seconds for one request
+OMEGA_LLM_MAX_IN_FLIGHT = env_int("OMEGA_LLM_MAX_IN_FLIGHT", 256)  # concurrent requests per endpoint, per process
+OMEGA_LLM_TRANSPORT_RETRIES = env_int("OMEGA_LLM_TRANSPORT_RETRIES", 5)
+# Ask for JSON through response_format (vLLM and others accept it); switch off for servers that refuse it.
+OMEGA_LLM_STRUCTURED_OUTPUT = env_bool("OMEGA_LLM_STRUCTURED_OUTPUT", True)
 
 
 # --- SOTOPIA data (import at run time; the data is CC-BY-SA and never copied into the repository) ---------

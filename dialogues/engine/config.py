@@ -57,7 +57,7 @@ class RunConfig:
     goal_p_high: float = 8.5
     ssi_goal_c_max: float = 8.5
     ssi_rule: SsiRule = SsiRule.PAPER
-    termination_overrides_nsi: bool = False  # the script starts NSI even when a sample voted to end
+    termination_overrides_nsi: bool = True  # strict (paper); the script starts NSI even when a sample voted to end
     # negotiation workflow (§2.4)
     utility_form: UtilityForm = UtilityForm.PAPER
     # filter and regeneration (§2.5, Eq. 4)
@@ -65,12 +65,40 @@ class RunConfig:
     filter_with_nsi: float = 8.0
     filter_without_nsi: float = 8.5
     attempts: int = 4
+    keep_best: bool = True  # when no attempt passes, keep the best one (paper); the script kept none
     # the expert
     model: str = ""
     sampling: Sampling = field(default_factory=Sampling)
     seed: int = 0
     # bounded retries for answers that arrive but cannot be used (garbage, wrong keys, out-of-range)
     unusable_retries: int = 3
+
+    def __post_init__(self) -> None:
+        for name, enum in (
+            ("variant", Variant),
+            ("ssi_rule", SsiRule),
+            ("filter_rule", FilterRule),
+            ("utility_form", UtilityForm),
+        ):
+            object.__setattr__(self, name, enum(getattr(self, name)))  # accept the plain strings too
+        problems = []
+        if self.judge_samples < 1:
+            problems.append("judge_samples must be at least 1")
+        if not 1 <= self.judge_min_valid <= max(1, self.judge_samples):
+            problems.append("judge_min_valid must be between 1 and judge_samples")
+        if self.attempts < 1:
+            problems.append("attempts must be at least 1")
+        if self.max_turns < 1 or self.initial_native_turns < 1:
+            problems.append("max_turns and initial_native_turns must be at least 1")
+        if min(self.judge_reasks, self.unusable_retries, self.exit_overrun_turns, self.none_limit) < 0:
+            problems.append("retries, re-asks, none_limit and exit_overrun_turns cannot be negative")
+        for name in ("nsi_goal_c_max", "goal_p_high", "ssi_goal_c_max", "filter_with_nsi", "filter_without_nsi"):
+            if not 0 <= getattr(self, name) <= 10:
+                problems.append(f"{name} must be between 0 and 10")
+        if not 0 <= self.sampling.temperature <= 2 or not 0 < self.sampling.top_p <= 1 or self.sampling.max_tokens < 1:
+            problems.append("sampling: temperature in [0, 2], top_p in (0, 1], max_tokens at least 1")
+        if problems:
+            raise ValueError("invalid run configuration: " + "; ".join(problems))
 
     def filter_threshold(self, *, nsi_used: bool) -> float:
         with_nsi, without = self.filter_with_nsi, self.filter_without_nsi

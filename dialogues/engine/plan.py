@@ -2,7 +2,7 @@
 
 The order of the rules is the method (METHOD.md §1, §2):
 1. the ending: both left, more than `none_limit` consecutive `none` actions, or the turn limit;
-2. after a leave the other agent leaves too (forced);
+2. after a leave the other agent leaves too (forced), within the turn limit (+ `exit_overrun_turns`);
 3. the exit of the negotiation workflow once someone confirmed a proposal;
 4. the native start (turns 0..5, rated after turn 5);
 5. after that, the variant decides: DSI selects NSC / SSI / NSI from the latest rating (Eq. 3) and a strict
@@ -47,6 +47,10 @@ def plan(state: DialogueState) -> Move:
     if state.trailing_nones() > config.none_limit:
         return _finish(state, EndReason.NONE_LIMIT, f"more than {config.none_limit} consecutive `none` actions")
     if last is not None and last.is_leave:
+        if n >= config.max_turns + config.exit_overrun_turns:
+            return _finish(
+                state, EndReason.TURN_LIMIT, f"the turn limit ({config.max_turns}) came before the other left"
+            )
         return Move(
             MoveKind.FORCED_LEAVE,
             f"agent {last.speaker + 1} left, so agent {2 - last.speaker} leaves too",

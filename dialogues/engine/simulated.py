@@ -241,7 +241,10 @@ class SimulatedExpert:
         ]
         return {
             "thought": "Simulated resource assessment.",
-            "matters": [{"matter": m, "value": v, "weight": w, "ratio": r} for m, v, w, r in matters],
+            "matters": [
+                {"matter": m, "value": v, "weight": w, "ratio": r, "coefficient": round(w * r, 2)}
+                for m, v, w, r in matters
+            ],
         }
 
     def _proposal(self, meta: dict[str, Any], other: str, goal: str) -> dict[str, str]:

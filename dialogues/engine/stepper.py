@@ -22,7 +22,7 @@ from .plan import Move, MoveKind, plan
 from .rating import RATING_JSON_SCHEMA, Rating, parse_sample
 from .state import DialogueState, EndReason, NsiStep, Proposal, Turn
 from .strategy import Branch
-from .utility import parse_utility
+from .utility import MATTER_FIELDS, parse_utility
 
 
 @dataclass
@@ -314,6 +314,8 @@ class Stepper:
             "nsi_turns_before": len(state.nsi_turns_of(speaker)),
         }
         form = self.config.utility_form
+        matter_fields, matter_example = MATTER_FIELDS[form]
+        matter_format = {"matter_fields": matter_fields, "matter_example": matter_example}
         speak_only = frozenset({ActionType.SPEAK})
         proposal: Proposal | None = None
 
@@ -326,7 +328,7 @@ class Stepper:
         if step == NsiStep.RESOURCE:
             own = await self._ask(
                 "nsi.own_utility",
-                prompts.render("nsi_own_utility", prefix=prefix),
+                prompts.render("nsi_own_utility", prefix=prefix, **matter_format),
                 utility_of,
                 turn_index=index,
                 meta=meta,
@@ -343,7 +345,13 @@ class Stepper:
         elif step == NsiStep.DIFFERENCE:
             other = await self._ask(
                 "nsi.other_utility",
-                prompts.render("nsi_other_utility", prefix=prefix, own_utility=_format_utility(own), other=other_name),
+                prompts.render(
+                    "nsi_other_utility",
+                    prefix=prefix,
+                    own_utility=_format_utility(own),
+                    other=other_name,
+                    **matter_format,
+                ),
                 utility_of,
                 turn_index=index,
                 meta=meta,
@@ -396,6 +404,7 @@ class Stepper:
                         own_utility=_format_utility(own),
                         other_utility=_format_utility(other),
                         other=other_name,
+                        **matter_format,
                     ),
                     updated,
                     turn_index=index,

@@ -68,12 +68,12 @@ def filter_explanation(outcome: AttemptOutcome, config: RunConfig) -> str:
 
 def choose_kept(outcomes: Sequence[AttemptOutcome], config: RunConfig) -> int | None:
     """The attempt to keep: the first that passes; if none passes, the best by final goal_c, then final
-    goal_p, then the earliest attempt."""
+    goal_p, then the earliest attempt (unless keep_best is off, as in the authors' script)."""
     finished = [o for o in outcomes if o.final_goal_c is not None]
     for outcome in sorted(finished, key=lambda o: o.index):
         if passes_filter(outcome, config):
             return outcome.index
-    if not finished:
+    if not finished or not config.keep_best:
         return None
     best = min(finished, key=lambda o: (-o.final_goal_c, -(o.final_goal_p or 0.0), o.index))
     return best.index

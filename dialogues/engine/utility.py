@@ -71,6 +71,23 @@ def parse_utility(data: Any, form: UtilityForm = UtilityForm.PAPER) -> dict[str,
     }
 
 
+MATTER_FIELDS = {
+    UtilityForm.PAPER: (
+        '- "matter": a short description;\n'
+        '- "value": how much the matter is worth, from 0 to 100;\n'
+        '- "weight": how important it is among the matters, from 0 to 1;\n'
+        '- "ratio": the share of it expected to be obtained in the end, from 0 to 1.',
+        '{"matter": "", "value": 0, "weight": 0.0, "ratio": 0.0}',
+    ),
+    UtilityForm.SCRIPT: (
+        '- "matter": a short description;\n'
+        '- "value": the expected value of the matter (a number);\n'
+        '- "coefficient": how much it counts toward the overall utility (a number).',
+        '{"matter": "", "value": 0.0, "coefficient": 0.0}',
+    ),
+}
+
+
 def utility_value(matters: list[dict[str, Any]], form: UtilityForm = UtilityForm.PAPER) -> float:
     if not matters:
         return 0.0

@@ -24,6 +24,7 @@ from dialogues.engine.state import DialogueState
 from dialogues.engine.stepper import CallRecord, StepResult
 from dialogues.engine.strategy import AttemptOutcome, choose_kept, filter_explanation, passes_filter
 from dialogues.models import (
+    Branch,
     Dialogue,
     DialogueStatus,
     LLMCall,
@@ -235,6 +236,7 @@ def _attempts_resolve(dialogue: Dialogue, config: RunConfig) -> None:
     if dialogue.filter_passed:
         _keep(siblings, dialogue.attempt)
         return
+    # the attempt in hand did not pass (it failed the filter or the step failed)
     if dialogue.attempt + 1 < config.attempts:
         if not any(s.attempt == dialogue.attempt + 1 for s in siblings):
             _new_dialogue(dialogue.run, dialogue.task, dialogue.attempt + 1, config).save()
@@ -253,13 +255,16 @@ def _keep(siblings: list[Dialogue], attempt: int | None) -> None:
 @transaction.atomic
 def dialogue_fail(*, dialogue_id: int, step_attempt: int, reason: str, calls: list[CallRecord]) -> None:
     """The engine gave up on a step: keep the calls it made (they show why) and mark the dialogue failed."""
-    dialogue = Dialogue.objects.select_for_update().get(pk=dialogue_id)
+    dialogue = Dialogue.objects.select_for_update().select_related("run").get(pk=dialogue_id)
     LLMCall.objects.bulk_create(_call_rows(dialogue_id, step_attempt, calls))
     if dialogue.status in ACTIVE:
         dialogue.status = DialogueStatus.FAILED
         dialogue.failure_reason = reason
         dialogue.finished_at = timezone.now()
-        dialogue.save(update_fields=["status", "failure_reason", "finished_at"])
+        dialogue.nsi_used = dialogue.turns.filter(branch=Branch.NSI).exists()
+        dialogue.save(update_fields=["status", "failure_reason", "finished_at", "nsi_used"])
+        # a failed attempt counts as one that did not pass: the next attempt starts, or the best is kept
+        _attempts_resolve(dialogue, RunConfig.from_json(dialogue.run.config))
 
 
 def run_refresh_status(*, run_id: int) -> str:

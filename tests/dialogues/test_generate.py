@@ -219,3 +219,46 @@ def test_attempts_regenerate_and_keep_the_best(demo_tasks):
     run.refresh_from_db()
     assert run.status == "finished"
     assert Dialogue.objects.filter(run=run, status=DialogueStatus.FINISHED).count() == 4
+
+
+def test_a_failed_attempt_starts_the_next_one_and_the_best_finished_attempt_is_kept(demo_tasks):
+    """Attempt 0 finishes but fails the filter; attempt 1 fails at a step: no attempt is left (attempts=2), so
+    the finished attempt 0 is kept."""
+    import asyncio
+
+    from dialogues.engine.llm import OpenAIChatClient
+    from dialogues.generation import run_to_end
+    from dialogues.services import run_create
+    from dialogues.services.runs import Backend
+
+    task = Task.objects.get(external_id="omega-demo-task-04")
+    good = a.responder(lambda turn, n: a.uniform(8, 8, n, end=turn >= 6))
+    calls = {"n": 0}
+
+    def responder(purpose, body):
+        calls["n"] += 1
+        if calls["n"] > 12 and purpose == "action.native":  # the second attempt only gets garbage
+            return "garbage"
+        return good(purpose, body)
+
+    with ScriptedLLMServer() as server:
+        server.responder = responder
+        run = run_create(
+            created_by=None,
+            name="fail",
+            config=RunConfig(judge_samples=3, attempts=2),
+            tasks=[task],
+            backend=Backend("openai", server.model, (server.base_url,)),
+        )
+
+        async def main():
+            client = OpenAIChatClient([server.base_url], server.model)
+            try:
+                await run_to_end(run.pk, client)
+            finally:
+                await client.aclose()
+
+        asyncio.run(main())
+    first, second = run.dialogues.order_by("attempt")
+    assert (first.status, first.filter_passed, first.kept) == ("finished", False, True)
+    assert (second.status, second.kept) == ("failed", False)

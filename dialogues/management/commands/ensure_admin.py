@@ -17,7 +17,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        username = os.environ.get("OMEGA_ADMIN_USERNAME", "admin")
+        username = os.environ.get("OMEGA_ADMIN_USERNAME") or "admin"
         wanted = os.environ.get("OMEGA_ADMIN_PASSWORD", "")
         User = get_user_model()
         user = User.objects.filter(username=username).first()

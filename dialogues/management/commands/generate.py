@@ -79,18 +79,25 @@ class Command(BaseCommand):
             backend = configured_backend(simulated=o["simulated"])
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        config = RunConfig(
+        try:
+            config = self._config(o)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        name = o["name"] or f"{config.variant.value} · {' '.join(o['tasks'])} · {len(tasks)} tasks"
+        asyncio.run(self._generate(name, config, tasks, backend, o["concurrency"]))
+
+    @staticmethod
+    def _config(o) -> RunConfig:
+        return RunConfig(
             variant=Variant(o["variant"]),
             seed=o["seed"],
             attempts=o["attempts"],
             judge_samples=o["judge_samples"],
-            judge_min_valid=min(RunConfig.judge_min_valid, o["judge_samples"]),
+            judge_min_valid=max(1, min(RunConfig.judge_min_valid, o["judge_samples"])),
             max_turns=o["max_turns"],
             exit_overrun_turns=o["exit_overrun"],
             sampling=Sampling(temperature=o["temperature"], top_p=o["top_p"], max_tokens=o["max_tokens"]),
         )
-        name = o["name"] or f"{config.variant.value} · {' '.join(o['tasks'])} · {len(tasks)} tasks"
-        asyncio.run(self._generate(name, config, tasks, backend, o["concurrency"]))
 
     async def _generate(self, name, config, tasks, backend, concurrency) -> None:
         from asgiref.sync import sync_to_async

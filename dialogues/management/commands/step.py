@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from dialogues.generation import close_llm, make_llm, step_dialogue
 from dialogues.models import Dialogue, Turn
-from dialogues.services.runs import Backend
+from dialogues.services.runs import Backend, run_refresh_status
 
 
 class Command(BaseCommand):
@@ -27,6 +27,9 @@ class Command(BaseCommand):
         if report.kind == "skipped":
             raise CommandError(f"dialogue #{dialogue_id} is {dialogue.status}; nothing to do")
         if report.kind == "failed":
+            run_refresh_status(run_id=run.pk)
+            dialogue.refresh_from_db()
+            self._report_next_attempt(dialogue)
             raise CommandError(f"dialogue #{dialogue_id} failed: {report.failure}")
         if report.turn_index is not None:
             turn = Turn.objects.select_related("rating").get(dialogue_id=dialogue_id, index=report.turn_index)
@@ -39,6 +42,19 @@ class Command(BaseCommand):
                     f"{dialogue.filter_note}."
                 )
             )
+            self._report_next_attempt(dialogue)
+        run_refresh_status(run_id=run.pk)
+
+    def _report_next_attempt(self, dialogue: Dialogue) -> None:
+        following = Dialogue.objects.filter(
+            run_id=dialogue.run_id, task_id=dialogue.task_id, attempt=dialogue.attempt + 1
+        ).first()
+        if following is not None:
+            self.stdout.write(
+                f"The filter asks for another attempt: dialogue #{following.pk} (attempt {following.attempt + 1})."
+            )
+        elif dialogue.kept:
+            self.stdout.write("This attempt is kept.")
 
     async def _step(self, dialogue_id, backend):
         llm = make_llm(backend)

@@ -89,3 +89,29 @@ def test_filter_eq4(attempt, config, passes):
 )
 def test_keep_best(outcomes, kept):
     assert choose_kept(outcomes, PAPER) == kept
+
+
+def test_script_keeps_no_best():
+    assert choose_kept([outcome(0, 7.0), outcome(1, 8.2)], RunConfig(keep_best=False)) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        pytest.param({"judge_samples": 0}, "judge_samples must be at least 1", id="no-samples"),
+        pytest.param({"judge_samples": 3, "judge_min_valid": 4}, "judge_min_valid must be between", id="min-valid"),
+        pytest.param({"attempts": 0}, "attempts must be at least 1", id="attempts"),
+        pytest.param({"nsi_goal_c_max": 11}, "nsi_goal_c_max must be between 0 and 10", id="threshold"),
+        pytest.param({"unusable_retries": -1}, "cannot be negative", id="retries"),
+    ],
+)
+def test_invalid_configurations_are_refused(changes, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig(**changes)
+
+
+def test_config_round_trips_through_json():
+    config = RunConfig(judge_samples=3, ssi_rule=SsiRule.SCRIPT, filter_rule=FilterRule.SCRIPT, attempts=2)
+    assert RunConfig.from_json(config.to_json()) == config
+    with pytest.raises(ValueError, match="unknown run parameters"):
+        RunConfig.from_json({**config.to_json(), "temperature_typo": 1})

@@ -128,7 +128,54 @@ def test_three_nones_end_the_dialogue(llm_server):
     assert len(state.turns) == 4 and plan_end(state) == EndReason.NONE_LIMIT
 
 
-def test_termination_vote_precedence_over_nsi_is_a_parameter(llm_server):
+def test_a_termination_vote_ends_the_dialogue_even_when_nsi_is_due(llm_server):
+    """Strict termination (paper, the default): the vote wins over starting the workflow."""
     llm_server.responder = a.responder(lambda turn, n: a.uniform(7, 7, n, end=True))
-    state, _, _ = run_dialogue(llm_server, RunConfig(judge_samples=3, termination_overrides_nsi=True))
+    state, _, _ = run_dialogue(llm_server, RunConfig(judge_samples=3))
     assert branch_row(state) == NATIVE + ["leave!", "leave!"]
+
+
+def test_the_script_starts_nsi_despite_the_vote(llm_server):
+    llm_server.responder = a.responder(lambda turn, n: a.uniform(7, 7, n, end=True))
+    state, _, _ = run_dialogue(llm_server, RunConfig(judge_samples=3, termination_overrides_nsi=False))
+    assert branch_row(state)[6] == "NSI:resource"
+    assert "the workflow takes precedence over the termination vote" in state.turns[6].reason
+
+
+def test_a_leave_on_the_last_turn_is_not_answered_past_the_limit(llm_server):
+    llm_server.responder = a.responder(
+        lambda turn, n: a.uniform(9, 9, n), act=lambda turn: a.action("", "leave") if turn == 19 else a.action("x")
+    )
+    state, _, _ = run_dialogue(llm_server, RunConfig(judge_samples=3, variant=Variant.RAW))
+    assert len(state.turns) == 20 and state.turns[-1].is_leave and plan_end(state) == EndReason.TURN_LIMIT
+    state, _, _ = run_dialogue(llm_server, RunConfig(judge_samples=3, variant=Variant.RAW, exit_overrun_turns=1))
+    assert len(state.turns) == 21 and plan_end(state) == EndReason.BOTH_LEFT
+
+
+def test_the_script_utility_form_asks_for_coefficients(llm_server):
+    import json
+
+    script_utility = json.dumps(
+        {
+            "thought": "t",
+            "matters": [
+                {"matter": "money", "value": 300, "coefficient": 0.5},
+                {"matter": "friendship", "value": 10, "coefficient": 2},
+            ],
+        }
+    )
+    answer = a.responder(deadlock_then_agreement)
+
+    def responder(purpose, body):
+        if purpose in {"nsi.own_utility", "nsi.other_utility"}:
+            return script_utility
+        if purpose == "nsi.update":
+            matters = json.loads(script_utility)["matters"]
+            return json.dumps({"thought": "t", "own_matters": matters, "other_matters": matters, "draft": "d"})
+        return answer(purpose, body)
+
+    llm_server.responder = responder
+    state, _, _ = run_dialogue(llm_server, RunConfig(judge_samples=3, utility_form="script"))
+    assert state.turns[6].own_utility["U"] == 170.0 and state.turns[6].own_utility["form"] == "script"
+    prompt = next(r["body"] for r in llm_server.requests if r["purpose"] == "nsi.own_utility")["messages"][0]
+    assert '"coefficient"' in prompt["content"] and '"ratio"' not in prompt["content"]
