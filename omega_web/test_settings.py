@@ -5,4 +5,4 @@ import os
 
 os.environ["OMEGA_IGNORE_DOTENV"] = "1"
 
-from omega_web.settings import *  # noqa: E402, F403
+from omega_web.settings import *  # noqa: F403
