@@ -1,30 +1,47 @@
-"""Driving dialogues forward: which model to talk to, and stepping dialogues until their runs are done.
+"""Driving dialogues forward: which model to talk to, one leased step, and running a whole run in this process.
 
-The async functions run inside one event loop that owns the LLM client; database work goes through
-sync_to_async (one thread), so the loop never blocks on the database and no transaction spans an LLM call.
+Everything async here runs inside one event loop that owns the LLM clients (one pooled client per backend).
+Database work goes to a small thread pool (`db`), so the loop never blocks on the database, the number of
+connections a process holds is capped, and no transaction spans an LLM call. Celery workers use the same
+functions through the process loop in dialogues/worker.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import inspect
-from collections.abc import Callable
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 
 from dialogues.engine.llm import LLM, OpenAIChatClient
 from dialogues.engine.simulated import MODEL_NAME, SimulatedExpert
 from dialogues.engine.stepper import StepFailed, advance
-from dialogues.models import Dialogue, DialogueStatus
 from dialogues.services.runs import (
     Backend,
+    Begun,
+    Dispatch,
     dialogue_fail,
     dialogue_step_begin,
     dialogue_step_save,
+    leases_extend,
+    run_dispatch,
     run_refresh_status,
 )
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+# --- the model -------------------------------------------------------------------------------------------
 
 
 def configured_backend(*, simulated: bool = False) -> Backend:
@@ -58,31 +75,129 @@ async def close_llm(llm: LLM) -> None:
         await closer()
 
 
+class LLMPool:
+    """One client per backend for the life of an event loop (pooled connections are reused across steps)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[Backend, LLM] = {}
+
+    def __call__(self, backend: Backend) -> LLM:
+        if backend not in self._clients:
+            self._clients[backend] = make_llm(backend)
+        return self._clients[backend]
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await close_llm(client)
+        self._clients.clear()
+
+
+# --- database work off the loop --------------------------------------------------------------------------
+
+_db_executor: ThreadPoolExecutor | None = None
+_db_executor_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _db_executor
+    with _db_executor_lock:
+        if _db_executor is None:
+            _db_executor = ThreadPoolExecutor(max_workers=settings.OMEGA_DB_THREADS, thread_name_prefix="omega-db")
+        return _db_executor
+
+
+def _in_db_thread(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
+    close_old_connections()  # a connection broken by a database restart is replaced
+    try:
+        return fn(**kwargs)
+    finally:
+        close_old_connections()  # with a pool, hands the connection back
+
+
+async def db(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run a synchronous database function in the capped database threads."""
+    return await asyncio.get_running_loop().run_in_executor(_executor(), functools.partial(_in_db_thread, fn, kwargs))
+
+
+# --- one step --------------------------------------------------------------------------------------------
+
+# Leases held by steps running in this process (dialogue id -> token), renewed by the heartbeat.
+_held: dict[int, str] = {}
+
+
+async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def heartbeat(stop: asyncio.Event) -> None:
+    """Renew this process's leases until `stop` is set."""
+    while not stop.is_set():
+        await wait_or_stop(stop, settings.OMEGA_LEASE_HEARTBEAT_SECONDS)
+        if _held:
+            try:
+                await db(leases_extend, holders=dict(_held))
+            except Exception:  # the database may be away for a moment; the next beat tries again
+                logger.warning("lease heartbeat failed", exc_info=True)
+
+
 @dataclass(frozen=True)
 class StepReport:
     dialogue_id: int
-    kind: str  # "turn", "rating", "finished", "failed", "skipped"
+    kind: str  # "turn", "rating", "finished", "failed", "skipped", "dropped"
     turn_index: int | None = None
     finished: bool = False
+    next_token: str | None = None
+    run_id: int | None = None
     failure: str = ""
     calls: int = 0
     tokens: int = 0
 
 
-async def step_dialogue(dialogue_id: int, llm: LLM) -> StepReport:
-    """Advance one dialogue by exactly one step (the turn and, when due, its rating)."""
-    begun = await sync_to_async(dialogue_step_begin)(dialogue_id=dialogue_id)
-    if begun is None:
-        return StepReport(dialogue_id, "skipped")
-    state, step_attempt = begun
+async def step_dialogue(dialogue_id: int, llms: Callable[[Backend], LLM], token: str | None = None) -> StepReport:
+    """Advance one dialogue by exactly one step (the turn and, when due, its rating).
+
+    With a token, the step is dispatched work and must hold the dialogue's lease; without, it is a manual step.
+    """
+    begun = await db(dialogue_step_begin, dialogue_id=dialogue_id, token=token)
+    if not isinstance(begun, Begun):
+        return StepReport(dialogue_id, "skipped", failure=begun.reason)
+    run_id = begun.run_id
+    _held[dialogue_id] = begun.token
     try:
-        result = await advance(state, llm)
-    except StepFailed as failure:
-        await sync_to_async(dialogue_fail)(
-            dialogue_id=dialogue_id, step_attempt=step_attempt, reason=failure.reason, calls=failure.calls
+        try:
+            result = await advance(begun.state, llms(begun.backend))
+        except StepFailed as failure:
+            saved = await db(
+                dialogue_fail,
+                dialogue_id=dialogue_id,
+                step_attempt=begun.step_attempt,
+                reason=failure.reason,
+                calls=failure.calls,
+                token=begun.token,
+            )
+            tokens = sum(c.prompt_tokens + c.completion_tokens for c in failure.calls)
+            return StepReport(
+                dialogue_id,
+                "failed" if saved.saved else "dropped",
+                finished=saved.finished,
+                run_id=run_id,
+                failure=failure.reason,
+                calls=len(failure.calls),
+                tokens=tokens,
+            )
+        saved = await db(
+            dialogue_step_save,
+            dialogue_id=dialogue_id,
+            step_attempt=begun.step_attempt,
+            result=result,
+            token=begun.token,
+            manual=token is None,
         )
-        return StepReport(dialogue_id, "failed", failure=failure.reason, calls=len(failure.calls))
-    saved = await sync_to_async(dialogue_step_save)(dialogue_id=dialogue_id, step_attempt=step_attempt, result=result)
+    finally:
+        _held.pop(dialogue_id, None)
+    if not saved.saved:
+        return StepReport(dialogue_id, "dropped", run_id=run_id, failure=saved.reason)
     tokens = sum(c.prompt_tokens + c.completion_tokens for c in result.calls)
     kind = "turn" if result.turn is not None else ("rating" if result.rating is not None else "finished")
     index = result.turn.index if result.turn is not None else result.rating_index
@@ -90,40 +205,64 @@ async def step_dialogue(dialogue_id: int, llm: LLM) -> StepReport:
         dialogue_id,
         kind,
         turn_index=index,
-        finished=saved.finished or result.finished,
+        finished=saved.finished,
+        next_token=saved.next_token,
+        run_id=run_id,
         calls=len(result.calls),
         tokens=tokens,
     )
 
 
-def _active_dialogue_ids(run_id: int) -> list[int]:
-    return list(
-        Dialogue.objects.filter(run_id=run_id, status__in=[DialogueStatus.PENDING, DialogueStatus.RUNNING])
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
+# --- a whole run in this process -------------------------------------------------------------------------
 
 
 async def run_to_end(
-    run_id: int, llm: LLM, *, concurrency: int = 1, on_step: Callable[[StepReport], object] | None = None
+    run_id: int, llms: Callable[[Backend], LLM], *, on_step: Callable[[StepReport], object] | None = None
 ) -> str:
-    """Step every dialogue of a run (and the regenerated attempts it spawns) until none is active."""
-    semaphore = asyncio.Semaphore(max(1, concurrency))
+    """Step a run's dialogues (and the regenerated attempts they spawn) until none is left, keeping at most the
+    run's max_in_flight in flight. Returns the run's final status (finished, or paused / cancelled)."""
+    stop = asyncio.Event()
+    beat = asyncio.create_task(heartbeat(stop))
+    running: set[asyncio.Task] = set()
 
-    async def drive(dialogue_id: int) -> None:
-        async with semaphore:
-            while True:
-                report = await step_dialogue(dialogue_id, llm)
-                if on_step is not None:
-                    outcome = on_step(report)
-                    if inspect.isawaitable(outcome):
-                        await outcome
-                if report.kind in {"failed", "skipped"} or report.finished:
-                    return
+    async def report(step: StepReport) -> None:
+        if on_step is not None:
+            outcome = on_step(step)
+            if inspect.isawaitable(outcome):
+                await outcome
 
-    while True:
-        active = await sync_to_async(_active_dialogue_ids)(run_id)
-        if not active:
-            break
-        await asyncio.gather(*(drive(dialogue_id) for dialogue_id in active))
-    return await sync_to_async(run_refresh_status)(run_id=run_id)
+    async def drive(dispatch: Dispatch) -> None:
+        token: str | None = dispatch.token
+        while token is not None:
+            step = await step_dialogue(dispatch.dialogue_id, llms, token)
+            await report(step)
+            token = step.next_token
+        start(await db(run_dispatch, run_id=run_id))
+
+    def start(dispatches: list[Dispatch]) -> None:
+        for dispatch in dispatches:
+            task = asyncio.create_task(drive(dispatch))
+            running.add(task)
+            task.add_done_callback(running.discard)
+
+    try:
+        start(await db(run_dispatch, run_id=run_id))
+        while running:
+            await asyncio.gather(*list(running))
+    finally:
+        stop.set()
+        await beat
+    return await db(run_refresh_status, run_id=run_id)
+
+
+def run_coroutine(factory: Callable[[LLMPool], Awaitable[T]]) -> T:
+    """Run `factory(llms)` in a fresh event loop with its own LLM clients (the CLI's in-process mode)."""
+
+    async def main() -> T:
+        llms = LLMPool()
+        try:
+            return await factory(llms)
+        finally:
+            await llms.aclose()
+
+    return asyncio.run(main())

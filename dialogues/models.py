@@ -209,7 +209,13 @@ class Run(models.Model):
     simulated = models.BooleanField(default=False)
     seed = models.BigIntegerField(default=0)
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    status_reason = models.CharField(max_length=300, blank=True, help_text="Why the run is paused, if it is.")
     tasks = models.ManyToManyField(Task, related_name="runs")
+    max_in_flight = models.PositiveIntegerField(default=256, help_text="Dialogues stepping at the same time")
+    token_budget = models.BigIntegerField(
+        null=True, blank=True, help_text="Pause the run when this many tokens are used"
+    )
+    tokens_used = models.BigIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -248,6 +254,12 @@ class Dialogue(models.Model):
     end_reason = models.CharField(max_length=20, blank=True)
     failure_reason = models.TextField(blank=True)
     step_attempts = models.PositiveIntegerField(default=0, help_text="How many steps were started (retries too).")
+    # The lease: while a dialogue is in flight, the holder of lease_token may step it until lease_until. A worker
+    # extends it with a heartbeat while it steps; a stale lease is taken over by the reconciler.
+    lease_token = models.CharField(max_length=36, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    tokens = models.PositiveBigIntegerField(default=0, help_text="Prompt + completion tokens of its saved LLM calls")
+    calls_count = models.PositiveIntegerField(default=0, help_text="Its saved LLM calls")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

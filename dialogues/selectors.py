@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 
 from dialogues.engine.actions import Action, ActionType
 from dialogues.engine.config import RunConfig
@@ -13,7 +13,18 @@ from dialogues.engine.context import Profile, RelationshipType, TaskSpec, agent_
 from dialogues.engine.state import DialogueState, NsiStep, Proposal
 from dialogues.engine.state import Turn as EngineTurn
 from dialogues.engine.strategy import Branch as EngineBranch
-from dialogues.models import AgentProfile, Dialogue, ImportJob, Relationship, Scenario, StepRating, Task, Turn
+from dialogues.models import (
+    AgentProfile,
+    Dialogue,
+    DialogueStatus,
+    ImportJob,
+    Relationship,
+    Run,
+    Scenario,
+    StepRating,
+    Task,
+    Turn,
+)
 
 
 @dataclass(frozen=True)
@@ -173,3 +184,38 @@ def dialogue_state(dialogue: Dialogue) -> DialogueState:
         nsi_side=dialogue.nsi_side,
         meta={"hard": dialogue.task.hard, "task": dialogue.task.scenario.codename},
     )
+
+
+def run_progress(run: Run) -> dict[str, Any]:
+    """A run's progress, counted from rows: dialogues by status, settled tasks, turns, tokens and calls."""
+    by_status = dict(run.dialogues.values_list("status").annotate(n=Count("id")))
+    totals = run.dialogues.aggregate(
+        tokens=Sum("tokens"),
+        calls=Sum("calls_count"),
+        kept=Count("id", filter=Q(kept=True)),
+        passed=Count("id", filter=Q(filter_passed=True)),
+    )
+    settled = (
+        run.dialogues.filter(Q(kept=True) | Q(status__in=[DialogueStatus.FAILED, DialogueStatus.CANCELLED]))
+        .values("task_id")
+        .distinct()
+        .count()
+    )
+    return {
+        "tasks": run.tasks.count(),
+        "settled": settled,
+        "attempts": sum(by_status.values()),
+        "pending": by_status.get(DialogueStatus.PENDING, 0),
+        "running": by_status.get(DialogueStatus.RUNNING, 0),
+        "paused": by_status.get(DialogueStatus.PAUSED, 0),
+        "finished": by_status.get(DialogueStatus.FINISHED, 0),
+        "failed": by_status.get(DialogueStatus.FAILED, 0),
+        "cancelled": by_status.get(DialogueStatus.CANCELLED, 0),
+        "kept": totals["kept"],
+        "passed": totals["passed"],
+        "turns": Turn.objects.filter(dialogue__run=run).count(),
+        "tokens": totals["tokens"] or 0,
+        "calls": totals["calls"] or 0,
+        "status": run.status,
+        "status_reason": run.status_reason,
+    }

@@ -1,11 +1,35 @@
-"""Celery tasks: thin, idempotent, ids in; the work happens in services."""
+"""Celery tasks: thin, idempotent, ids in; the work happens in services and the engine."""
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from dialogues import services
+from dialogues.generation import db
+from dialogues.services.runs import run_dispatch
+from dialogues.worker import enqueue_steps, process_loop
 
 
 @shared_task(acks_late=True)
 def import_job_run_task(job_id: int) -> str | None:
     job = services.import_job_run(job_id=job_id)
     return None if job is None else job.status
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def dialogue_step_task(dialogue_id: int, token: str) -> str:
+    """One step of one dialogue, holding its lease token; then the next step, or the next dialogue."""
+    from dialogues.generation import step_dialogue
+
+    loop = process_loop()
+    report = loop.run(step_dialogue(dialogue_id, loop.llms, token))
+    if report.next_token is not None:
+        dialogue_step_task.apply_async(args=(dialogue_id, report.next_token))
+    elif report.finished and report.run_id is not None:
+        enqueue_steps(loop.run(db(run_dispatch, run_id=report.run_id)))
+    return report.kind
+
+
+@worker_ready.connect
+def _start_stepping_loop(**kwargs: object) -> None:
+    """Every worker starts its loop at once, so its reconciler runs even if no task ever arrives (a lost queue)."""
+    process_loop()

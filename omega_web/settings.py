@@ -134,7 +134,14 @@ TEMPLATES = [
 SQLITE_PATH = VAR_DIR / "omega.sqlite3"
 DATABASE_URL = env("OMEGA_DATABASE_URL")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)}
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # A pool per process caps its connections (PostgreSQL allows 100 by default across all processes).
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 0,
+            "max_size": env_int("OMEGA_DB_POOL_SIZE", 10),
+            "timeout": 60,
+        }
 else:
     DATABASES = {
         "default": {
@@ -219,7 +226,17 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-OMEGA_WORKER_CONCURRENCY = env_int("OMEGA_WORKER_CONCURRENCY", 4)
+OMEGA_WORKER_CONCURRENCY = env_int("OMEGA_WORKER_CONCURRENCY", 16)  # threads; each waits on one step
+CELERY_TASK_ROUTES = {"dialogues.tasks.dialogue_step_task": {"queue": "llm"}}
+OMEGA_WORKER_QUEUES = ["default", "llm"]
+# Runs: how many dialogues of a run step at the same time, and the leases that make a crashed step redone.
+OMEGA_MAX_DIALOGUES_IN_FLIGHT = env_int("OMEGA_MAX_DIALOGUES_IN_FLIGHT", 256)
+OMEGA_LEASE_SECONDS = env_int("OMEGA_LEASE_SECONDS", 120)  # a stepping worker must renew within this
+OMEGA_LEASE_HEARTBEAT_SECONDS = env_int("OMEGA_LEASE_HEARTBEAT_SECONDS", 30)
+OMEGA_QUEUE_LEASE_SECONDS = env_int("OMEGA_QUEUE_LEASE_SECONDS", 600)  # a queued step must start within this
+OMEGA_RECONCILE_SECONDS = env_int("OMEGA_RECONCILE_SECONDS", 30)  # how often workers look for stale leases
+# Database work of the stepping loop runs in this many threads per process (each holds one connection).
+OMEGA_DB_THREADS = env_int("OMEGA_DB_THREADS", 8 if env("OMEGA_DATABASE_URL") else 1)
 
 # --- Channels -------------------------------------------------------------------------------------------
 if REDIS_URL:

@@ -1,20 +1,29 @@
-"""Writes for runs and dialogues: creating runs, persisting one engine step, finishing attempts.
+"""Writes for runs and dialogues: creating runs, dispatching dialogues, persisting one engine step, finishing
+attempts, pausing, resuming and cancelling, and taking over stale leases.
 
 A step happens in three parts so that no database lock is held while the model thinks:
-`dialogue_step_begin` (a short transaction: claim the dialogue, count the step attempt, read the state), the
+`dialogue_step_begin` (a short transaction: check the lease, count the step attempt, read the state), the
 engine's LLM calls (no transaction), and `dialogue_step_save` (one short transaction: the turn, its rating and
 every LLM call, unique on (dialogue, turn index) so a repeated step writes nothing twice).
+
+The database says what is in flight. A dispatched dialogue is `running` and holds a lease: a token and an
+expiry. Whoever steps it must present the token; while stepping, the holder extends the expiry (heartbeat). If
+a worker dies, its lease goes stale and `runs_reconcile` hands the dialogue to a new token, so the step in
+flight is redone once (its unsaved LLM calls were never written, so nothing is counted twice).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from dialogues.engine.config import RunConfig, Variant
@@ -39,6 +48,7 @@ from dialogues.selectors import dialogue_state
 logger = logging.getLogger(__name__)
 
 ACTIVE = (DialogueStatus.PENDING, DialogueStatus.RUNNING)
+UNFINISHED = (DialogueStatus.PENDING, DialogueStatus.RUNNING, DialogueStatus.PAUSED)
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,30 @@ class Backend:
     @property
     def simulated(self) -> bool:
         return self.kind == "simulated"
+
+    @classmethod
+    def of(cls, run: Run) -> Backend:
+        return cls(kind=run.backend, model=run.model, base_urls=tuple(run.endpoints))
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """A dialogue handed to a stepper, with the lease token it must present."""
+
+    dialogue_id: int
+    token: str
+
+
+def _token() -> str:
+    return uuid.uuid4().hex
+
+
+def _queue_lease() -> timedelta:
+    return timedelta(seconds=settings.OMEGA_QUEUE_LEASE_SECONDS)
+
+
+def _step_lease() -> timedelta:
+    return timedelta(seconds=settings.OMEGA_LEASE_SECONDS)
 
 
 def _stable_int(*parts: object, bits: int = 31) -> int:
@@ -80,7 +114,16 @@ def _new_dialogue(run: Run, task: Task, attempt: int, config: RunConfig) -> Dial
 
 
 @transaction.atomic
-def run_create(*, created_by: Any, name: str, config: RunConfig, tasks: list[Task], backend: Backend) -> Run:
+def run_create(
+    *,
+    created_by: Any,
+    name: str,
+    config: RunConfig,
+    tasks: list[Task],
+    backend: Backend,
+    max_in_flight: int | None = None,
+    token_budget: int | None = None,
+) -> Run:
     """A run with its configuration and the first attempt of every task, all pending."""
     if not tasks:
         raise ValueError("a run needs at least one task")
@@ -96,26 +139,138 @@ def run_create(*, created_by: Any, name: str, config: RunConfig, tasks: list[Tas
         endpoints=list(backend.base_urls),
         simulated=backend.simulated,
         seed=config.seed,
+        max_in_flight=max_in_flight or settings.OMEGA_MAX_DIALOGUES_IN_FLIGHT,
+        token_budget=token_budget,
     )
     run.tasks.set(tasks)
     Dialogue.objects.bulk_create([_new_dialogue(run, task, 0, config) for task in tasks], batch_size=500)
     return run
 
 
-def dialogue_step_begin(*, dialogue_id: int) -> tuple[DialogueState, int] | None:
-    """Claim a dialogue for one step. Returns its state and the step attempt number, or None if the dialogue
-    is not active (finished, failed, paused, cancelled)."""
+# --- dispatch and leases ---------------------------------------------------------------------------------
+
+
+def run_dispatch(*, run_id: int) -> list[Dispatch]:
+    """Put pending dialogues of a running run in flight, up to its max_in_flight. Returns what to enqueue."""
     with transaction.atomic():
-        claimed = Dialogue.objects.filter(pk=dialogue_id, status__in=ACTIVE).update(
-            status=DialogueStatus.RUNNING, step_attempts=F("step_attempts") + 1
+        run = Run.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status != RunStatus.RUNNING:
+            return []
+        room = run.max_in_flight - run.dialogues.filter(status=DialogueStatus.RUNNING).count()
+        if room <= 0:
+            return []
+        pending = list(
+            run.dialogues.filter(status=DialogueStatus.PENDING).order_by("id").values_list("id", flat=True)[:room]
         )
-        if not claimed:
-            return None
-        Dialogue.objects.filter(pk=dialogue_id, started_at__isnull=True).update(started_at=timezone.now())
-        dialogue = Dialogue.objects.select_related("run", "task__scenario", "task__agent1", "task__agent2").get(
-            pk=dialogue_id
+        until = timezone.now() + _queue_lease()
+        dispatched = []
+        for dialogue_id in pending:
+            token = _token()
+            if Dialogue.objects.filter(pk=dialogue_id, status=DialogueStatus.PENDING).update(
+                status=DialogueStatus.RUNNING, lease_token=token, lease_until=until
+            ):
+                dispatched.append(Dispatch(dialogue_id, token))
+        if not dispatched and not run.dialogues.filter(status__in=UNFINISHED).exists():
+            run.status = RunStatus.FINISHED
+            run.save(update_fields=["status"])
+        return dispatched
+
+
+def runs_reconcile(*, run_ids: list[int] | None = None) -> list[Dispatch]:
+    """Hand every dialogue whose lease went stale to a new token, and fill the runs' free slots. Safe to run in
+    several processes at once: each takeover is a conditional update that only one of them wins."""
+    now = timezone.now()
+    stale = Dialogue.objects.filter(status=DialogueStatus.RUNNING, run__status=RunStatus.RUNNING).filter(
+        Q(lease_until__lt=now) | Q(lease_until__isnull=True)
+    )
+    if run_ids is not None:
+        stale = stale.filter(run_id__in=run_ids)
+    dispatched = []
+    for dialogue_id in stale.values_list("id", flat=True):
+        token = _token()
+        taken = (
+            Dialogue.objects.filter(pk=dialogue_id, status=DialogueStatus.RUNNING)
+            .filter(Q(lease_until__lt=now) | Q(lease_until__isnull=True))
+            .update(lease_token=token, lease_until=now + _queue_lease())
         )
-        return dialogue_state(dialogue), dialogue.step_attempts
+        if taken:
+            logger.warning("dialogue %s: lease went stale, re-enqueued", dialogue_id)
+            dispatched.append(Dispatch(dialogue_id, token))
+    runs = Run.objects.filter(status=RunStatus.RUNNING)
+    if run_ids is not None:
+        runs = runs.filter(pk__in=run_ids)
+    for run_id in runs.values_list("id", flat=True):
+        dispatched.extend(run_dispatch(run_id=run_id))
+    return dispatched
+
+
+def leases_expire_all() -> int:
+    """Embedded mode, at start-up: nothing else can be stepping, and the in-memory queue is gone, so every
+    lease is stale. Returns how many dialogues were in flight."""
+    return Dialogue.objects.filter(status=DialogueStatus.RUNNING).update(lease_until=None)
+
+
+def leases_extend(*, holders: dict[int, str]) -> int:
+    """Heartbeat: extend the leases this process holds (dialogue id -> token)."""
+    if not holders:
+        return 0
+    return Dialogue.objects.filter(pk__in=list(holders), lease_token__in=list(holders.values())).update(
+        lease_until=timezone.now() + _step_lease()
+    )
+
+
+@dataclass
+class Begun:
+    state: DialogueState
+    step_attempt: int
+    token: str  # the execution token the save must present
+    run_id: int
+    backend: Backend
+
+
+@dataclass
+class Skipped:
+    reason: str
+
+
+def dialogue_step_begin(*, dialogue_id: int, token: str | None = None) -> Begun | Skipped:
+    """Take a dialogue for one step. With a token (dispatched work) the lease must be ours or stale; without
+    one (a manual step) the dialogue must not be held by a live lease. Returns the state, or why not."""
+    now = timezone.now()
+    with transaction.atomic():
+        dialogue = Dialogue.objects.select_for_update().select_related("run").filter(pk=dialogue_id).first()
+        if dialogue is None:
+            return Skipped("no such dialogue")
+        run = dialogue.run
+        if dialogue.status not in ACTIVE and not (token is None and dialogue.status == DialogueStatus.PAUSED):
+            return Skipped(f"the dialogue is {dialogue.status}")
+        live = dialogue.lease_until is not None and dialogue.lease_until >= now
+        if token is not None and dialogue.lease_token != token and live:
+            return Skipped("another worker holds the lease")
+        if token is None and dialogue.status == DialogueStatus.RUNNING and live:
+            return Skipped("the dialogue is being stepped by a worker")
+        if token is not None and run.status != RunStatus.RUNNING:
+            if run.status == RunStatus.PAUSED:
+                _park(dialogue, DialogueStatus.PAUSED)
+            return Skipped(f"the run is {run.status}")
+        execution = _token()
+        dialogue.status = DialogueStatus.RUNNING
+        dialogue.step_attempts += 1
+        dialogue.lease_token = execution
+        dialogue.lease_until = now + _step_lease()
+        dialogue.started_at = dialogue.started_at or now
+        dialogue.save(update_fields=["status", "step_attempts", "lease_token", "lease_until", "started_at"])
+    dialogue = Dialogue.objects.select_related("run", "task__scenario", "task__agent1", "task__agent2").get(
+        pk=dialogue_id
+    )
+    return Begun(dialogue_state(dialogue), dialogue.step_attempts, execution, dialogue.run_id, Backend.of(dialogue.run))
+
+
+def _park(dialogue: Dialogue, status: str) -> None:
+    dialogue.status = status
+    dialogue.lease_token = ""
+    dialogue.lease_until = None
+    dialogue.save(update_fields=["status", "lease_token", "lease_until"])
 
 
 def _call_rows(dialogue_id: int, step_attempt: int, calls: list[CallRecord]) -> list[LLMCall]:
@@ -142,65 +297,104 @@ def _call_rows(dialogue_id: int, step_attempt: int, calls: list[CallRecord]) -> 
     ]
 
 
-@dataclass(frozen=True)
+def _count_calls(dialogue: Dialogue, calls: list[CallRecord]) -> None:
+    tokens = sum(c.prompt_tokens + c.completion_tokens for c in calls)
+    Dialogue.objects.filter(pk=dialogue.pk).update(
+        tokens=F("tokens") + tokens, calls_count=F("calls_count") + len(calls)
+    )
+    Run.objects.filter(pk=dialogue.run_id).update(tokens_used=F("tokens_used") + tokens)
+
+
+@dataclass
 class StepSaved:
-    saved: bool  # False: this step had already been written (a repeated step)
-    finished: bool
+    saved: bool  # False: nothing written (a repeated step, a lost lease, a cancelled dialogue)
+    finished: bool = False  # the dialogue is done (finished or failed): its slot is free, dispatch the run
+    next_token: str | None = None  # step again with this token
+    reason: str = ""
 
 
-def dialogue_step_save(*, dialogue_id: int, step_attempt: int, result: StepResult) -> StepSaved:
-    """Write one step: the turn, its rating and its LLM calls, in one transaction. Finishes the dialogue (and
-    resolves the task's attempts) when nothing is left to do."""
+def dialogue_step_save(
+    *, dialogue_id: int, step_attempt: int, result: StepResult, token: str, manual: bool = False
+) -> StepSaved:
+    """Write one step: the turn, its rating and its LLM calls, in one transaction, if `token` (from
+    dialogue_step_begin) still holds the lease. Finishes the dialogue (and resolves the task's attempts) when
+    nothing is left to do; otherwise keeps it in flight with a new token, or, after a manual step, pauses it."""
     try:
         with transaction.atomic():
-            dialogue = Dialogue.objects.select_for_update().get(pk=dialogue_id)
+            dialogue = Dialogue.objects.select_for_update().select_related("run").get(pk=dialogue_id)
             if dialogue.status not in ACTIVE:
-                return StepSaved(saved=False, finished=dialogue.status == DialogueStatus.FINISHED)
-            rated_turn = None
-            if result.turn is not None:
-                turn = result.turn
-                rated_turn = Turn.objects.create(
-                    dialogue=dialogue,
-                    index=turn.index,
-                    speaker=turn.speaker,
-                    action_type=turn.action.action_type.value,
-                    argument=turn.action.argument,
-                    forced=turn.forced,
-                    branch=turn.branch.value,
-                    reason=turn.reason,
-                    nsi_step=turn.nsi_step.value if turn.nsi_step else "",
-                    proposal=turn.proposal.value if turn.proposal else "",
-                    draft=turn.draft,
-                    own_utility=turn.own_utility,
-                    other_utility=turn.other_utility,
-                    human=turn.human,
-                )
-            if result.rating is not None:
-                if rated_turn is None or rated_turn.index != result.rating_index:
-                    rated_turn = Turn.objects.get(dialogue=dialogue, index=result.rating_index)
-                rating = result.rating
-                StepRating.objects.create(
-                    turn=rated_turn,
-                    dialogue=dialogue,
-                    samples=rating["samples"],
-                    rejected=rating["rejected"],
-                    requested=rating["requested"],
-                    valid=rating["valid"],
-                    goal_c=rating["goal_c"],
-                    goal_p=rating["goal_p"],
-                    terminate=rating["terminate"],
-                    closing=bool(rating.get("closing")),
-                )
+                return StepSaved(saved=False, reason=f"the dialogue is {dialogue.status}")
+            if dialogue.lease_token != token:
+                return StepSaved(saved=False, reason="the lease was taken over; this step's result is dropped")
+            _write_step(dialogue, result)
             LLMCall.objects.bulk_create(_call_rows(dialogue_id, step_attempt, result.calls))
+            _count_calls(dialogue, result.calls)
             next_move = plan(result.state)
-            finished = next_move.kind == MoveKind.FINISH
-            if finished:
+            if next_move.kind == MoveKind.FINISH:
                 _dialogue_finish(dialogue, result.state, next_move.end_reason.value)
-            return StepSaved(saved=True, finished=finished)
+                return StepSaved(saved=True, finished=True)
+            if manual:
+                _park(dialogue, DialogueStatus.PAUSED)  # stepped by hand: it waits for the next "step"
+                return StepSaved(saved=True)
+            return _continue(dialogue)
     except IntegrityError:
         # The same turn (or rating) was written by an earlier run of this step: nothing to add.
         logger.info("dialogue %s: step already saved, skipping the repeat", dialogue_id)
-        return StepSaved(saved=False, finished=False)
+        return StepSaved(saved=False, reason="this step was saved before")
+
+
+def _write_step(dialogue: Dialogue, result: StepResult) -> None:
+    rated_turn = None
+    if result.turn is not None:
+        turn = result.turn
+        rated_turn = Turn.objects.create(
+            dialogue=dialogue,
+            index=turn.index,
+            speaker=turn.speaker,
+            action_type=turn.action.action_type.value,
+            argument=turn.action.argument,
+            forced=turn.forced,
+            branch=turn.branch.value,
+            reason=turn.reason,
+            nsi_step=turn.nsi_step.value if turn.nsi_step else "",
+            proposal=turn.proposal.value if turn.proposal else "",
+            draft=turn.draft,
+            own_utility=turn.own_utility,
+            other_utility=turn.other_utility,
+            human=turn.human,
+        )
+    if result.rating is not None:
+        if rated_turn is None or rated_turn.index != result.rating_index:
+            rated_turn = Turn.objects.get(dialogue=dialogue, index=result.rating_index)
+        rating = result.rating
+        StepRating.objects.create(
+            turn=rated_turn,
+            dialogue=dialogue,
+            samples=rating["samples"],
+            rejected=rating["rejected"],
+            requested=rating["requested"],
+            valid=rating["valid"],
+            goal_c=rating["goal_c"],
+            goal_p=rating["goal_p"],
+            terminate=rating["terminate"],
+            closing=bool(rating.get("closing")),
+        )
+
+
+def _continue(dialogue: Dialogue) -> StepSaved:
+    """After a saved step: keep the dialogue in flight with a fresh token, unless its run was paused, cancelled or
+    ran out of budget."""
+    run = Run.objects.select_for_update().get(pk=dialogue.run_id)
+    if run.status == RunStatus.RUNNING and run.token_budget is not None and run.tokens_used >= run.token_budget:
+        run.status = RunStatus.PAUSED
+        run.status_reason = f"token budget reached ({run.tokens_used:,} of {run.token_budget:,} tokens)"
+        run.save(update_fields=["status", "status_reason"])
+    if run.status != RunStatus.RUNNING:
+        _park(dialogue, DialogueStatus.PAUSED if run.status == RunStatus.PAUSED else DialogueStatus.CANCELLED)
+        return StepSaved(saved=True, reason=f"the run is {run.status}")
+    token = _token()
+    Dialogue.objects.filter(pk=dialogue.pk).update(lease_token=token, lease_until=timezone.now() + _queue_lease())
+    return StepSaved(saved=True, next_token=token)
 
 
 def _outcome(dialogue: Dialogue) -> AttemptOutcome:
@@ -225,6 +419,7 @@ def _dialogue_finish(dialogue: Dialogue, state: DialogueState, end_reason: str) 
     dialogue.filter_note = filter_explanation(outcome, config)
     dialogue.status = DialogueStatus.FINISHED
     dialogue.finished_at = timezone.now()
+    dialogue.lease_token, dialogue.lease_until = "", None
     dialogue.save()
     _attempts_resolve(dialogue, config)
 
@@ -252,25 +447,103 @@ def _keep(siblings: list[Dialogue], attempt: int | None) -> None:
             Dialogue.objects.filter(pk=sibling.pk).update(kept=kept)
 
 
-@transaction.atomic
-def dialogue_fail(*, dialogue_id: int, step_attempt: int, reason: str, calls: list[CallRecord]) -> None:
+def dialogue_fail(
+    *, dialogue_id: int, step_attempt: int, reason: str, calls: list[CallRecord], token: str
+) -> StepSaved:
     """The engine gave up on a step: keep the calls it made (they show why) and mark the dialogue failed."""
-    dialogue = Dialogue.objects.select_for_update().select_related("run").get(pk=dialogue_id)
-    LLMCall.objects.bulk_create(_call_rows(dialogue_id, step_attempt, calls))
-    if dialogue.status in ACTIVE:
+    with transaction.atomic():
+        dialogue = Dialogue.objects.select_for_update().select_related("run").get(pk=dialogue_id)
+        if dialogue.status not in ACTIVE or dialogue.lease_token != token:
+            return StepSaved(saved=False, reason="the dialogue moved on without this step")
+        LLMCall.objects.bulk_create(_call_rows(dialogue_id, step_attempt, calls))
+        _count_calls(dialogue, calls)
         dialogue.status = DialogueStatus.FAILED
         dialogue.failure_reason = reason
         dialogue.finished_at = timezone.now()
         dialogue.nsi_used = dialogue.turns.filter(branch=Branch.NSI).exists()
-        dialogue.save(update_fields=["status", "failure_reason", "finished_at", "nsi_used"])
+        dialogue.lease_token, dialogue.lease_until = "", None
+        dialogue.save(
+            update_fields=["status", "failure_reason", "finished_at", "nsi_used", "lease_token", "lease_until"]
+        )
         # a failed attempt counts as one that did not pass: the next attempt starts, or the best is kept
         _attempts_resolve(dialogue, RunConfig.from_json(dialogue.run.config))
+        return StepSaved(saved=True, finished=True)
+
+
+# --- pause, resume, cancel ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def run_pause(*, run_id: int, reason: str = "paused by a user") -> Run:
+    """Stop dispatching; dialogues in flight finish the step they are on, then wait."""
+    run = Run.objects.select_for_update().get(pk=run_id)
+    if run.status == RunStatus.RUNNING:
+        run.status, run.status_reason = RunStatus.PAUSED, reason
+        run.save(update_fields=["status", "status_reason"])
+    return run
+
+
+def run_resume(*, run_id: int, token_budget: int | None = None) -> list[Dispatch]:
+    """Go on: paused dialogues become pending again and are dispatched. A new budget may be given."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if run.status != RunStatus.PAUSED:
+            return []
+        if token_budget is not None:
+            run.token_budget = token_budget
+        if run.token_budget is not None and run.tokens_used >= run.token_budget:
+            raise ValueError(
+                f"the run has used {run.tokens_used:,} of its {run.token_budget:,} token budget; give a larger budget"
+            )
+        run.status, run.status_reason = RunStatus.RUNNING, ""
+        run.save(update_fields=["status", "status_reason", "token_budget"])
+        run.dialogues.filter(status=DialogueStatus.PAUSED).update(status=DialogueStatus.PENDING)
+    return run_dispatch(run_id=run_id)
+
+
+@transaction.atomic
+def run_cancel(*, run_id: int) -> Run:
+    """Stop for good: unfinished dialogues are cancelled; a step in flight is dropped when it tries to save."""
+    run = Run.objects.select_for_update().get(pk=run_id)
+    if run.status in (RunStatus.RUNNING, RunStatus.PAUSED):
+        run.status, run.status_reason = RunStatus.CANCELLED, "cancelled by a user"
+        run.save(update_fields=["status", "status_reason"])
+        run.dialogues.filter(status__in=UNFINISHED).update(
+            status=DialogueStatus.CANCELLED, lease_token="", lease_until=None
+        )
+    return run
+
+
+@transaction.atomic
+def dialogue_pause(*, dialogue_id: int) -> Dialogue:
+    dialogue = Dialogue.objects.select_for_update().get(pk=dialogue_id)
+    if dialogue.status in ACTIVE:
+        _park(dialogue, DialogueStatus.PAUSED)  # a step in flight is dropped when it tries to save
+    return dialogue
+
+
+def dialogue_resume(*, dialogue_id: int) -> list[Dispatch]:
+    with transaction.atomic():
+        dialogue = Dialogue.objects.select_for_update().get(pk=dialogue_id)
+        if dialogue.status != DialogueStatus.PAUSED:
+            return []
+        dialogue.status = DialogueStatus.PENDING
+        dialogue.save(update_fields=["status"])
+    return run_dispatch(run_id=dialogue.run_id)
+
+
+@transaction.atomic
+def dialogue_cancel(*, dialogue_id: int) -> Dialogue:
+    dialogue = Dialogue.objects.select_for_update().get(pk=dialogue_id)
+    if dialogue.status in UNFINISHED:
+        _park(dialogue, DialogueStatus.CANCELLED)
+    return dialogue
 
 
 def run_refresh_status(*, run_id: int) -> str:
-    """A run is finished when none of its dialogues is pending or running (paused and cancelled runs stay)."""
+    """A run is finished when none of its dialogues is pending, running or paused."""
     run = Run.objects.get(pk=run_id)
-    if run.status == RunStatus.RUNNING and not run.dialogues.filter(status__in=ACTIVE).exists():
+    if run.status == RunStatus.RUNNING and not run.dialogues.filter(status__in=UNFINISHED).exists():
         run.status = RunStatus.FINISHED
         run.save(update_fields=["status"])
     return run.status

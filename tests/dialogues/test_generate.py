@@ -155,7 +155,7 @@ def test_repeating_a_saved_step_writes_nothing_twice(demo_tasks):
     from dialogues.engine.simulated import SimulatedExpert
     from dialogues.engine.stepper import advance
     from dialogues.services import run_create
-    from dialogues.services.runs import Backend, dialogue_step_begin, dialogue_step_save
+    from dialogues.services.runs import Backend, dialogue_step_begin, dialogue_step_save, run_dispatch
 
     task = Task.objects.get(external_id="omega-demo-task-01")
     run = run_create(
@@ -165,14 +165,27 @@ def test_repeating_a_saved_step_writes_nothing_twice(demo_tasks):
         tasks=[task],
         backend=Backend("simulated", "simulated-expert"),
     )
-    dialogue = run.dialogues.get()
-    state, attempt = dialogue_step_begin(dialogue_id=dialogue.pk)
-    result = asyncio.run(advance(state, SimulatedExpert()))
-    assert dialogue_step_save(dialogue_id=dialogue.pk, step_attempt=attempt, result=result).saved
-    # a redelivered task recomputes the same step and tries to save it again
-    again = dialogue_step_save(dialogue_id=dialogue.pk, step_attempt=attempt + 1, result=result)
-    assert not again.saved
+    (dispatch,) = run_dispatch(run_id=run.pk)
+    begun = dialogue_step_begin(dialogue_id=dispatch.dialogue_id, token=dispatch.token)
+    result = asyncio.run(advance(begun.state, SimulatedExpert()))
+    first = dialogue_step_save(
+        dialogue_id=dispatch.dialogue_id, step_attempt=begun.step_attempt, result=result, token=begun.token
+    )
+    assert first.saved and first.next_token
+    # the same execution tries to save again: its lease was handed on, so nothing is written
+    again = dialogue_step_save(
+        dialogue_id=dispatch.dialogue_id, step_attempt=begun.step_attempt, result=result, token=begun.token
+    )
+    assert not again.saved and "taken over" in again.reason
+    # a redelivered task with the current token recomputes turn 0 and tries to save it: unique, so nothing
+    redo = dialogue_step_begin(dialogue_id=dispatch.dialogue_id, token=first.next_token)
+    duplicate = dialogue_step_save(
+        dialogue_id=dispatch.dialogue_id, step_attempt=redo.step_attempt, result=result, token=redo.token
+    )
+    assert not duplicate.saved and "saved before" in duplicate.reason
+    dialogue = Dialogue.objects.get(pk=dispatch.dialogue_id)
     assert dialogue.turns.count() == 1 and LLMCall.objects.filter(dialogue=dialogue).count() == len(result.calls)
+    assert dialogue.calls_count == len(result.calls) and dialogue.tokens > 0
 
 
 def test_model_branch_choices_match_the_engine():
@@ -206,7 +219,7 @@ def test_attempts_regenerate_and_keep_the_best(demo_tasks):
         async def main():
             client = OpenAIChatClient([server.base_url], server.model)
             try:
-                await run_to_end(run.pk, client)
+                await run_to_end(run.pk, lambda backend: client)
             finally:
                 await client.aclose()
 
@@ -254,7 +267,7 @@ def test_a_failed_attempt_starts_the_next_one_and_the_best_finished_attempt_is_k
         async def main():
             client = OpenAIChatClient([server.base_url], server.model)
             try:
-                await run_to_end(run.pk, client)
+                await run_to_end(run.pk, lambda backend: client)
             finally:
                 await client.aclose()
 

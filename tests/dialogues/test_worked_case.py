@@ -74,7 +74,7 @@ def test_worked_case(imported_sotopia):
             reports = []
             try:
                 while not reports or not reports[-1].finished:
-                    reports.append(await step_dialogue(dialogue.pk, client))
+                    reports.append(await step_dialogue(dialogue.pk, lambda backend: client))
                     assert reports[-1].kind != "failed", reports[-1].failure
             finally:
                 await client.aclose()

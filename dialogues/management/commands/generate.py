@@ -1,26 +1,30 @@
-"""python manage.py generate --tasks {all,hard,CODENAME…} --variant dsi — expert self-play, in this process."""
+"""python manage.py generate --tasks {all,hard,CODENAME…} --variant dsi — expert self-play, here or on workers."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Count, Q
 from tqdm import tqdm
 
 from dialogues.engine.config import RunConfig, Sampling, Variant
 from dialogues.engine.llm import LLMError
-from dialogues.generation import close_llm, configured_backend, make_llm, run_to_end
-from dialogues.models import Dialogue, DialogueStatus, Run, Task
+from dialogues.estimates import run_estimate
+from dialogues.generation import configured_backend, db, run_coroutine, run_to_end
+from dialogues.models import Run, Task
+from dialogues.selectors import run_progress
 from dialogues.services import run_create
+from dialogues.services.runs import run_dispatch
+from dialogues.worker import enqueue_steps
 
 
 class Command(BaseCommand):
     help = (
-        "Create a run over the chosen tasks and generate its dialogues to the end in this process. Uses the model "
-        "in OMEGA_LLM_BASE_URLS / OMEGA_LLM_MODEL, or the simulated expert when none is configured (or with "
-        "--simulated). Every parameter of the method has the paper's default."
+        "Create a run over the chosen tasks and generate its dialogues to the end: in this process (default) or "
+        "on Celery workers (--celery). Uses the model in OMEGA_LLM_BASE_URLS / OMEGA_LLM_MODEL, or the simulated "
+        "expert when none is configured (or with --simulated). Every parameter of the method has the paper's "
+        "default."
     )
 
     def add_arguments(self, parser):
@@ -50,15 +54,25 @@ class Command(BaseCommand):
         parser.add_argument("--temperature", type=float, default=Sampling.temperature)
         parser.add_argument("--top-p", type=float, default=Sampling.top_p)
         parser.add_argument("--max-tokens", type=int, default=Sampling.max_tokens)
-        parser.add_argument("--concurrency", type=int, default=1, help="dialogues stepped at the same time")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=None,
+            help=f"dialogues in flight at once (default {settings.OMEGA_MAX_DIALOGUES_IN_FLIGHT})",
+        )
+        parser.add_argument("--budget-tokens", type=int, help="pause the run when it has used this many tokens")
+        parser.add_argument(
+            "--celery",
+            action="store_true",
+            help="enqueue to Celery workers (needs OMEGA_REDIS_URL) and follow the progress here",
+        )
+        parser.add_argument("--estimate-only", action="store_true", help="print the cost estimate and stop")
 
     def _tasks(self, selection: list[str], split: str | None, source: str | None, limit: int | None) -> list[Task]:
         tasks = Task.objects.select_related("scenario").order_by("scenario__codename", "id")
-        if selection == ["all"]:
-            pass
-        elif selection == ["hard"]:
+        if selection == ["hard"]:
             tasks = tasks.filter(hard=True)
-        else:
+        elif selection != ["all"]:
             known = set(tasks.filter(scenario__codename__in=selection).values_list("scenario__codename", flat=True))
             unknown = sorted(set(selection) - known)
             if unknown:
@@ -73,19 +87,6 @@ class Command(BaseCommand):
             raise CommandError("no task matches; import tasks first (manage.py import_sotopia DIR or load_demo)")
         return chosen
 
-    def handle(self, *args, **o):
-        tasks = self._tasks(o["tasks"], o["split"], o["source"], o["limit"])
-        try:
-            backend = configured_backend(simulated=o["simulated"])
-        except ValueError as exc:
-            raise CommandError(str(exc)) from exc
-        try:
-            config = self._config(o)
-        except ValueError as exc:
-            raise CommandError(str(exc)) from exc
-        name = o["name"] or f"{config.variant.value} · {' '.join(o['tasks'])} · {len(tasks)} tasks"
-        asyncio.run(self._generate(name, config, tasks, backend, o["concurrency"]))
-
     @staticmethod
     def _config(o) -> RunConfig:
         return RunConfig(
@@ -99,87 +100,122 @@ class Command(BaseCommand):
             sampling=Sampling(temperature=o["temperature"], top_p=o["top_p"], max_tokens=o["max_tokens"]),
         )
 
-    async def _generate(self, name, config, tasks, backend, concurrency) -> None:
-        from asgiref.sync import sync_to_async
-
-        llm = make_llm(backend)
+    def handle(self, *args, **o):
+        tasks = self._tasks(o["tasks"], o["split"], o["source"], o["limit"])
         try:
+            backend = configured_backend(simulated=o["simulated"])
+            config = self._config(o)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        if o["celery"] and settings.CELERY_BROKER_URL.startswith("memory://"):
+            raise CommandError(
+                "--celery needs a broker that workers share: set OMEGA_REDIS_URL and start "
+                "`celery -A omega_web worker` (or leave out --celery to generate in this process)."
+            )
+        estimate = run_estimate(config=config, tasks=len(tasks), hard=sum(t.hard for t in tasks), model=backend.model)
+        self.stdout.write(f"Estimate: {estimate.describe()}.")
+        if o["budget_tokens"] and estimate.tokens > o["budget_tokens"]:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"The budget ({o['budget_tokens']:,} tokens) is below the estimate; the run will pause when it is "
+                    "used up."
+                )
+            )
+        if o["estimate_only"]:
+            return
+        name = o["name"] or f"{config.variant.value} · {' '.join(o['tasks'])} · {len(tasks)} tasks"
+        label = (
+            "SIMULATED expert (offline, deterministic)"
+            if backend.simulated
+            else (f"{backend.model} at {', '.join(backend.base_urls)}")
+        )
+
+        async def check(llms) -> None:
             try:
-                await llm.check()  # refuse at once if the model is not served
+                await llms(backend).check()  # refuse at once if the model is not served
             except LLMError as exc:
                 raise CommandError(f"The model is not available: {exc}") from exc
-            run = await sync_to_async(run_create)(
-                created_by=None, name=name, config=config, tasks=tasks, backend=backend
-            )
-            label = (
-                "SIMULATED expert (offline, deterministic)"
-                if backend.simulated
-                else (f"{backend.model} at {', '.join(backend.base_urls)}")
-            )
-            self.stdout.write(f"Run #{run.pk} “{name}”: {len(tasks)} tasks, variant {config.variant.value}, {label}")
-            started = time.monotonic()
-            totals = {"turns": 0, "finished": 0, "failed": 0, "tokens": 0, "calls": 0}
-            bar = tqdm(total=len(tasks), unit="task", desc="tasks settled", dynamic_ncols=True, mininterval=1.0)
 
-            settled = sync_to_async(_tasks_settled)
-
-            async def on_step(report) -> None:
-                totals["calls"] += report.calls
-                totals["tokens"] += report.tokens
-                if report.kind == "turn":
-                    totals["turns"] += 1
-                if report.kind == "failed":
-                    totals["failed"] += 1
-                    bar.write(f"  dialogue #{report.dialogue_id} failed: {report.failure}")
-                if report.finished:
-                    totals["finished"] += 1
-                if report.finished or report.kind == "failed":
-                    bar.update(await settled(run.pk) - bar.n)
-                elapsed = max(1e-6, time.monotonic() - started)
-                bar.set_postfix(
-                    turns=totals["turns"],
-                    attempts=totals["finished"],
-                    failed=totals["failed"],
-                    tok_s=f"{totals['tokens'] / elapsed:.0f}",
-                )
-
-            await run_to_end(run.pk, llm, concurrency=concurrency, on_step=on_step)
-            bar.update(len(tasks) - bar.n)
-            bar.close()
-            summary = await sync_to_async(_summary)(run.pk)
-            self.stdout.write(
-                self.style.SUCCESS(
-                    f"Run #{run.pk} done in {time.monotonic() - started:.1f} s: {summary}; "
-                    f"{totals['calls']} LLM calls, {totals['tokens']} tokens."
-                )
+        run_coroutine(check)
+        run = run_create(
+            created_by=None,
+            name=name,
+            config=config,
+            tasks=tasks,
+            backend=backend,
+            max_in_flight=o["concurrency"],
+            token_budget=o["budget_tokens"],
+        )
+        self.stdout.write(
+            f"Run #{run.pk} “{name}”: {len(tasks)} tasks, variant {config.variant.value}, {label}, "
+            f"up to {run.max_in_flight} dialogues in flight."
+        )
+        started = time.monotonic()
+        if o["celery"]:
+            enqueue_steps(run_dispatch(run_id=run.pk))
+            self._follow(run, started)
+        else:
+            self._in_process(run, started)
+        run.refresh_from_db()
+        progress = run_progress(run)
+        reason = f" ({run.status_reason})" if run.status_reason else ""
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Run #{run.pk} {run.status}{reason} after {time.monotonic() - started:.1f} s: "
+                f"{progress['tasks']} tasks, {progress['attempts']} attempts ({progress['finished']} finished, "
+                f"{progress['failed']} failed), "
+                f"{progress['passed']} passed the filter, {progress['kept']} kept; {progress['calls']} LLM calls, "
+                f"{progress['tokens']:,} tokens."
             )
+        )
+
+    def _bar(self, run: Run) -> tqdm:
+        return tqdm(total=run.tasks.count(), unit="task", desc="tasks settled", dynamic_ncols=True, mininterval=1.0)
+
+    @staticmethod
+    def _show(bar: tqdm, progress: dict, started: float) -> None:
+        elapsed = max(1e-6, time.monotonic() - started)
+        bar.update(progress["settled"] - bar.n)
+        bar.set_postfix(
+            turns=progress["turns"],
+            running=progress["running"],
+            failed=progress["failed"],
+            tok_s=f"{progress['tokens'] / elapsed:,.0f}",
+        )
+
+    def _in_process(self, run: Run, started: float) -> None:
+        bar = self._bar(run)
+        seen = {"at": 0.0}
+
+        def progress_of_run() -> dict:
+            return run_progress(Run.objects.get(pk=run.pk))
+
+        async def on_step(report) -> None:
+            if report.kind == "failed":
+                bar.write(f"  dialogue #{report.dialogue_id} failed: {report.failure}")
+            now = time.monotonic()
+            if now - seen["at"] >= 1.0 or report.finished:
+                seen["at"] = now
+                self._show(bar, await db(progress_of_run), started)
+
+        try:
+            run_coroutine(lambda llms: run_to_end(run.pk, llms, on_step=on_step))
         finally:
-            await close_llm(llm)
+            self._show(bar, run_progress(Run.objects.get(pk=run.pk)), started)
+            bar.close()
 
-
-def _tasks_settled(run_id: int) -> int:
-    """Tasks whose attempts are settled (one kept, or a failure), counted from rows."""
-    return (
-        Dialogue.objects.filter(run_id=run_id)
-        .filter(Q(kept=True) | Q(status=DialogueStatus.FAILED))
-        .values("task_id")
-        .distinct()
-        .count()
-    )
-
-
-def _summary(run_id: int) -> str:
-    run = Run.objects.get(pk=run_id)
-    counts = run.dialogues.aggregate(
-        attempts=Count("id"),
-        finished=Count("id", filter=Q(status=DialogueStatus.FINISHED)),
-        failed=Count("id", filter=Q(status=DialogueStatus.FAILED)),
-        passed=Count("id", filter=Q(filter_passed=True)),
-        kept=Count("id", filter=Q(kept=True)),
-        nsi=Count("id", filter=Q(nsi_used=True)),
-    )
-    return (
-        f"{run.tasks.count()} tasks, {counts['attempts']} attempts ({counts['finished']} finished, "
-        f"{counts['failed']} failed), {counts['passed']} passed the filter, {counts['kept']} kept, NSI used in "
-        f"{counts['nsi']}"
-    )
+    def _follow(self, run: Run, started: float) -> None:
+        """Poll the rows until the workers are done; Ctrl-C stops following, not the run."""
+        bar = self._bar(run)
+        try:
+            while True:
+                run.refresh_from_db()
+                progress = run_progress(run)
+                self._show(bar, progress, started)
+                if run.status != "running":
+                    break
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            bar.write(f"Stopped following; run #{run.pk} goes on on the workers.")
+        finally:
+            bar.close()

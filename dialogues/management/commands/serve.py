@@ -15,6 +15,8 @@ from django.db.migrations.executor import MigrationExecutor
 from twisted.internet import reactor
 
 from dialogues import services
+from dialogues.services.runs import leases_expire_all, runs_reconcile
+from dialogues.worker import enqueue_steps
 from omega_web.celery import app as celery_app
 from omega_web.embedded import EmbeddedWorker
 
@@ -78,12 +80,17 @@ class Command(BaseCommand):
             settings.LOGGING["loggers"]["celery"]["level"] = "WARNING"
             logging.getLogger("celery").setLevel(logging.WARNING)
         if not no_worker:
-            worker = EmbeddedWorker(celery_app, concurrency=concurrency)
+            worker = EmbeddedWorker(celery_app, concurrency=concurrency, queues=settings.OMEGA_WORKER_QUEUES)
             worker.start()
             if embedded_broker:
+                # The in-memory queue died with the last process: the database says what to take up again.
                 requeued = services.import_job_requeue_interrupted()
                 if requeued:
                     self.stdout.write(f"Re-queued {requeued} interrupted import(s).")
+                in_flight = leases_expire_all()
+                enqueue_steps(runs_reconcile())
+                if in_flight:
+                    self.stdout.write(f"Resumed {in_flight} dialogue(s) that were in flight.")
 
         from omega_web.asgi import application
 

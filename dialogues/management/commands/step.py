@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from django.core.management.base import BaseCommand, CommandError
 
-from dialogues.generation import close_llm, make_llm, step_dialogue
+from dialogues.generation import run_coroutine, step_dialogue
 from dialogues.models import Dialogue, Turn
-from dialogues.services.runs import Backend, run_refresh_status
+from dialogues.services.runs import run_refresh_status
 
 
 class Command(BaseCommand):
@@ -22,10 +20,9 @@ class Command(BaseCommand):
         if dialogue is None:
             raise CommandError(f"no dialogue #{dialogue_id}")
         run = dialogue.run
-        backend = Backend(kind=run.backend, model=run.model, base_urls=tuple(run.endpoints))
-        report = asyncio.run(self._step(dialogue_id, backend))
+        report = run_coroutine(lambda llms: step_dialogue(dialogue_id, llms))
         if report.kind == "skipped":
-            raise CommandError(f"dialogue #{dialogue_id} is {dialogue.status}; nothing to do")
+            raise CommandError(f"dialogue #{dialogue_id}: {report.failure}; nothing to do")
         if report.kind == "failed":
             run_refresh_status(run_id=run.pk)
             dialogue.refresh_from_db()
@@ -55,13 +52,6 @@ class Command(BaseCommand):
             )
         elif dialogue.kept:
             self.stdout.write("This attempt is kept.")
-
-    async def _step(self, dialogue_id, backend):
-        llm = make_llm(backend)
-        try:
-            return await step_dialogue(dialogue_id, llm)
-        finally:
-            await close_llm(llm)
 
     @staticmethod
     def _describe(turn: Turn, dialogue: Dialogue) -> str:
