@@ -35,6 +35,7 @@ from dialogues.services.runs import (
     leases_extend,
     run_dispatch,
     run_refresh_status,
+    run_take_over,
 )
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def configured_backend(*, simulated: bool = False) -> Backend:
 def make_llm(backend: Backend) -> LLM:
     """Call inside the event loop that will use it."""
     if backend.simulated:
-        return SimulatedExpert()
+        return SimulatedExpert(latency_ms=settings.OMEGA_SIMULATED_LATENCY_MS)
     return OpenAIChatClient(
         backend.base_urls,
         backend.model,
@@ -220,7 +221,8 @@ async def run_to_end(
     run_id: int, llms: Callable[[Backend], LLM], *, on_step: Callable[[StepReport], object] | None = None
 ) -> str:
     """Step a run's dialogues (and the regenerated attempts they spawn) until none is left, keeping at most the
-    run's max_in_flight in flight. Returns the run's final status (finished, or paused / cancelled)."""
+    run's max_in_flight in flight. This process takes over whatever of the run is in flight: use it when nothing
+    else steps the run (not beside Celery workers). Returns the run's status (finished, paused or cancelled)."""
     stop = asyncio.Event()
     beat = asyncio.create_task(heartbeat(stop))
     running: set[asyncio.Task] = set()
@@ -246,7 +248,7 @@ async def run_to_end(
             task.add_done_callback(running.discard)
 
     try:
-        start(await db(run_dispatch, run_id=run_id))
+        start(await db(run_take_over, run_id=run_id))
         while running:
             await asyncio.gather(*list(running))
     finally:

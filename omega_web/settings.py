@@ -267,6 +267,8 @@ OMEGA_LLM_MAX_IN_FLIGHT = env_int("OMEGA_LLM_MAX_IN_FLIGHT", 256)  # concurrent 
 OMEGA_LLM_TRANSPORT_RETRIES = env_int("OMEGA_LLM_TRANSPORT_RETRIES", 5)
 # Ask for JSON through response_format (vLLM and others accept it); switch off for servers that refuse it.
 OMEGA_LLM_STRUCTURED_OUTPUT = env_bool("OMEGA_LLM_STRUCTURED_OUTPUT", True)
+# The simulated expert answers at once; a latency makes demos and tests look like a real server.
+OMEGA_SIMULATED_LATENCY_MS = float(env("OMEGA_SIMULATED_LATENCY_MS", "0"))
 
 
 # --- SOTOPIA data (import at run time; the data is CC-BY-SA and never copied into the repository) ---------

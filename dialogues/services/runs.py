@@ -204,6 +204,21 @@ def runs_reconcile(*, run_ids: list[int] | None = None) -> list[Dispatch]:
     return dispatched
 
 
+def run_take_over(*, run_id: int) -> list[Dispatch]:
+    """For a process that drives a run alone (the CLI's in-process mode): every dialogue of the run that is in
+    flight gets a new token held by the caller, and free slots are filled."""
+    with transaction.atomic():
+        until = timezone.now() + _queue_lease()
+        taken = []
+        for dialogue_id in Dialogue.objects.filter(run_id=run_id, status=DialogueStatus.RUNNING).values_list(
+            "id", flat=True
+        ):
+            token = _token()
+            Dialogue.objects.filter(pk=dialogue_id).update(lease_token=token, lease_until=until)
+            taken.append(Dispatch(dialogue_id, token))
+    return taken + run_dispatch(run_id=run_id)
+
+
 def leases_expire_all() -> int:
     """Embedded mode, at start-up: nothing else can be stepping, and the in-memory queue is gone, so every
     lease is stale. Returns how many dialogues were in flight."""
@@ -420,7 +435,21 @@ def _dialogue_finish(dialogue: Dialogue, state: DialogueState, end_reason: str) 
     dialogue.status = DialogueStatus.FINISHED
     dialogue.finished_at = timezone.now()
     dialogue.lease_token, dialogue.lease_until = "", None
-    dialogue.save()
+    # only these fields: the call counters were just raised with F() and must not be written back stale
+    dialogue.save(
+        update_fields=[
+            "final_goal_c",
+            "final_goal_p",
+            "nsi_used",
+            "end_reason",
+            "filter_passed",
+            "filter_note",
+            "status",
+            "finished_at",
+            "lease_token",
+            "lease_until",
+        ]
+    )
     _attempts_resolve(dialogue, config)
 
 

@@ -97,6 +97,7 @@ def celery_worker(env: dict[str, str], *, concurrency: int = 2) -> Iterator[subp
     env = {**env, "OMEGA_LOG_LEVEL": "INFO", "OMEGA_CELERY_LOG_LEVEL": "INFO"}
     log = Path(env["OMEGA_VAR_DIR"]) / f"worker-{time.monotonic_ns()}.log"
     with log.open("w") as out:
+        # the worker logs its own log lines here too (see `worker_log`)
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -113,6 +114,8 @@ def celery_worker(env: dict[str, str], *, concurrency: int = 2) -> Iterator[subp
                 "INFO",
                 "--without-mingle",
                 "--without-gossip",
+                "--queues",
+                "default,llm",
             ],
             cwd=ROOT,
             env=env,

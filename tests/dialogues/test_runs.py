@@ -1,0 +1,201 @@
+"""Runs in flight: bounded dispatch, leases and their takeover, pause / resume / cancel, the token budget, the
+progress counted from rows, and the cost estimate."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from dialogues.engine.config import RunConfig, Variant
+from dialogues.engine.simulated import SimulatedExpert
+from dialogues.engine.stepper import advance
+from dialogues.estimates import run_estimate
+from dialogues.generation import run_coroutine, run_to_end
+from dialogues.models import Dialogue, DialogueStatus, Run, RunStatus, Task
+from dialogues.selectors import run_progress
+from dialogues.services import run_create
+from dialogues.services.runs import (
+    Backend,
+    Begun,
+    dialogue_cancel,
+    dialogue_pause,
+    dialogue_resume,
+    dialogue_step_begin,
+    dialogue_step_save,
+    run_cancel,
+    run_dispatch,
+    run_pause,
+    run_resume,
+    runs_reconcile,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+SIMULATED = Backend("simulated", "simulated-expert")
+
+
+def make_run(tasks, **options) -> Run:
+    return run_create(
+        created_by=None,
+        name="t",
+        config=RunConfig(judge_samples=3, **options.pop("config", {})),
+        tasks=list(tasks),
+        backend=SIMULATED,
+        **options,
+    )
+
+
+def one_step(dispatch):
+    begun = dialogue_step_begin(dialogue_id=dispatch.dialogue_id, token=dispatch.token)
+    assert isinstance(begun, Begun), begun
+    result = asyncio.run(advance(begun.state, SimulatedExpert()))
+    return begun, dialogue_step_save(
+        dialogue_id=dispatch.dialogue_id, step_attempt=begun.step_attempt, result=result, token=begun.token
+    )
+
+
+def test_dispatch_keeps_at_most_max_in_flight(demo_tasks):
+    run = make_run(Task.objects.all(), max_in_flight=3)
+    first = run_dispatch(run_id=run.pk)
+    assert len(first) == 3 and run_dispatch(run_id=run.pk) == []
+    assert run.dialogues.filter(status=DialogueStatus.RUNNING).count() == 3
+    assert all(d.lease_token and d.lease_until > timezone.now() for d in run.dialogues.filter(status="running"))
+
+
+def test_a_live_lease_keeps_others_out_and_a_stale_one_is_taken_over(demo_tasks):
+    run = make_run(Task.objects.filter(external_id="omega-demo-task-03"))
+    (dispatch,) = run_dispatch(run_id=run.pk)
+    assert dialogue_step_begin(dialogue_id=dispatch.dialogue_id, token="someone-else").reason == (
+        "another worker holds the lease"
+    )
+    assert runs_reconcile() == []  # nothing stale
+    Dialogue.objects.filter(pk=dispatch.dialogue_id).update(lease_until=timezone.now() - timedelta(seconds=1))
+    (takeover,) = runs_reconcile()
+    assert takeover.dialogue_id == dispatch.dialogue_id and takeover.token != dispatch.token
+    # the old token is refused now that the new holder's lease is live
+    assert dialogue_step_begin(dialogue_id=dispatch.dialogue_id, token=dispatch.token).reason == (
+        "another worker holds the lease"
+    )
+    begun, saved = one_step(takeover)
+    assert saved.saved and saved.next_token
+
+
+def test_a_step_whose_lease_was_taken_over_is_dropped(demo_tasks):
+    run = make_run(Task.objects.filter(external_id="omega-demo-task-03"))
+    (dispatch,) = run_dispatch(run_id=run.pk)
+    begun = dialogue_step_begin(dialogue_id=dispatch.dialogue_id, token=dispatch.token)
+    result = asyncio.run(advance(begun.state, SimulatedExpert()))
+    # the worker was thought dead: its lease expired and the reconciler gave the dialogue to someone else
+    Dialogue.objects.filter(pk=dispatch.dialogue_id).update(lease_until=timezone.now() - timedelta(seconds=1))
+    (takeover,) = runs_reconcile()
+    late = dialogue_step_save(
+        dialogue_id=dispatch.dialogue_id, step_attempt=begun.step_attempt, result=result, token=begun.token
+    )
+    assert not late.saved and Dialogue.objects.get(pk=dispatch.dialogue_id).turns.count() == 0
+    _, saved = one_step(takeover)
+    assert saved.saved and Dialogue.objects.get(pk=dispatch.dialogue_id).turns.count() == 1
+
+
+def test_pause_parks_after_the_step_in_flight_and_resume_goes_on(demo_tasks):
+    run = make_run(Task.objects.all()[:2])
+    dispatches = run_dispatch(run_id=run.pk)
+    begun = dialogue_step_begin(dialogue_id=dispatches[0].dialogue_id, token=dispatches[0].token)
+    run_pause(run_id=run.pk)
+    result = asyncio.run(advance(begun.state, SimulatedExpert()))
+    saved = dialogue_step_save(
+        dialogue_id=dispatches[0].dialogue_id, step_attempt=begun.step_attempt, result=result, token=begun.token
+    )
+    assert saved.saved and saved.next_token is None  # the step in flight is kept, then the dialogue waits
+    assert Dialogue.objects.get(pk=dispatches[0].dialogue_id).status == DialogueStatus.PAUSED
+    # the other dialogue's queued step finds the run paused and parks it too
+    assert dialogue_step_begin(dialogue_id=dispatches[1].dialogue_id, token=dispatches[1].token).reason == (
+        "the run is paused"
+    )
+    assert Dialogue.objects.get(pk=dispatches[1].dialogue_id).status == DialogueStatus.PAUSED
+    resumed = run_resume(run_id=run.pk)
+    assert {d.dialogue_id for d in resumed} == {d.dialogue_id for d in dispatches}
+    status = run_coroutine(lambda llms: run_to_end(run.pk, llms))
+    assert status == RunStatus.FINISHED
+    assert Dialogue.objects.get(pk=dispatches[0].dialogue_id).turns.first().index == 0
+
+
+def test_cancel_drops_the_step_in_flight(demo_tasks):
+    run = make_run(Task.objects.all()[:2])
+    (dispatch, _) = run_dispatch(run_id=run.pk)
+    begun = dialogue_step_begin(dialogue_id=dispatch.dialogue_id, token=dispatch.token)
+    run_cancel(run_id=run.pk)
+    result = asyncio.run(advance(begun.state, SimulatedExpert()))
+    saved = dialogue_step_save(
+        dialogue_id=dispatch.dialogue_id, step_attempt=begun.step_attempt, result=result, token=begun.token
+    )
+    assert not saved.saved and "cancelled" in saved.reason
+    assert set(run.dialogues.values_list("status", flat=True)) == {DialogueStatus.CANCELLED}
+    assert Run.objects.get(pk=run.pk).status == RunStatus.CANCELLED
+
+
+def test_dialogue_pause_resume_cancel(demo_tasks):
+    run = make_run(Task.objects.all()[:2], max_in_flight=1)
+    (dispatch,) = run_dispatch(run_id=run.pk)
+    dialogue_pause(dialogue_id=dispatch.dialogue_id)
+    assert Dialogue.objects.get(pk=dispatch.dialogue_id).status == DialogueStatus.PAUSED
+    other = run_dispatch(run_id=run.pk)  # its slot is free for the other dialogue
+    assert len(other) == 1 and other[0].dialogue_id != dispatch.dialogue_id
+    dialogue_cancel(dialogue_id=other[0].dialogue_id)
+    resumed = dialogue_resume(dialogue_id=dispatch.dialogue_id)
+    assert [d.dialogue_id for d in resumed] == [dispatch.dialogue_id]
+    assert run_coroutine(lambda llms: run_to_end(run.pk, llms)) == RunStatus.FINISHED
+    statuses = dict(run.dialogues.values_list("id", "status"))
+    assert statuses[other[0].dialogue_id] == DialogueStatus.CANCELLED
+    assert statuses[dispatch.dialogue_id] == DialogueStatus.FINISHED
+
+
+def test_token_budget_pauses_the_run(demo_tasks):
+    run = make_run(Task.objects.all(), token_budget=20_000)
+    status = run_coroutine(lambda llms: run_to_end(run.pk, llms))
+    run.refresh_from_db()
+    assert status == RunStatus.PAUSED and run.status_reason.startswith("token budget reached")
+    assert run.tokens_used >= 20_000
+    assert run.tokens_used == sum(run.dialogues.values_list("tokens", flat=True))
+    assert not run.dialogues.filter(status=DialogueStatus.RUNNING).exists()
+    with pytest.raises(ValueError, match="give a larger budget"):
+        run_resume(run_id=run.pk)
+    run_resume(run_id=run.pk, token_budget=10**9)
+    assert run_coroutine(lambda llms: run_to_end(run.pk, llms)) == RunStatus.FINISHED
+
+
+def test_progress_is_counted_from_rows(demo_tasks):
+    run = make_run(Task.objects.all())
+    run_coroutine(lambda llms: run_to_end(run.pk, llms))
+    progress = run_progress(Run.objects.get(pk=run.pk))
+    assert progress["tasks"] == 7 and progress["settled"] == 7 and progress["kept"] == 7
+    assert progress["finished"] == progress["attempts"] >= 7 and progress["running"] == 0
+    assert progress["turns"] == sum(d.turns.count() for d in run.dialogues.all())
+    assert progress["calls"] > progress["turns"] and progress["tokens"] > 0
+
+
+def test_estimate_from_structure_then_refined_by_finished_attempts(demo_tasks):
+    config = RunConfig(judge_samples=3)
+    prior = run_estimate(config=config, tasks=10, hard=5, model="simulated-expert")
+    assert prior.measured_attempts == 0 and prior.requests > 10 * 15
+    raw = run_estimate(
+        config=RunConfig(variant=Variant.RAW, judge_samples=3), tasks=10, hard=5, model="simulated-expert"
+    )
+    assert raw.requests < prior.requests  # no negotiation workflow
+    run = make_run(Task.objects.all())
+    run_coroutine(lambda llms: run_to_end(run.pk, llms))
+    refined = run_estimate(config=config, tasks=10, hard=5, model="simulated-expert")
+    assert refined.measured_attempts == run.dialogues.count()
+    assert "refined from" in refined.describe() and refined.requests != prior.requests
+
+
+def test_call_counters_agree_with_the_rows(demo_tasks):
+    from dialogues.models import LLMCall
+
+    run = make_run(Task.objects.all())
+    run_coroutine(lambda llms: run_to_end(run.pk, llms))
+    for dialogue in run.dialogues.all():
+        calls = LLMCall.objects.filter(dialogue=dialogue)
+        assert dialogue.calls_count == calls.count()
+        assert dialogue.tokens == sum(c.prompt_tokens + c.completion_tokens for c in calls)
