@@ -78,7 +78,7 @@ def test_a_live_lease_keeps_others_out_and_a_stale_one_is_taken_over(demo_tasks)
     assert dialogue_step_begin(dialogue_id=dispatch.dialogue_id, token=dispatch.token).reason == (
         "another worker holds the lease"
     )
-    begun, saved = one_step(takeover)
+    _, saved = one_step(takeover)
     assert saved.saved and saved.next_token
 
 
