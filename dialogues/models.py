@@ -254,6 +254,7 @@ class Dialogue(models.Model):
     end_reason = models.CharField(max_length=20, blank=True)
     failure_reason = models.TextField(blank=True)
     step_attempts = models.PositiveIntegerField(default=0, help_text="How many steps were started (retries too).")
+    saved_steps = models.PositiveIntegerField(default=0, help_text="How many steps were written (its version).")
     # The lease: while a dialogue is in flight, the holder of lease_token may step it until lease_until. A worker
     # extends it with a heartbeat while it steps; a stale lease is taken over by the reconciler.
     lease_token = models.CharField(max_length=36, blank=True)

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from .http_pool import pooled_transport
+
 
 @dataclass(frozen=True)
 class ChatRequest:
@@ -126,7 +128,7 @@ class OpenAIChatClient:
             max_keepalive_connections=max_in_flight_per_endpoint * len(base_urls),
         )
         self._http = httpx.AsyncClient(
-            headers=headers, limits=limits, timeout=httpx.Timeout(timeout, connect=connect_timeout)
+            headers=headers, transport=pooled_transport(limits), timeout=httpx.Timeout(timeout, connect=connect_timeout)
         )
         self.transport_retries = transport_retries
         self.backoff_base = backoff_base

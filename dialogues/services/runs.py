@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -253,8 +254,9 @@ def dialogue_step_begin(*, dialogue_id: int, token: str | None = None) -> Begun 
     one (a manual step) the dialogue must not be held by a live lease. Returns the state, or why not."""
     now = timezone.now()
     with transaction.atomic():
-        dialogue = Dialogue.objects.select_for_update().select_related("run").filter(pk=dialogue_id).first()
-        if dialogue is None:
+        try:
+            dialogue = Dialogue.objects.select_for_update(of=("self",)).select_related("run").get(pk=dialogue_id)
+        except Dialogue.DoesNotExist:
             return Skipped("no such dialogue")
         run = dialogue.run
         if dialogue.status not in ACTIVE and not (token is None and dialogue.status == DialogueStatus.PAUSED):
@@ -275,10 +277,30 @@ def dialogue_step_begin(*, dialogue_id: int, token: str | None = None) -> Begun 
         dialogue.lease_until = now + _step_lease()
         dialogue.started_at = dialogue.started_at or now
         dialogue.save(update_fields=["status", "step_attempts", "lease_token", "lease_until", "started_at"])
-    dialogue = Dialogue.objects.select_related("run", "task__scenario", "task__agent1", "task__agent2").get(
-        pk=dialogue_id
+    return Begun(
+        _state_of(dialogue, token), dialogue.step_attempts, execution, dialogue.run_id, Backend.of(dialogue.run)
     )
-    return Begun(dialogue_state(dialogue), dialogue.step_attempts, execution, dialogue.run_id, Backend.of(dialogue.run))
+
+
+# The state each dialogue had after the last step this process wrote, by dialogue id, with its version
+# (saved_steps). A worker that steps a dialogue again reuses it instead of reading every turn back.
+# Valid only for the token that save handed out with it (a uuid: no other process or database can match it).
+_states: OrderedDict[int, tuple[int, str, DialogueState]] = OrderedDict()
+_STATES_KEPT = 4096
+
+
+def _state_of(dialogue: Dialogue, token: str | None) -> DialogueState:
+    cached = _states.pop(dialogue.pk, None)
+    if cached is not None and token is not None and cached[:2] == (dialogue.saved_steps, token):
+        return cached[2]
+    full = Dialogue.objects.select_related("run", "task__scenario", "task__agent1", "task__agent2").get(pk=dialogue.pk)
+    return dialogue_state(full)
+
+
+def _remember(dialogue_id: int, version: int, token: str, state: DialogueState) -> None:
+    _states[dialogue_id] = (version, token, state)
+    while len(_states) > _STATES_KEPT:
+        _states.popitem(last=False)
 
 
 def _park(dialogue: Dialogue, status: str) -> None:
@@ -315,7 +337,7 @@ def _call_rows(dialogue_id: int, step_attempt: int, calls: list[CallRecord]) -> 
 def _count_calls(dialogue: Dialogue, calls: list[CallRecord]) -> None:
     tokens = sum(c.prompt_tokens + c.completion_tokens for c in calls)
     Dialogue.objects.filter(pk=dialogue.pk).update(
-        tokens=F("tokens") + tokens, calls_count=F("calls_count") + len(calls)
+        tokens=F("tokens") + tokens, calls_count=F("calls_count") + len(calls), saved_steps=F("saved_steps") + 1
     )
     Run.objects.filter(pk=dialogue.run_id).update(tokens_used=F("tokens_used") + tokens)
 
@@ -336,26 +358,38 @@ def dialogue_step_save(
     nothing is left to do; otherwise keeps it in flight with a new token, or, after a manual step, pauses it."""
     try:
         with transaction.atomic():
-            dialogue = Dialogue.objects.select_for_update().select_related("run").get(pk=dialogue_id)
-            if dialogue.status not in ACTIVE:
-                return StepSaved(saved=False, reason=f"the dialogue is {dialogue.status}")
-            if dialogue.lease_token != token:
-                return StepSaved(saved=False, reason="the lease was taken over; this step's result is dropped")
-            _write_step(dialogue, result)
-            LLMCall.objects.bulk_create(_call_rows(dialogue_id, step_attempt, result.calls))
-            _count_calls(dialogue, result.calls)
-            next_move = plan(result.state)
-            if next_move.kind == MoveKind.FINISH:
-                _dialogue_finish(dialogue, result.state, next_move.end_reason.value)
-                return StepSaved(saved=True, finished=True)
-            if manual:
-                _park(dialogue, DialogueStatus.PAUSED)  # stepped by hand: it waits for the next "step"
-                return StepSaved(saved=True)
-            return _continue(dialogue)
+            saved, version = _save_step(dialogue_id, step_attempt, result, token, manual)
     except IntegrityError:
         # The same turn (or rating) was written by an earlier run of this step: nothing to add.
         logger.info("dialogue %s: step already saved, skipping the repeat", dialogue_id)
         return StepSaved(saved=False, reason="this step was saved before")
+    if saved.next_token is not None:
+        _remember(dialogue_id, version, saved.next_token, result.state)  # the next step here starts from this
+    return saved
+
+
+def _save_step(
+    dialogue_id: int, step_attempt: int, result: StepResult, token: str, manual: bool
+) -> tuple[StepSaved, int]:
+    dialogue = Dialogue.objects.select_for_update(of=("self",)).select_related("run").get(pk=dialogue_id)
+    version = dialogue.saved_steps + 1
+    if dialogue.status not in ACTIVE:
+        return StepSaved(saved=False, reason=f"the dialogue is {dialogue.status}"), version
+    if dialogue.lease_token != token:
+        return StepSaved(saved=False, reason="the lease was taken over; this step's result is dropped"), version
+    _write_step(dialogue, result)
+    LLMCall.objects.bulk_create(_call_rows(dialogue_id, step_attempt, result.calls))
+    tokens = sum(c.prompt_tokens + c.completion_tokens for c in result.calls)
+    next_move = plan(result.state)
+    if next_move.kind == MoveKind.FINISH:
+        _count_calls(dialogue, result.calls)
+        _dialogue_finish(dialogue, result.state, next_move.end_reason.value)
+        return StepSaved(saved=True, finished=True), version
+    if manual:
+        _count_calls(dialogue, result.calls)
+        _park(dialogue, DialogueStatus.PAUSED)  # stepped by hand: it waits for the next "step"
+        return StepSaved(saved=True), version
+    return _continue(dialogue, tokens=tokens, calls=len(result.calls)), version
 
 
 def _write_step(dialogue: Dialogue, result: StepResult) -> None:
@@ -396,19 +430,34 @@ def _write_step(dialogue: Dialogue, result: StepResult) -> None:
         )
 
 
-def _continue(dialogue: Dialogue) -> StepSaved:
-    """After a saved step: keep the dialogue in flight with a fresh token, unless its run was paused, cancelled or
-    ran out of budget."""
-    run = Run.objects.select_for_update().get(pk=dialogue.run_id)
-    if run.status == RunStatus.RUNNING and run.token_budget is not None and run.tokens_used >= run.token_budget:
+def _continue(dialogue: Dialogue, *, tokens: int, calls: int) -> StepSaved:
+    """After a saved step: keep the dialogue in flight with a fresh token (one update, counters included),
+    unless its run was paused, cancelled or ran out of budget."""
+    run = dialogue.run  # read with the dialogue at the start of this transaction
+    over_budget = run.token_budget is not None and run.tokens_used + tokens >= run.token_budget
+    if run.status == RunStatus.RUNNING and over_budget:
+        Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            status=RunStatus.PAUSED,
+            status_reason=f"token budget reached ({run.tokens_used + tokens:,} of {run.token_budget:,} tokens)",
+        )
         run.status = RunStatus.PAUSED
-        run.status_reason = f"token budget reached ({run.tokens_used:,} of {run.token_budget:,} tokens)"
-        run.save(update_fields=["status", "status_reason"])
-    if run.status != RunStatus.RUNNING:
-        _park(dialogue, DialogueStatus.PAUSED if run.status == RunStatus.PAUSED else DialogueStatus.CANCELLED)
+    token = _token() if run.status == RunStatus.RUNNING else ""
+    if run.status == RunStatus.RUNNING:
+        status, until = DialogueStatus.RUNNING, timezone.now() + _queue_lease()
+    else:
+        status, until = (DialogueStatus.PAUSED if run.status == RunStatus.PAUSED else DialogueStatus.CANCELLED), None
+    Dialogue.objects.filter(pk=dialogue.pk).update(
+        tokens=F("tokens") + tokens,
+        calls_count=F("calls_count") + calls,
+        saved_steps=F("saved_steps") + 1,
+        lease_token=token,
+        lease_until=until,
+        status=status,
+    )
+    # last, so the shared run row is locked for as short a time as possible
+    Run.objects.filter(pk=run.pk).update(tokens_used=F("tokens_used") + tokens)
+    if not token:
         return StepSaved(saved=True, reason=f"the run is {run.status}")
-    token = _token()
-    Dialogue.objects.filter(pk=dialogue.pk).update(lease_token=token, lease_until=timezone.now() + _queue_lease())
     return StepSaved(saved=True, next_token=token)
 
 
@@ -481,7 +530,7 @@ def dialogue_fail(
 ) -> StepSaved:
     """The engine gave up on a step: keep the calls it made (they show why) and mark the dialogue failed."""
     with transaction.atomic():
-        dialogue = Dialogue.objects.select_for_update().select_related("run").get(pk=dialogue_id)
+        dialogue = Dialogue.objects.select_for_update(of=("self",)).select_related("run").get(pk=dialogue_id)
         if dialogue.status not in ACTIVE or dialogue.lease_token != token:
             return StepSaved(saved=False, reason="the dialogue moved on without this step")
         LLMCall.objects.bulk_create(_call_rows(dialogue_id, step_attempt, calls))

@@ -1,0 +1,280 @@
+"""Throughput of runs on real workers against a server with a vLLM-like capacity.
+
+For each scenario (capacity C, latency per call): a fresh PostgreSQL database and Redis key prefix, synthetic
+tasks (half of them deadlock, so DSI runs the negotiation workflow), the capacity server, one Celery worker
+process (threads pool), and a DSI run launched as the app launches it. Measured: attempts per minute against
+the ideal for the capacity, server utilisation, requests / sequences / prompt tokens per finished attempt, and
+the worker's CPU per request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get("OMEGA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("OMEGA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    capacity: int
+    latency: float
+    tasks: int
+    worker_threads: int  # dialogues in flight, shared by the worker processes
+    workers: int = 1
+
+    @property
+    def label(self) -> str:
+        return f"C={self.capacity}, {self.latency:g} s/call, {self.tasks} tasks, {self.workers} worker(s)"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+def _wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def _environment(db_url: str, prefix: str, llm_url: str, var_dir: Path, threads: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMEGA_", "DJANGO_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="omega_web.settings",
+        OMEGA_IGNORE_DOTENV="1",
+        OMEGA_VAR_DIR=str(var_dir),
+        OMEGA_DATABASE_URL=db_url,
+        OMEGA_REDIS_URL=REDIS_URL,
+        OMEGA_REDIS_KEY_PREFIX=prefix,
+        OMEGA_LLM_BASE_URLS=llm_url,
+        OMEGA_LLM_MODEL="bench-expert",
+        OMEGA_LLM_MAX_IN_FLIGHT="1024",
+        OMEGA_LLM_STRUCTURED_OUTPUT="0",
+        OMEGA_LOG_LEVEL="WARNING",
+        OMEGA_CELERY_LOG_LEVEL="WARNING",
+        OMEGA_DB_POOL_SIZE="12",
+        OMEGA_DB_THREADS="8",
+        OMEGA_WORKER_CONCURRENCY=str(threads),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+SETUP = """
+from dialogues.models import AgentProfile, Scenario, Task
+n = {tasks}
+agents = AgentProfile.objects.bulk_create([AgentProfile(external_id=f"bench-agent-{{i}}", first_name=f"Agent{{i}}",
+    last_name="Bench", age=30 + i % 30, occupation="tester", gender="Woman" if i % 2 else "Man",
+    gender_pronoun="She/her" if i % 2 else "He/him", public_info="Likes benchmarks.",
+    personality_and_values="Patient.", secret="None.", source="bench") for i in range(40)])
+scenarios = Scenario.objects.bulk_create([Scenario(external_id=f"bench-env-{{i}}", codename=f"bench_{{i}}",
+    source="bench", text=f"Two people settle matter {{i}}." + (" [deadlock]" if i % 2 == 0 else ""),
+    agent1_goal="Get the larger share", agent2_goal="Get at least half", relationship=str(i % 6))
+    for i in range(n)])
+Task.objects.bulk_create([Task(external_id=f"bench-task-{{i}}", scenario=scenarios[i], agent1=agents[i % 40],
+    agent2=agents[(i + 1) % 40], hard=i % 2 == 0, source="bench", split="train") for i in range(n)])
+print(Task.objects.count())
+"""
+
+LAUNCH = """
+from dialogues.engine.config import RunConfig
+from dialogues.generation import configured_backend
+from dialogues.models import Task
+from dialogues.services import run_create
+from dialogues.services.runs import run_dispatch
+from dialogues.worker import enqueue_steps
+run = run_create(created_by=None, name="bench", config=RunConfig(), tasks=list(Task.objects.all()),
+                 backend=configured_backend(), max_in_flight={in_flight})
+enqueue_steps(run_dispatch(run_id=run.pk))
+print(run.pk)
+"""
+
+PROGRESS = """
+import json
+from dialogues.models import Dialogue, Run
+run = Run.objects.get()
+done = list(Dialogue.objects.filter(run=run, finished_at__isnull=False).values_list("finished_at", flat=True))
+print(json.dumps({{"status": run.status, "finished": [d.timestamp() for d in done],
+                  "attempts": Dialogue.objects.filter(run=run).count(),
+                  "failed": Dialogue.objects.filter(run=run, status="failed").count(),
+                  "passed": Dialogue.objects.filter(run=run, filter_passed=True).count()}}))
+"""
+
+
+def run_scenario(scenario: Scenario, work_dir: Path, *, timeout: float = 1800) -> dict:
+    import psycopg
+    import redis
+
+    db_name = f"omega_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{db_name}"')
+    db_url = urlparse(POSTGRES_URL)._replace(path=f"/{db_name}").geturl()
+    prefix = f"omega_bench_{uuid.uuid4().hex[:8]}"
+    port = _free_port()
+    llm_url = f"http://127.0.0.1:{port}"
+    var_dir = work_dir / db_name
+    var_dir.mkdir(parents=True, exist_ok=True)
+    env = _environment(db_url, prefix, llm_url, var_dir, scenario.worker_threads)
+    processes: list[subprocess.Popen] = []
+    try:
+        _manage(env, "migrate", "--no-input", "-v", "0")
+        _manage(env, "shell", "-v", "0", "-c", SETUP.format(tasks=scenario.tasks))
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.capacity_server",
+                "--port",
+                str(port),
+                "--capacity",
+                str(scenario.capacity),
+                "--latency",
+                str(scenario.latency),
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )
+        processes.append(server)
+        _wait_http(f"{llm_url}/v1/models")
+        workers = []
+        threads = -(-scenario.worker_threads // scenario.workers)
+        for index in range(scenario.workers):
+            worker_log = (var_dir / f"worker-{index}.log").open("w")
+            worker = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "omega_web",
+                    "worker",
+                    "--pool",
+                    "threads",
+                    "--concurrency",
+                    str(threads),
+                    "--queues",
+                    "default,llm",
+                    "--without-mingle",
+                    "--without-gossip",
+                    "--hostname",
+                    f"bench{index}@%h",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=worker_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            processes.append(worker)
+            workers.append(worker)
+        time.sleep(3)  # the workers connect and start their stepping loops
+        httpx.post(f"{llm_url}/metrics/reset")
+        cpu_before = sum(_cpu_seconds(w.pid) for w in workers)
+        started = time.time()
+        _manage(env, "shell", "-v", "0", "-c", LAUNCH.format(in_flight=scenario.worker_threads))
+        deadline = time.monotonic() + timeout
+        while True:
+            state = json.loads(_manage(env, "shell", "-v", "0", "-c", PROGRESS.format()))
+            if state["status"] != "running" or time.monotonic() > deadline:
+                break
+            if any(w.poll() is not None for w in workers):
+                raise RuntimeError(f"a worker died:\n{(var_dir / 'worker-0.log').read_text()[-3000:]}")
+            time.sleep(2)
+        cpu = sum(_cpu_seconds(w.pid) for w in workers) - cpu_before
+        served = httpx.get(f"{llm_url}/metrics").json()
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+    return _results(scenario, state, served, cpu, started)
+
+
+def _results(scenario: Scenario, state: dict, served: dict, cpu: float, started: float) -> dict:
+    finished = sorted(t - started for t in state["finished"])
+    attempts = len(finished)
+    elapsed = finished[-1] if finished else 0.0
+    per_attempt = {
+        "requests": served["requests"] / max(attempts, 1),
+        "sequences": served["sequences"] / max(attempts, 1),
+        "prompt_tokens": served["prompt_tokens"] / max(attempts, 1),
+    }
+    sequences_per_second = scenario.capacity / scenario.latency
+    ideal = sequences_per_second / max(per_attempt["sequences"], 1e-9) * 60
+    achieved = attempts / elapsed * 60 if elapsed else 0.0
+    # the middle of the run, once ramp-up is over and before the last attempts trickle in
+    lo, hi = int(attempts * 0.2), int(attempts * 0.8)
+    middle = (hi - lo) / (finished[hi] - finished[lo]) * 60 if attempts > 10 and finished[hi] > finished[lo] else 0
+    return {
+        "scenario": scenario.label,
+        "capacity": scenario.capacity,
+        "latency_s": scenario.latency,
+        "tasks": scenario.tasks,
+        "worker_threads": scenario.worker_threads,
+        "workers": scenario.workers,
+        "attempts": attempts,
+        "failed": state["failed"],
+        "passed": state["passed"],
+        "run_status": state["status"],
+        "elapsed_s": round(elapsed, 1),
+        "attempts_per_min": round(achieved, 1),
+        "ideal_attempts_per_min": round(ideal, 1),
+        "ratio": round(achieved / ideal, 3) if ideal else 0.0,
+        "ratio_middle_60pct": round(middle / ideal, 3) if ideal else 0.0,
+        "server_utilisation": round(served["busy_slot_seconds"] / (scenario.capacity * max(elapsed, 1e-9)), 3),
+        "requests_per_attempt": round(per_attempt["requests"], 1),
+        "sequences_per_attempt": round(per_attempt["sequences"], 1),
+        "prompt_tokens_per_attempt": round(per_attempt["prompt_tokens"]),
+        "client_cpu_ms_per_request": round(cpu * 1000 / max(served["requests"], 1), 2),
+        "mean_queue_wait_s": round(served["mean_queue_wait"], 3),
+    }
