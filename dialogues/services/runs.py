@@ -160,8 +160,12 @@ def run_dispatch(*, run_id: int) -> list[Dispatch]:
         room = run.max_in_flight - run.dialogues.filter(status=DialogueStatus.RUNNING).count()
         if room <= 0:
             return []
+        # Longest first, so the run does not end on a long tail: regenerated attempts, then hard tasks (they
+        # tend to need the negotiation workflow, about twice as many calls), then the rest in order.
         pending = list(
-            run.dialogues.filter(status=DialogueStatus.PENDING).order_by("id").values_list("id", flat=True)[:room]
+            run.dialogues.filter(status=DialogueStatus.PENDING)
+            .order_by("-attempt", "-task__hard", "id")
+            .values_list("id", flat=True)[:room]
         )
         until = timezone.now() + _queue_lease()
         dispatched = []

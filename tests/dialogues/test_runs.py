@@ -199,3 +199,26 @@ def test_call_counters_agree_with_the_rows(demo_tasks):
         calls = LLMCall.objects.filter(dialogue=dialogue)
         assert dialogue.calls_count == calls.count()
         assert dialogue.tokens == sum(c.prompt_tokens + c.completion_tokens for c in calls)
+
+
+def test_runs_command(demo_tasks):
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    run = make_run(Task.objects.all()[:2])
+
+    def runs(*args):
+        out = io.StringIO()
+        call_command("runs", *[str(a) for a in args], stdout=out)
+        return out.getvalue()
+
+    assert f"#{run.pk}" in runs("list")
+    assert "running: 0/2 tasks settled" in runs("status", run.pk)
+    assert f"Run #{run.pk} paused (paused by a user)" in runs("pause", run.pk)
+    assert f"Run #{run.pk} running" in runs("resume", run.pk)
+    dialogue = run.dialogues.first()
+    assert "paused" in runs("pause", dialogue.pk, "--dialogue")
+    assert "cancelled" in runs("cancel", run.pk)
+    with pytest.raises(CommandError, match="no run #999999"):
+        runs("status", 999999)
