@@ -13,7 +13,7 @@ SHELL  := /bin/bash
 # This machine's pip configuration names a local index folder that may be missing; hide only that warning.
 QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 
-.PHONY: run test install lint format e2e-browser constraints clean
+.PHONY: run test bench install lint format e2e-browser constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks against this machine's PostgreSQL and Redis; prints tables, writes JSON to bench/results/.
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -45,7 +45,7 @@ THROUGHPUT_COLUMNS = [
 def main() -> None:
     parser = argparse.ArgumentParser(description="omega-web benchmarks")
     parser.add_argument("--smoke", action="store_true", help="a tiny run that checks the harness (CI)")
-    parser.add_argument("--tasks", type=int, default=600)
+    parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=400, help="dialogues in flight (worker threads in all)")
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes (one per core here)")
     parser.add_argument(

@@ -63,6 +63,7 @@ class Metrics:
 
     def reset(self) -> None:
         self.started = time.monotonic()
+        self.first_request: float | None = None  # wall-clock time of the first chat request
         self.requests = 0
         self.sequences = 0
         self.prompt_tokens = 0
@@ -167,6 +168,8 @@ class Server:
             return 200, {"ok": True}
         if method == "POST" and path.rstrip("/").endswith("/v1/chat/completions"):
             request = json.loads(body)
+            if self.metrics.first_request is None:
+                self.metrics.first_request = time.time()
             n = int(request.get("n") or 1)
             prompt = request["messages"][-1]["content"]
             queued = time.monotonic()
@@ -211,6 +214,7 @@ class Server:
             "latency": self.latency,
             "mean_queue_wait": m.wait_total / m.requests if m.requests else 0.0,
             "max_queue_wait": m.wait_max,
+            "first_request": m.first_request,
         }
 
 

@@ -9,7 +9,6 @@ the worker's CPU per request.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -133,16 +132,21 @@ enqueue_steps(run_dispatch(run_id=run.pk))
 print(run.pk)
 """
 
-PROGRESS = """
-import json
-from dialogues.models import Dialogue, Run
-run = Run.objects.get()
-done = list(Dialogue.objects.filter(run=run, finished_at__isnull=False).values_list("finished_at", flat=True))
-print(json.dumps({{"status": run.status, "finished": [d.timestamp() for d in done],
-                  "attempts": Dialogue.objects.filter(run=run).count(),
-                  "failed": Dialogue.objects.filter(run=run, status="failed").count(),
-                  "passed": Dialogue.objects.filter(run=run, filter_passed=True).count()}}))
-"""
+
+def _progress(db_url: str) -> dict:
+    import psycopg
+
+    with psycopg.connect(db_url) as conn:
+        status = conn.execute("SELECT status FROM dialogues_run").fetchone()[0]
+        finished = [
+            row[0].timestamp()
+            for row in conn.execute("SELECT finished_at FROM dialogues_dialogue WHERE finished_at IS NOT NULL")
+        ]
+        attempts, failed, passed = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE filter_passed) "
+            "FROM dialogues_dialogue"
+        ).fetchone()
+    return {"status": status, "finished": finished, "attempts": attempts, "failed": failed, "passed": passed}
 
 
 def run_scenario(scenario: Scenario, work_dir: Path, *, timeout: float = 1800) -> dict:
@@ -220,8 +224,8 @@ def run_scenario(scenario: Scenario, work_dir: Path, *, timeout: float = 1800) -
         started = time.time()
         _manage(env, "shell", "-v", "0", "-c", LAUNCH.format(in_flight=scenario.worker_threads))
         deadline = time.monotonic() + timeout
-        while True:
-            state = json.loads(_manage(env, "shell", "-v", "0", "-c", PROGRESS.format()))
+        while True:  # polled straight from PostgreSQL: a Django process per poll would eat the CPU measured
+            state = _progress(db_url)
             if state["status"] != "running" or time.monotonic() > deadline:
                 break
             if any(w.poll() is not None for w in workers):
@@ -237,7 +241,7 @@ def run_scenario(scenario: Scenario, work_dir: Path, *, timeout: float = 1800) -
         client = redis.Redis.from_url(REDIS_URL)
         for key in client.scan_iter(f"{prefix}*"):
             client.delete(key)
-    return _results(scenario, state, served, cpu, started)
+    return _results(scenario, state, served, cpu, served["first_request"] or started)
 
 
 def _results(scenario: Scenario, state: dict, served: dict, cpu: float, started: float) -> dict:
