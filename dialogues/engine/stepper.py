@@ -305,136 +305,78 @@ class Stepper:
         """One turn of the negotiation workflow: a reasoning call, a draft, and a style transfer."""
         state, index, speaker = self.state, self.state.next_index, self.state.next_speaker
         other_name = state.task.names[1 - speaker]
-        prefix = self._nsi_prefix(speaker, index)
         own, other = state.last_utilities(speaker)
         step = move.nsi_step
+        form = self.config.utility_form
+        matter_fields, matter_example = MATTER_FIELDS[form]
         meta = {
             "nsi_step": step.value,
             "options": [o.value for o in move.options],
             "nsi_turns_before": len(state.nsi_turns_of(speaker)),
         }
-        form = self.config.utility_form
-        matter_fields, matter_example = MATTER_FIELDS[form]
-        matter_format = {"matter_fields": matter_fields, "matter_example": matter_example}
-        speak_only = frozenset({ActionType.SPEAK})
-        proposal: Proposal | None = None
+        context = {
+            "prefix": self._nsi_prefix(speaker, index),
+            "other": other_name,
+            "matter_fields": matter_fields,
+            "matter_example": matter_example,
+        }
+
+        async def ask(
+            purpose: str, parse: Callable[[str | None], Any], *, schema: dict[str, Any] | None = None, **values: object
+        ) -> Any:
+            # every workflow prompt shares one context; the utilities are the latest of this turn
+            prompt = prompts.render(
+                purpose.replace(".", "_"),
+                **context,
+                own_utility=_format_utility(own),
+                other_utility=_format_utility(other),
+                **values,
+            )
+            return await self._ask(purpose, prompt, parse, turn_index=index, schema=schema, meta=meta)
 
         def utility_of(text: str | None) -> dict[str, Any]:
             return parse_utility(parse_json_object(text), form)
 
         def speech(text: str | None) -> Action:
-            return action_from_dict(parse_json_object(text), allowed=speak_only)
+            return action_from_dict(parse_json_object(text), allowed=frozenset({ActionType.SPEAK}))
 
+        def updated(text: str | None) -> tuple[dict[str, Any], dict[str, Any], str]:
+            data = parse_json_object(text)
+            return (
+                parse_utility({"matters": data.get("own_matters")}, form),
+                parse_utility({"matters": data.get("other_matters")}, form),
+                _field(data, "draft"),
+            )
+
+        def proposal_of(text: str | None) -> tuple[Proposal, Action]:
+            data = parse_json_object(text)
+            kind = data.get("proposal_type")
+            allowed = {o.value for o in move.options}
+            if kind not in allowed:
+                raise UnusableAnswer(f"proposal_type {kind!r} is not one of {sorted(allowed)}")
+            return Proposal(kind), action_from_dict(data, allowed=frozenset({ActionType.SPEAK}))
+
+        proposal: Proposal | None = None
         if step == NsiStep.RESOURCE:
-            own = await self._ask(
-                "nsi.own_utility",
-                prompts.render("nsi_own_utility", prefix=prefix, **matter_format),
-                utility_of,
-                turn_index=index,
-                meta=meta,
-            )
-            draft_action = await self._ask(
-                "nsi.interests",
-                prompts.render("nsi_interests", prefix=prefix, own_utility=_format_utility(own)),
-                speech,
-                turn_index=index,
-                schema=ACTION_JSON_SCHEMA,
-                meta=meta,
-            )
-            draft = draft_action.argument
+            own = await ask("nsi.own_utility", utility_of)
+            draft = (await ask("nsi.interests", speech, schema=ACTION_JSON_SCHEMA)).argument
         elif step == NsiStep.DIFFERENCE:
-            other = await self._ask(
-                "nsi.other_utility",
-                prompts.render(
-                    "nsi_other_utility",
-                    prefix=prefix,
-                    own_utility=_format_utility(own),
-                    other=other_name,
-                    **matter_format,
-                ),
-                utility_of,
-                turn_index=index,
-                meta=meta,
-            )
-            draft_action = await self._ask(
-                "nsi.difference",
-                prompts.render(
-                    "nsi_difference",
-                    prefix=prefix,
-                    own_utility=_format_utility(own),
-                    other_utility=_format_utility(other),
-                    other=other_name,
-                ),
-                speech,
-                turn_index=index,
-                schema=ACTION_JSON_SCHEMA,
-                meta=meta,
-            )
-            draft = draft_action.argument
+            other = await ask("nsi.other_utility", utility_of)
+            draft = (await ask("nsi.difference", speech, schema=ACTION_JSON_SCHEMA)).argument
         else:
             if step == NsiStep.INITIAL:
-                reasoning = await self._ask(
-                    "nsi.proposal_draft",
-                    prompts.render(
-                        "nsi_proposal_draft",
-                        prefix=prefix,
-                        own_utility=_format_utility(own),
-                        other_utility=_format_utility(other),
-                        other=other_name,
-                    ),
-                    lambda text: _field(parse_json_object(text), "draft"),
-                    turn_index=index,
-                    meta=meta,
-                )
+                reasoning = await ask("nsi.proposal_draft", lambda text: _field(parse_json_object(text), "draft"))
             else:
-
-                def updated(text: str | None) -> tuple[dict[str, Any], dict[str, Any], str]:
-                    data = parse_json_object(text)
-                    return (
-                        parse_utility({"matters": data.get("own_matters")}, form),
-                        parse_utility({"matters": data.get("other_matters")}, form),
-                        _field(data, "draft"),
-                    )
-
-                own, other, reasoning = await self._ask(
-                    "nsi.update",
-                    prompts.render(
-                        "nsi_update",
-                        prefix=prefix,
-                        own_utility=_format_utility(own),
-                        other_utility=_format_utility(other),
-                        other=other_name,
-                        **matter_format,
-                    ),
-                    updated,
-                    turn_index=index,
-                    meta=meta,
-                )
-            allowed = {o.value for o in move.options}
-
-            def proposal_of(text: str | None) -> tuple[Proposal, Action]:
-                data = parse_json_object(text)
-                kind = data.get("proposal_type")
-                if kind not in allowed:
-                    raise UnusableAnswer(f"proposal_type {kind!r} is not one of {sorted(allowed)}")
-                return Proposal(kind), action_from_dict(data, allowed=speak_only)
-
-            proposal, draft_action = await self._ask(
+                own, other, reasoning = await ask("nsi.update", updated)
+            proposal, draft_action = await ask(
                 "nsi.proposal",
-                prompts.render(
-                    "nsi_proposal", prefix=prefix, draft=reasoning, options=_options_text(move.options, other_name)
-                ),
                 proposal_of,
-                turn_index=index,
                 schema=_proposal_schema(move.options),
-                meta=meta,
+                draft=reasoning,
+                options=_options_text(move.options, other_name),
             )
             draft = draft_action.argument
-        last_line = (
-            state.turns[-1].action.transcript_line(state.task.names[state.turns[-1].speaker])
-            if state.turns
-            else "(nothing yet)"
-        )
+        last = state.turns[-1] if state.turns else None
         styled = await self._ask(
             "nsi.style_transfer",
             prompts.render(
@@ -442,8 +384,8 @@ class Stepper:
                 name=state.task.names[speaker],
                 context=agent_context(state.task, speaker),
                 other=other_name,
-                last_line=last_line,
                 draft=draft,
+                last_line=last.action.transcript_line(state.task.names[last.speaker]) if last else "(nothing yet)",
             ),
             _clean_styled,
             turn_index=index,

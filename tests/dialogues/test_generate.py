@@ -12,7 +12,10 @@ from django.db.models import Count
 from dialogues import models
 from dialogues.engine.config import RunConfig
 from dialogues.engine.strategy import Branch, select_strategy
+from dialogues.generation import run_coroutine, run_to_end
 from dialogues.models import Dialogue, DialogueStatus, LLMCall, Run, StepRating, Task, Turn
+from dialogues.services import run_create
+from dialogues.services.runs import Backend
 from tests.support import llm_answers as a
 from tests.support.llm_server import ScriptedLLMServer
 
@@ -25,6 +28,19 @@ def generate(*args: str) -> str:
     out, err = io.StringIO(), io.StringIO()
     call_command("generate", *args, stdout=out, stderr=err)
     return out.getvalue()
+
+
+def run_against(server: ScriptedLLMServer, task: Task, config: RunConfig) -> Run:
+    """A run on the test server, generated to the end in this process."""
+    run = run_create(
+        created_by=None,
+        name="served",
+        config=config,
+        tasks=[task],
+        backend=Backend("openai", server.model, (server.base_url,)),
+    )
+    run_coroutine(lambda llms: run_to_end(run.pk, llms))
+    return run
 
 
 def assert_turns_contiguous_and_unique(run: Run) -> None:
@@ -201,29 +217,7 @@ def test_attempts_regenerate_and_keep_the_best(demo_tasks):
 
     with ScriptedLLMServer() as server:
         server.responder = a.responder(rating)
-        from dialogues.services import run_create
-        from dialogues.services.runs import Backend
-
-        run = run_create(
-            created_by=None,
-            name="attempts",
-            config=RunConfig(judge_samples=3),
-            tasks=[task],
-            backend=Backend("openai", server.model, (server.base_url,)),
-        )
-        import asyncio
-
-        from dialogues.engine.llm import OpenAIChatClient
-        from dialogues.generation import run_to_end
-
-        async def main():
-            client = OpenAIChatClient([server.base_url], server.model)
-            try:
-                await run_to_end(run.pk, lambda backend: client)
-            finally:
-                await client.aclose()
-
-        asyncio.run(main())
+        run = run_against(server, task, RunConfig(judge_samples=3))
     attempts = list(run.dialogues.order_by("attempt"))
     assert [d.attempt for d in attempts] == [0, 1, 2, 3]
     assert all(d.filter_passed is False and d.final_goal_c == 8.0 for d in attempts)
@@ -237,13 +231,6 @@ def test_attempts_regenerate_and_keep_the_best(demo_tasks):
 def test_a_failed_attempt_starts_the_next_one_and_the_best_finished_attempt_is_kept(demo_tasks):
     """Attempt 0 finishes but fails the filter; attempt 1 fails at a step: no attempt is left (attempts=2), so
     the finished attempt 0 is kept."""
-    import asyncio
-
-    from dialogues.engine.llm import OpenAIChatClient
-    from dialogues.generation import run_to_end
-    from dialogues.services import run_create
-    from dialogues.services.runs import Backend
-
     task = Task.objects.get(external_id="omega-demo-task-04")
     good = a.responder(lambda turn, n: a.uniform(8, 8, n, end=turn >= 6))
     calls = {"n": 0}
@@ -256,22 +243,7 @@ def test_a_failed_attempt_starts_the_next_one_and_the_best_finished_attempt_is_k
 
     with ScriptedLLMServer() as server:
         server.responder = responder
-        run = run_create(
-            created_by=None,
-            name="fail",
-            config=RunConfig(judge_samples=3, attempts=2),
-            tasks=[task],
-            backend=Backend("openai", server.model, (server.base_url,)),
-        )
-
-        async def main():
-            client = OpenAIChatClient([server.base_url], server.model)
-            try:
-                await run_to_end(run.pk, lambda backend: client)
-            finally:
-                await client.aclose()
-
-        asyncio.run(main())
+        run = run_against(server, task, RunConfig(judge_samples=3, attempts=2))
     first, second = run.dialogues.order_by("attempt")
     assert (first.status, first.filter_passed, first.kept) == ("finished", False, True)
     assert (second.status, second.kept) == ("failed", False)
