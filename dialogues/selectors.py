@@ -195,14 +195,17 @@ def run_progress(run: Run) -> dict[str, Any]:
         kept=Count("id", filter=Q(kept=True)),
         passed=Count("id", filter=Q(filter_passed=True)),
     )
-    settled = (
-        run.dialogues.filter(Q(kept=True) | Q(status__in=[DialogueStatus.FAILED, DialogueStatus.CANCELLED]))
+    # a task is settled when none of its attempts is still to run (kept, failed, cancelled or out of attempts)
+    unsettled = (
+        run.dialogues.filter(status__in=[DialogueStatus.PENDING, DialogueStatus.RUNNING, DialogueStatus.PAUSED])
         .values("task_id")
         .distinct()
         .count()
     )
+    tasks = run.tasks.count()
+    settled = tasks - unsettled
     return {
-        "tasks": run.tasks.count(),
+        "tasks": tasks,
         "settled": settled,
         "attempts": sum(by_status.values()),
         "pending": by_status.get(DialogueStatus.PENDING, 0),

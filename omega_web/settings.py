@@ -230,13 +230,16 @@ OMEGA_WORKER_CONCURRENCY = env_int("OMEGA_WORKER_CONCURRENCY", 16)  # threads; e
 CELERY_TASK_ROUTES = {"dialogues.tasks.dialogue_step_task": {"queue": "llm"}}
 OMEGA_WORKER_QUEUES = ["default", "llm"]
 # Runs: how many dialogues of a run step at the same time, and the leases that make a crashed step redone.
-OMEGA_MAX_DIALOGUES_IN_FLIGHT = env_int("OMEGA_MAX_DIALOGUES_IN_FLIGHT", 256)
+# Embedded mode steps in the serving process's worker threads: no more in flight than it has threads.
+OMEGA_MAX_DIALOGUES_IN_FLIGHT = env_int("OMEGA_MAX_DIALOGUES_IN_FLIGHT", 256 if REDIS_URL else OMEGA_WORKER_CONCURRENCY)
 OMEGA_LEASE_SECONDS = env_int("OMEGA_LEASE_SECONDS", 120)  # a stepping worker must renew within this
 OMEGA_LEASE_HEARTBEAT_SECONDS = env_int("OMEGA_LEASE_HEARTBEAT_SECONDS", 30)
 OMEGA_QUEUE_LEASE_SECONDS = env_int("OMEGA_QUEUE_LEASE_SECONDS", 600)  # a queued step must start within this
 OMEGA_RECONCILE_SECONDS = env_int("OMEGA_RECONCILE_SECONDS", 30)  # how often workers look for stale leases
 # Database work of the stepping loop runs in this many threads per process (each holds one connection).
-OMEGA_DB_THREADS = env_int("OMEGA_DB_THREADS", 8 if env("OMEGA_DATABASE_URL") else 1)
+OMEGA_DB_THREADS = env_int(
+    "OMEGA_DB_THREADS", 8 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" else 1
+)
 
 # --- Channels -------------------------------------------------------------------------------------------
 if REDIS_URL:

@@ -222,3 +222,10 @@ def test_runs_command(demo_tasks):
     assert "cancelled" in runs("cancel", run.pk)
     with pytest.raises(CommandError, match="no run #999999"):
         runs("status", 999999)
+
+
+def test_a_task_is_settled_only_when_none_of_its_attempts_is_left_to_run(demo_tasks):
+    run = make_run(Task.objects.all()[:2], config={"keep_best": False, "attempts": 1})
+    assert run_progress(run)["settled"] == 0
+    run_coroutine(lambda llms: run_to_end(run.pk, llms))
+    assert run_progress(Run.objects.get(pk=run.pk))["settled"] == 2

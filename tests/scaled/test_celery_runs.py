@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 FAST_LEASES = {
     "OMEGA_LEASE_SECONDS": "4",
     "OMEGA_LEASE_HEARTBEAT_SECONDS": "1",
-    "OMEGA_QUEUE_LEASE_SECONDS": "15",
+    "OMEGA_QUEUE_LEASE_SECONDS": "8",
     "OMEGA_RECONCILE_SECONDS": "2",
     "OMEGA_SIMULATED_LATENCY_MS": "20",
 }
@@ -130,13 +130,13 @@ def test_sigkill_a_worker_mid_run(tmp_path, pg_url, sotopia_dir):
         prepare(env, sotopia_dir)
         generate = start_generate(env, tmp_path / "generate.log")
         try:
-            with celery_worker(env, concurrency=12) as first:
+            with celery_worker(env, concurrency=24) as first:
                 at_kill = wait_for_turns(pg_url, 300)
                 os.killpg(first.pid, signal.SIGKILL)
                 first.wait(10)
             assert scalar(pg_url, "SELECT count(*) FROM dialogues_dialogue WHERE status = 'running'") > 0
-            with celery_worker(env, concurrency=12):
-                generate.wait(240)
+            with celery_worker(env, concurrency=24):
+                generate.wait(480)
         finally:
             stop(generate)
         output = (tmp_path / "generate.log").read_text()
@@ -196,12 +196,12 @@ def test_restart_the_broker_mid_run(tmp_path, pg_url, sotopia_dir):
     with own_redis(port, tmp_path) as redis_server:
         generate = start_generate(env, tmp_path / "generate.log")
         try:
-            with celery_worker(env, concurrency=12):
+            with celery_worker(env, concurrency=24):
                 wait_for_turns(pg_url, 300)
                 stop(redis_server)  # everything queued in Redis is gone with it
                 time.sleep(2)
                 with own_redis(port, tmp_path):
-                    generate.wait(240)
+                    generate.wait(480)
         finally:
             stop(generate)
     output = (tmp_path / "generate.log").read_text()

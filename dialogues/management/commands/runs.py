@@ -21,7 +21,8 @@ from dialogues.worker import enqueue_steps
 class Command(BaseCommand):
     help = (
         "Follow and steer runs: list them, show one's progress (counted from the database), pause, resume or "
-        "cancel a run, or with --dialogue one dialogue. Paused work finishes the step it is on, then waits."
+        "cancel a run, or with --dialogue one dialogue. A paused run's dialogues finish the step they are on, then "
+        "wait; a paused dialogue drops a step in flight, which is redone when it resumes."
     )
 
     def add_arguments(self, parser):
