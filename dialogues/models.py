@@ -248,9 +248,11 @@ class Dialogue(models.Model):
     filter_passed = models.BooleanField(null=True, blank=True)
     filter_note = models.CharField(max_length=300, blank=True)
     kept = models.BooleanField(default=False, db_index=True)
-    final_goal_c = models.FloatField(null=True, blank=True)
+    final_goal_c = models.FloatField(null=True, blank=True, db_index=True)
     final_goal_p = models.FloatField(null=True, blank=True)
-    nsi_used = models.BooleanField(default=False)
+    nsi_used = models.BooleanField(default=False, db_index=True)
+    ssi_used = models.BooleanField(default=False, db_index=True)
+    turns_count = models.PositiveSmallIntegerField(default=0)
     end_reason = models.CharField(max_length=20, blank=True)
     failure_reason = models.TextField(blank=True)
     step_attempts = models.PositiveIntegerField(default=0, help_text="How many steps were started (retries too).")
@@ -268,6 +270,7 @@ class Dialogue(models.Model):
     class Meta:
         ordering = ["run_id", "task_id", "attempt"]
         constraints = [models.UniqueConstraint(fields=["run", "task", "attempt"], name="one_dialogue_per_attempt")]
+        indexes = [models.Index(fields=["run", "status"]), models.Index(fields=["status", "lease_until"])]
 
     def __str__(self) -> str:
         return f"dialogue #{self.pk} (run {self.run_id}, task {self.task_id}, attempt {self.attempt})"

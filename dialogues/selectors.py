@@ -192,6 +192,7 @@ def run_progress(run: Run) -> dict[str, Any]:
     totals = run.dialogues.aggregate(
         tokens=Sum("tokens"),
         calls=Sum("calls_count"),
+        turns=Sum("turns_count"),
         kept=Count("id", filter=Q(kept=True)),
         passed=Count("id", filter=Q(filter_passed=True)),
     )
@@ -216,7 +217,7 @@ def run_progress(run: Run) -> dict[str, Any]:
         "cancelled": by_status.get(DialogueStatus.CANCELLED, 0),
         "kept": totals["kept"],
         "passed": totals["passed"],
-        "turns": Turn.objects.filter(dialogue__run=run).count(),
+        "turns": totals["turns"] or 0,
         "tokens": totals["tokens"] or 0,
         "calls": totals["calls"] or 0,
         "status": run.status,

@@ -124,8 +124,10 @@ def run_create(
     backend: Backend,
     max_in_flight: int | None = None,
     token_budget: int | None = None,
+    start_paused: bool = False,
 ) -> Run:
-    """A run with its configuration and the first attempt of every task, all pending."""
+    """A run with its configuration and the first attempt of every task, all pending (or paused, to be stepped
+    through by hand)."""
     if not tasks:
         raise ValueError("a run needs at least one task")
     config = config.with_changes(model=backend.model)
@@ -144,7 +146,11 @@ def run_create(
         token_budget=token_budget,
     )
     run.tasks.set(tasks)
-    Dialogue.objects.bulk_create([_new_dialogue(run, task, 0, config) for task in tasks], batch_size=500)
+    dialogues = [_new_dialogue(run, task, 0, config) for task in tasks]
+    if start_paused:
+        for dialogue in dialogues:
+            dialogue.status = DialogueStatus.PAUSED
+    Dialogue.objects.bulk_create(dialogues, batch_size=500)
     return run
 
 
@@ -338,11 +344,26 @@ def _call_rows(dialogue_id: int, step_attempt: int, calls: list[CallRecord]) -> 
     ]
 
 
-def _count_calls(dialogue: Dialogue, calls: list[CallRecord]) -> None:
+def _step_counters(calls: list[CallRecord], result: StepResult | None = None) -> dict[str, Any]:
+    """The dialogue's counters and flags a saved step raises (one UPDATE with the rest)."""
+    changes: dict[str, Any] = {
+        "tokens": F("tokens") + sum(c.prompt_tokens + c.completion_tokens for c in calls),
+        "calls_count": F("calls_count") + len(calls),
+        "saved_steps": F("saved_steps") + 1,
+    }
+    turn = result.turn if result is not None else None
+    if turn is not None:
+        changes["turns_count"] = F("turns_count") + 1
+        if turn.branch.value == Branch.SSI:
+            changes["ssi_used"] = True
+        if turn.branch.value == Branch.NSI:
+            changes["nsi_used"] = True
+    return changes
+
+
+def _count_calls(dialogue: Dialogue, calls: list[CallRecord], result: StepResult | None = None) -> None:
+    Dialogue.objects.filter(pk=dialogue.pk).update(**_step_counters(calls, result))
     tokens = sum(c.prompt_tokens + c.completion_tokens for c in calls)
-    Dialogue.objects.filter(pk=dialogue.pk).update(
-        tokens=F("tokens") + tokens, calls_count=F("calls_count") + len(calls), saved_steps=F("saved_steps") + 1
-    )
     Run.objects.filter(pk=dialogue.run_id).update(tokens_used=F("tokens_used") + tokens)
 
 
@@ -386,14 +407,14 @@ def _save_step(
     tokens = sum(c.prompt_tokens + c.completion_tokens for c in result.calls)
     next_move = plan(result.state)
     if next_move.kind == MoveKind.FINISH:
-        _count_calls(dialogue, result.calls)
+        _count_calls(dialogue, result.calls, result)
         _dialogue_finish(dialogue, result.state, next_move.end_reason.value)
         return StepSaved(saved=True, finished=True), version
     if manual:
-        _count_calls(dialogue, result.calls)
+        _count_calls(dialogue, result.calls, result)
         _park(dialogue, DialogueStatus.PAUSED)  # stepped by hand: it waits for the next "step"
         return StepSaved(saved=True), version
-    return _continue(dialogue, tokens=tokens, calls=len(result.calls)), version
+    return _continue(dialogue, tokens=tokens, counters=_step_counters(result.calls, result)), version
 
 
 def _write_step(dialogue: Dialogue, result: StepResult) -> None:
@@ -434,7 +455,7 @@ def _write_step(dialogue: Dialogue, result: StepResult) -> None:
         )
 
 
-def _continue(dialogue: Dialogue, *, tokens: int, calls: int) -> StepSaved:
+def _continue(dialogue: Dialogue, *, tokens: int, counters: dict[str, Any]) -> StepSaved:
     """After a saved step: keep the dialogue in flight with a fresh token (one update, counters included),
     unless its run was paused, cancelled or ran out of budget."""
     run = dialogue.run  # read with the dialogue at the start of this transaction
@@ -451,9 +472,7 @@ def _continue(dialogue: Dialogue, *, tokens: int, calls: int) -> StepSaved:
     else:
         status, until = (DialogueStatus.PAUSED if run.status == RunStatus.PAUSED else DialogueStatus.CANCELLED), None
     Dialogue.objects.filter(pk=dialogue.pk).update(
-        tokens=F("tokens") + tokens,
-        calls_count=F("calls_count") + calls,
-        saved_steps=F("saved_steps") + 1,
+        **counters,
         lease_token=token,
         lease_until=until,
         status=status,
