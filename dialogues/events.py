@@ -1,12 +1,17 @@
-"""Live updates: server-rendered fragments pushed to channel groups, which consumers forward to browsers.
+"""Live updates: small events sent to channel groups; the consumers of open pages render what changed.
 
-Publishing happens after the surrounding transaction commits, and a missing or full channel layer is logged,
-never raised: a live update must not roll back the work it reports.
+Publishing happens after the work is committed, and a missing or full channel layer is logged, never raised: a
+live update must not undo the work it reports. Steps announce themselves from the stepping loop (async, one
+connection pool per loop); run progress is announced at most twice a second per run and process, and always when
+a dialogue ends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -17,9 +22,20 @@ from dialogues.models import ImportJob
 
 logger = logging.getLogger(__name__)
 
+RUNS_GROUP = "runs"
+PROGRESS_EVERY = 0.5  # seconds between progress announcements of one run from one process
+
 
 def import_group(job_id: int) -> str:
     return f"import_{job_id}"
+
+
+def dialogue_group(dialogue_id: int) -> str:
+    return f"dialogue_{dialogue_id}"
+
+
+def run_group(run_id: int) -> str:
+    return f"run_{run_id}"
 
 
 def render_import_job(job: ImportJob) -> str:
@@ -27,11 +43,16 @@ def render_import_job(job: ImportJob) -> str:
 
 
 def publish(group: str, html: str) -> None:
+    """From synchronous code: send a rendered fragment after the current transaction commits."""
+    _after_commit(group, {"type": "fragment", "html": html})
+
+
+def _after_commit(group: str, message: dict[str, Any]) -> None:
     def send() -> None:
         try:
             layer = get_channel_layer()
             if layer is not None:
-                async_to_sync(layer.group_send)(group, {"type": "fragment", "html": html})
+                async_to_sync(layer.group_send)(group, message)
         except Exception:
             logger.warning("live update to %s not delivered", group, exc_info=True)
 
@@ -40,3 +61,66 @@ def publish(group: str, html: str) -> None:
 
 def import_job_changed(job: ImportJob) -> None:
     publish(import_group(job.pk), render_import_job(job))
+
+
+def run_changed(run_id: int) -> None:
+    """From synchronous code (a view that paused or resumed a run): the run's pages refresh its progress."""
+    message = {"type": "run.changed", "run": run_id}
+    _after_commit(run_group(run_id), message)
+    _after_commit(RUNS_GROUP, message)
+
+
+def dialogue_changed(dialogue_id: int, run_id: int) -> None:
+    """From synchronous code (a view that paused a dialogue)."""
+    _after_commit(dialogue_group(dialogue_id), {"type": "dialogue.changed", "dialogue": dialogue_id, "rated": None})
+    run_changed(run_id)
+
+
+_last_progress: dict[int, float] = {}
+_trailing: set[int] = set()  # runs with a progress announcement scheduled for the end of the quiet interval
+
+
+async def _announce_progress(layer: Any, run_id: int) -> None:
+    _last_progress[run_id] = time.monotonic()
+    message = {"type": "run.changed", "run": run_id}
+    await layer.group_send(run_group(run_id), message)
+    await layer.group_send(RUNS_GROUP, message)
+
+
+async def _announce_later(layer: Any, run_id: int, delay: float) -> None:
+    try:
+        await asyncio.sleep(delay)
+        await _announce_progress(layer, run_id)
+    except Exception:
+        logger.warning("live progress of run %s not delivered", run_id, exc_info=True)
+    finally:
+        _trailing.discard(run_id)
+
+
+async def announce_step(*, dialogue_id: int, run_id: int | None, rated: int | None, done: bool) -> None:
+    """From the stepping loop, after a step was saved: the dialogue's pages add the new turn (and re-render a turn
+    that just got its closing rating); the run's pages refresh the progress.
+
+    Progress goes out at once if the run was quiet for PROGRESS_EVERY seconds (or `done`: a dialogue ended, a
+    step taken by hand); otherwise once at the end of the interval, so the last step of a burst is never lost."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(
+            dialogue_group(dialogue_id), {"type": "dialogue.changed", "dialogue": dialogue_id, "rated": rated}
+        )
+        if run_id is None:
+            return
+        wait = PROGRESS_EVERY - (time.monotonic() - _last_progress.get(run_id, 0.0))
+        if done or wait <= 0:
+            await _announce_progress(layer, run_id)
+        elif run_id not in _trailing:
+            _trailing.add(run_id)
+            _background.add(task := asyncio.get_running_loop().create_task(_announce_later(layer, run_id, wait)))
+            task.add_done_callback(_background.discard)
+    except Exception:
+        logger.warning("live update for dialogue %s not delivered", dialogue_id, exc_info=True)
+
+
+_background: set[asyncio.Task] = set()  # strong references to the scheduled announcements

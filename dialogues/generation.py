@@ -25,6 +25,7 @@ from django.db import close_old_connections
 from dialogues.engine.llm import LLM, OpenAIChatClient
 from dialogues.engine.simulated import MODEL_NAME, SimulatedExpert
 from dialogues.engine.stepper import StepFailed, advance
+from dialogues.events import announce_step
 from dialogues.services.runs import (
     Backend,
     Begun,
@@ -178,6 +179,8 @@ async def step_dialogue(dialogue_id: int, llms: Callable[[Backend], LLM], token:
                 token=begun.token,
             )
             tokens = sum(c.prompt_tokens + c.completion_tokens for c in failure.calls)
+            if saved.saved:
+                await announce_step(dialogue_id=dialogue_id, run_id=run_id, rated=None, done=True)
             return StepReport(
                 dialogue_id,
                 "failed" if saved.saved else "dropped",
@@ -199,6 +202,8 @@ async def step_dialogue(dialogue_id: int, llms: Callable[[Backend], LLM], token:
         _held.pop(dialogue_id, None)
     if not saved.saved:
         return StepReport(dialogue_id, "dropped", run_id=run_id, failure=saved.reason)
+    rated = result.rating_index if result.turn is None else None  # a closing rating changes an older turn
+    await announce_step(dialogue_id=dialogue_id, run_id=run_id, rated=rated, done=saved.finished or token is None)
     tokens = sum(c.prompt_tokens + c.completion_tokens for c in result.calls)
     kind = "turn" if result.turn is not None else ("rating" if result.rating is not None else "finished")
     index = result.turn.index if result.turn is not None else result.rating_index

@@ -29,6 +29,15 @@ def dialogue_step_task(dialogue_id: int, token: str) -> str:
     return report.kind
 
 
+@shared_task(acks_late=True, ignore_result=True)
+def dialogue_manual_step_task(dialogue_id: int) -> str:
+    """One step asked for by hand (the "Next turn" button); the dialogue waits again afterwards."""
+    from dialogues.generation import step_dialogue
+
+    loop = process_loop()
+    return loop.run(step_dialogue(dialogue_id, loop.llms)).kind
+
+
 @worker_ready.connect
 def _start_stepping_loop(**kwargs: object) -> None:
     """Every worker starts its loop at once, so its reconciler runs even if no task ever arrives (a lost queue)."""

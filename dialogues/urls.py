@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dialogues.views import imports, tasks
+from dialogues.views import dialogues, imports, runs, tasks
 
 urlpatterns = [
     path("tasks/", tasks.task_list, name="task_list"),
@@ -10,4 +10,13 @@ urlpatterns = [
     path("imports/", imports.import_list, name="import_list"),
     path("imports/new/", imports.import_create, name="import_create"),
     path("imports/<int:pk>/", imports.import_detail, name="import_detail"),
+    path("runs/", runs.run_list, name="run_list"),
+    path("runs/new/", runs.run_new, name="run_new"),
+    path("runs/new/estimate/", runs.run_estimate_view, name="run_estimate"),
+    path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
+    path("runs/<int:pk>/<slug:action>/", runs.run_action, name="run_action"),
+    path("dialogues/", dialogues.dialogue_index, name="dialogue_list"),
+    path("dialogues/<int:pk>/", dialogues.dialogue_detail, name="dialogue_detail"),
+    path("dialogues/<int:pk>/calls/<int:call_id>/", dialogues.dialogue_call, name="dialogue_call"),
+    path("dialogues/<int:pk>/<slug:action>/", dialogues.dialogue_action, name="dialogue_action"),
 ]

@@ -104,11 +104,17 @@ def requires(capability: Capability) -> Callable[[Callable[..., HttpResponse]], 
     return decorator
 
 
-def role_context(request: HttpRequest) -> dict[str, Any]:
-    """Template context: the user's role and a `can` map (`{% if can.run %}`)."""
-    role = user_role(getattr(request, "user", None))
+def capability_map(user: Any) -> dict[str, bool]:
+    """{"view": True, "run": False, …} for templates (`{% if can.run %}`)."""
+    role = user_role(user)
     granted = role_capabilities(role) if role else frozenset()
-    return {"omega_role": role, "can": {cap.value: cap in granted for cap in Capability}}
+    return {cap.value: cap in granted for cap in Capability}
+
+
+def role_context(request: HttpRequest) -> dict[str, Any]:
+    """Template context: the user's role and the `can` map."""
+    user = getattr(request, "user", None)
+    return {"omega_role": user_role(user), "can": capability_map(user)}
 
 
 def permission_matrix_markdown() -> str:

@@ -227,7 +227,10 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 OMEGA_WORKER_CONCURRENCY = env_int("OMEGA_WORKER_CONCURRENCY", 16)  # threads; each waits on one step
-CELERY_TASK_ROUTES = {"dialogues.tasks.dialogue_step_task": {"queue": "llm"}}
+CELERY_TASK_ROUTES = {
+    "dialogues.tasks.dialogue_step_task": {"queue": "llm"},
+    "dialogues.tasks.dialogue_manual_step_task": {"queue": "llm"},
+}
 OMEGA_WORKER_QUEUES = ["default", "llm"]
 # Runs: how many dialogues of a run step at the same time, and the leases that make a crashed step redone.
 # Embedded mode steps in the serving process's worker threads: no more in flight than it has threads.

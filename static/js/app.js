@@ -13,3 +13,90 @@ document.addEventListener("htmx:afterSettle", (event) => {
     selected.focus();
   }
 });
+
+// Figures are built in Python and handed over as JSON in a data-figure attribute (their text is escaped there).
+// Draw them when the page loads and whenever htmx brings in a new one (a live update replaces the chart).
+function drawFigures(root) {
+  if (typeof Plotly === "undefined") {
+    return;
+  }
+  const found = root.matches && root.matches("[data-figure]") ? [root] : [];
+  found.push(...root.querySelectorAll("[data-figure]"));
+  for (const el of found) {
+    let figure;
+    try {
+      figure = JSON.parse(el.dataset.figure);
+    } catch (error) {
+      el.textContent = "This figure could not be read.";
+      continue;
+    }
+    Plotly.react(el, figure.data, figure.layout, { displayModeBar: false, responsive: true });
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  drawFigures(document);
+  if (typeof htmx !== "undefined") {
+    htmx.onLoad((elt) => {
+      if (elt !== document.body) {
+        drawFigures(elt);
+      }
+    });
+  }
+});
+
+// Keyboard on a dialogue page: j / k next / previous turn, n next step, ? help.
+function typingInto(target) {
+  return target.closest("input, textarea, select, [contenteditable='true']") !== null;
+}
+
+function moveTurn(step) {
+  const turns = Array.from(document.querySelectorAll(".timeline > .turn"));
+  if (!turns.length) {
+    return;
+  }
+  const current = turns.findIndex((el) => el.classList.contains("current"));
+  let next = current === -1 ? (step > 0 ? 0 : turns.length - 1) : current + step;
+  next = Math.max(0, Math.min(turns.length - 1, next));
+  turns.forEach((el) => el.classList.remove("current"));
+  turns[next].classList.add("current");
+  turns[next].focus({ preventScroll: true });
+  turns[next].scrollIntoView({ block: "nearest", behavior: "smooth" });
+}
+
+function openKeysHelp() {
+  const help = document.getElementById("keys-help");
+  if (help && !help.open) {
+    help.showModal();
+  }
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey || typingInto(event.target)) {
+    return;
+  }
+  if (!document.querySelector(".timeline")) {
+    return;
+  }
+  if (event.key === "j") {
+    moveTurn(1);
+  } else if (event.key === "k") {
+    moveTurn(-1);
+  } else if (event.key === "n") {
+    const button = document.querySelector("[data-step-next]");
+    if (button && !button.disabled) {
+      button.click();
+    }
+  } else if (event.key === "?") {
+    openKeysHelp();
+  } else {
+    return;
+  }
+  event.preventDefault();
+});
+
+document.addEventListener("click", (event) => {
+  if (event.target.closest("[data-keys-help]")) {
+    openKeysHelp();
+  }
+});

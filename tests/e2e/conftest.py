@@ -52,7 +52,8 @@ def chromium_path() -> Path:
 def served(tmp_path_factory, chromium_path) -> Iterator[Served]:
     """One served app for the package: migrated, with the admin account, a viewer and the demo tasks."""
     var_dir = tmp_path_factory.mktemp("e2e-var")
-    env = app_env(var_dir, OMEGA_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    # The simulated expert answers after 40 ms, like a fast model server, so turns arrive one by one.
+    env = app_env(var_dir, OMEGA_ADMIN_PASSWORD=ADMIN_PASSWORD, OMEGA_SIMULATED_LATENCY_MS="40")
     for command in (
         ["migrate", "--no-input", "-v", "0"],
         ["ensure_admin"],

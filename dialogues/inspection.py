@@ -1,0 +1,337 @@
+"""Reads for the inspection pages: a dialogue turn by turn with every decision, runs and their progress, and the
+dialogue list. Everything here is prepared for templates; templates only lay it out (and escape it)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from dialogues.engine.config import RunConfig
+from dialogues.engine.utility import utility_changes
+from dialogues.models import Dialogue, DialogueStatus, LLMCall, Run, RunStatus, Turn
+from dialogues.selectors import run_progress
+
+BRANCH_LABELS = {"NSC": "NSC", "SSI": "SSI", "NSI": "NSI", "forced": "forced"}
+NSI_STEP_LABELS = {
+    "resource_assessment": "resource assessment",
+    "assessment_of_difference": "assessment of difference",
+    "initial_proposal": "initial proposal",
+    "update_proposal": "update proposal",
+    "exit_confirm": "exit confirm",
+}
+PROPOSAL_LABELS = {"present_proposal": "present", "revise_proposal": "revise", "confirm_proposal": "confirm"}
+STEP_NAMES = {
+    "step1": "goal now, agent 1",
+    "step2": "goal now, agent 2",
+    "step3": "goal later, agent 1",
+    "step4": "goal later, agent 2",
+    "step5": "go on?",
+}
+
+
+@dataclass
+class CallRow:
+    id: int
+    purpose: str
+    tokens: int
+    latency_ms: float
+    error: str
+    requests: int
+    transport_retries: int
+
+
+@dataclass
+class TurnView:
+    turn: Turn
+    speaker_name: str
+    rating: dict[str, Any] | None
+    calls: list[CallRow] = field(default_factory=list)
+    own_changes: list[dict[str, Any]] = field(default_factory=list)
+    other_changes: list[dict[str, Any]] = field(default_factory=list)
+    draft_diff: list[tuple[str, str]] = field(default_factory=list)
+    styled_diff: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def index(self) -> int:
+        return self.turn.index
+
+    @property
+    def badge(self) -> str:
+        t = self.turn
+        if t.action_type == "leave" and t.forced:
+            return "forced leave"
+        label = BRANCH_LABELS.get(t.branch, t.branch)
+        if t.nsi_step:
+            label += f" · {NSI_STEP_LABELS.get(t.nsi_step, t.nsi_step)}"
+        if t.proposal:
+            label += f" · {PROPOSAL_LABELS.get(t.proposal, t.proposal)}"
+        return label
+
+    @property
+    def own_json(self) -> str:
+        return json.dumps(self.turn.own_utility, indent=1, ensure_ascii=False) if self.turn.own_utility else ""
+
+    @property
+    def other_json(self) -> str:
+        return json.dumps(self.turn.other_utility, indent=1, ensure_ascii=False) if self.turn.other_utility else ""
+
+
+def word_diff(before: str, after: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Word-level segments of two texts: ("same", text) or ("del", text) for the first, ("same" | "ins") for the
+    second. Templates wrap the changed ones in <mark>; the text itself stays escaped."""
+    a, b = re.findall(r"\S+\s*", before), re.findall(r"\S+\s*", after)
+    left: list[tuple[str, str]] = []
+    right: list[tuple[str, str]] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "equal":
+            left.append(("same", "".join(a[i1:i2])))
+            right.append(("same", "".join(b[j1:j2])))
+            continue
+        if i2 > i1:
+            left.append(("del", "".join(a[i1:i2])))
+        if j2 > j1:
+            right.append(("ins", "".join(b[j1:j2])))
+    return left, right
+
+
+def rating_view(rating: Any) -> dict[str, Any]:
+    samples = []
+    for sample in rating.samples:
+        samples.append(
+            {
+                "goal_c": sample["goal_c"],
+                "goal_p": sample["goal_p"],
+                "votes_to_end": sample["votes_to_end"],
+                "steps": [
+                    (name, STEP_NAMES[name], sample["scores"][name], sample["analyses"].get(name, ""))
+                    for name in STEP_NAMES
+                ],
+            }
+        )
+    return {
+        "goal_c": rating.goal_c,
+        "goal_p": rating.goal_p,
+        "valid": rating.valid,
+        "requested": rating.requested,
+        "terminate": rating.terminate,
+        "closing": rating.closing,
+        "votes_to_end": sum(1 for s in rating.samples if s["votes_to_end"]),
+        "samples": samples,
+        "rejected": rating.rejected,
+    }
+
+
+def turn_views(dialogue: Dialogue, *, after: int = -1, only: int | None = None) -> list[TurnView]:
+    """The dialogue's turns (those after `after`, or just `only`) with everything the page shows."""
+    turns = Turn.objects.filter(dialogue=dialogue).select_related("rating").order_by("index")
+    calls = (
+        LLMCall.objects.filter(dialogue=dialogue)
+        .only(
+            "id",
+            "turn_index",
+            "purpose",
+            "prompt_tokens",
+            "completion_tokens",
+            "latency_ms",
+            "error",
+            "requests",
+            "transport_retries",
+        )
+        .order_by("id")
+    )
+    names = [dialogue.task.agent1.full_name, dialogue.task.agent2.full_name]
+    calls_by_turn: dict[int, list[CallRow]] = {}
+    for call in calls:
+        calls_by_turn.setdefault(call.turn_index, []).append(
+            CallRow(
+                call.id,
+                call.purpose,
+                call.prompt_tokens + call.completion_tokens,
+                call.latency_ms,
+                call.error,
+                call.requests,
+                call.transport_retries,
+            )
+        )
+    views: list[TurnView] = []
+    previous: dict[int, Turn] = {}  # each speaker's previous turn with utilities
+    for turn in turns:
+        view = TurnView(turn, names[turn.speaker], None, calls_by_turn.get(turn.index, []))
+        try:
+            view.rating = rating_view(turn.rating)
+        except Turn.rating.RelatedObjectDoesNotExist:
+            view.rating = None
+        before = previous.get(turn.speaker)
+        if turn.own_utility:
+            view.own_changes = utility_changes(before.own_utility if before else None, turn.own_utility)
+        if turn.other_utility:
+            view.other_changes = utility_changes(before.other_utility if before else None, turn.other_utility)
+        if turn.own_utility or turn.other_utility:
+            previous[turn.speaker] = turn
+        if turn.draft:
+            view.draft_diff, view.styled_diff = word_diff(turn.draft, turn.argument)
+        if (only is None and turn.index > after) or turn.index == only:
+            views.append(view)
+    return views
+
+
+def dialogue_get(pk: int) -> Dialogue:
+    return Dialogue.objects.select_related("run", "task__scenario", "task__agent1", "task__agent2").get(pk=pk)
+
+
+def attempts_of(dialogue: Dialogue) -> QuerySet[Dialogue]:
+    return (
+        Dialogue.objects.filter(run_id=dialogue.run_id, task_id=dialogue.task_id)
+        .order_by("attempt")
+        .only("id", "attempt", "status", "filter_passed", "kept", "final_goal_c")
+    )
+
+
+def stepping(dialogue: Dialogue) -> dict[str, Any]:
+    """What the stepping buttons may do now, and why not."""
+    live = dialogue.lease_until is not None and dialogue.lease_until >= timezone.now()
+    open_ = dialogue.status in (DialogueStatus.PENDING, DialogueStatus.PAUSED) or (
+        dialogue.status == DialogueStatus.RUNNING and not live
+    )
+    running = dialogue.status == DialogueStatus.RUNNING and live
+    run_open = dialogue.run.status in (RunStatus.RUNNING, RunStatus.PAUSED)
+    return {
+        "can_step": open_ and run_open,
+        "can_run": dialogue.status in (DialogueStatus.PAUSED, DialogueStatus.PENDING) and run_open,
+        "can_pause": dialogue.status in (DialogueStatus.PENDING, DialogueStatus.RUNNING),
+        "running": running,
+        "done": dialogue.status in (DialogueStatus.FINISHED, DialogueStatus.FAILED, DialogueStatus.CANCELLED),
+    }
+
+
+def run_config(dialogue: Dialogue) -> RunConfig:
+    return RunConfig.from_json(dialogue.run.config)
+
+
+def dialogue_live_context(dialogue: Dialogue, views: list[TurnView], *, can: dict[str, bool]) -> dict[str, Any]:
+    """What the dialogue page and its live updates share: status, stepping, chart."""
+    from evaluation.plots import rating_chart
+
+    return {
+        "dialogue": dialogue,
+        "names": [dialogue.task.agent1.full_name, dialogue.task.agent2.full_name],
+        "stepping": stepping(dialogue),
+        "figure": json.dumps(rating_chart(views, run_config(dialogue))),
+        "last_index": views[-1].index if views else -1,
+        "can": can,
+    }
+
+
+# --- runs ------------------------------------------------------------------------------------------------
+
+
+def run_card(run: Run) -> dict[str, Any]:
+    """A run's progress with the times the list shows: elapsed and an estimate of the time left."""
+    progress = run_progress(run)
+    started = run.created_at
+    last = (
+        run.dialogues.filter(finished_at__isnull=False)
+        .order_by("-finished_at")
+        .values_list("finished_at", flat=True)
+        .first()
+    )
+    end = timezone.now() if run.status in (RunStatus.RUNNING,) else (last or timezone.now())
+    elapsed = end - started
+    settled, tasks = progress["settled"], progress["tasks"]
+    left = None
+    # No estimate while nothing moves on its own (every unfinished dialogue paused, waiting for a hand).
+    moving = progress["running"] + progress["pending"] > 0
+    if run.status == RunStatus.RUNNING and moving and 0 < settled < tasks:
+        left = elapsed / settled * (tasks - settled)
+    return {
+        "run": run,
+        "p": progress,
+        "percent": round(100 * settled / tasks) if tasks else 0,
+        "elapsed": _short(elapsed),
+        "left": _short(left) if left is not None else "",
+    }
+
+
+def _short(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+# --- the dialogue list -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DialogueFilters:
+    run: int | None = None
+    q: str = ""  # task codename or character
+    text: str = ""  # words in the turns
+    split: str = ""
+    hard: bool | None = None
+    strategy: str = ""  # "nsi", "ssi", "native"
+    status: str = ""
+    passed: bool | None = None
+    kept: bool | None = None
+    goal_min: float | None = None
+    goal_max: float | None = None
+    sort: str = "-id"
+
+
+SORTS = {
+    "-id": ("-id",),
+    "id": ("id",),
+    "-final_goal_c": ("-final_goal_c", "-id"),
+    "final_goal_c": ("final_goal_c", "-id"),
+    "-turns_count": ("-turns_count", "-id"),
+    "task": ("task__scenario__codename", "task_id", "attempt"),
+}
+
+
+def dialogue_list(filters: DialogueFilters) -> QuerySet[Dialogue]:
+    dialogues = Dialogue.objects.select_related("run", "task__scenario", "task__agent1", "task__agent2")
+    if filters.run is not None:
+        dialogues = dialogues.filter(run_id=filters.run)
+    if filters.q:
+        for word in filters.q.split():
+            dialogues = dialogues.filter(
+                Q(task__scenario__codename__icontains=word)
+                | Q(task__agent1__first_name__icontains=word)
+                | Q(task__agent1__last_name__icontains=word)
+                | Q(task__agent2__first_name__icontains=word)
+                | Q(task__agent2__last_name__icontains=word)
+            )
+    if filters.text:
+        dialogues = dialogues.filter(
+            Exists(Turn.objects.filter(dialogue=OuterRef("pk"), argument__icontains=filters.text))
+        )
+    if filters.split:
+        dialogues = dialogues.filter(task__split=filters.split)
+    if filters.hard is not None:
+        dialogues = dialogues.filter(task__hard=filters.hard)
+    if filters.strategy == "nsi":
+        dialogues = dialogues.filter(nsi_used=True)
+    elif filters.strategy == "ssi":
+        dialogues = dialogues.filter(ssi_used=True)
+    elif filters.strategy == "native":
+        dialogues = dialogues.filter(nsi_used=False, ssi_used=False)
+    if filters.status:
+        dialogues = dialogues.filter(status=filters.status)
+    if filters.passed is not None:
+        dialogues = dialogues.filter(filter_passed=filters.passed)
+    if filters.kept is not None:
+        dialogues = dialogues.filter(kept=filters.kept)
+    if filters.goal_min is not None:
+        dialogues = dialogues.filter(final_goal_c__gte=filters.goal_min)
+    if filters.goal_max is not None:
+        dialogues = dialogues.filter(final_goal_c__lte=filters.goal_max)
+    return dialogues.order_by(*SORTS.get(filters.sort, SORTS["-id"]))

@@ -1,0 +1,91 @@
+"""Dialogues in the browser: the list (filters, text search, sort), one dialogue turn by turn with every
+decision, its LLM calls on demand, and stepping by hand."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_POST
+
+from dialogues import events
+from dialogues.forms import DialogueFilterForm
+from dialogues.inspection import (
+    attempts_of,
+    dialogue_get,
+    dialogue_list,
+    dialogue_live_context,
+    turn_views,
+)
+from dialogues.models import Dialogue, LLMCall
+from dialogues.services.runs import dialogue_pause, dialogue_resume
+from dialogues.tasks import dialogue_manual_step_task
+from dialogues.views.runs import redirect_back
+from dialogues.worker import enqueue_steps
+from omega_web.roles import Capability, capability_map, requires
+
+PAGE_SIZE = 50
+
+
+@requires(Capability.VIEW)
+def dialogue_index(request: HttpRequest) -> HttpResponse:
+    form = DialogueFilterForm(request.GET or None)
+    page = Paginator(dialogue_list(form.filters()), PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "query": query.urlencode(), "list_url": request.path}
+    template = "dialogues/dialogues/list.html"
+    if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
+        template += "#dialogue-results"
+    return render(request, template, context)
+
+
+@requires(Capability.VIEW)
+def dialogue_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        dialogue = dialogue_get(pk)
+    except Dialogue.DoesNotExist as missing:
+        raise Http404("No such dialogue.") from missing
+    views = turn_views(dialogue)
+    context = dialogue_live_context(dialogue, views, can=capability_map(request.user))
+    context.update({"turns": views, "attempts": attempts_of(dialogue), "task": dialogue.task, "run": dialogue.run})
+    return render(request, "dialogues/dialogues/detail.html", context)
+
+
+@requires(Capability.VIEW)
+def dialogue_call(request: HttpRequest, pk: int, call_id: int) -> HttpResponse:
+    """One LLM call in full (loaded only when opened): the prompt, the raw responses, the parsed result."""
+    call = get_object_or_404(LLMCall, pk=call_id, dialogue_id=pk)
+    context = {
+        "call": call,
+        "prompt": "\n\n".join(f"[{m.get('role', '')}]\n{m.get('content', '')}" for m in call.messages),
+        "parsed": json.dumps(call.parsed, indent=1, ensure_ascii=False) if call.parsed is not None else "",
+        "params": json.dumps(call.params, ensure_ascii=False),
+    }
+    return render(request, "dialogues/dialogues/_call.html", context)
+
+
+@requires(Capability.RUN)
+@require_POST
+def dialogue_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    dialogue = get_object_or_404(Dialogue.objects.select_related("run"), pk=pk)
+    if action == "step":
+        transaction.on_commit(lambda: dialogue_manual_step_task.delay(dialogue.pk))
+    elif action == "run":
+        with transaction.atomic():
+            dispatches = dialogue_resume(dialogue_id=dialogue.pk)
+            transaction.on_commit(lambda: enqueue_steps(dispatches))
+    elif action == "pause":
+        dialogue_pause(dialogue_id=dialogue.pk)
+    else:
+        raise Http404("Unknown action.")
+    events.dialogue_changed(dialogue.pk, dialogue.run_id)
+    if request.htmx:
+        fresh = dialogue_get(pk)
+        context = dialogue_live_context(fresh, turn_views(fresh), can=capability_map(request.user))
+        context["queued"] = action
+        return render(request, "dialogues/dialogues/detail.html#dialogue-state", context)
+    return redirect_back(request, "dialogue_detail", pk=pk)
