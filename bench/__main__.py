@@ -1,13 +1,15 @@
-"""python -m bench [--smoke] [--tasks N] [--scenario C:LATENCY ...]"""
+"""python -m bench [throughput|pages ...] [--smoke] [--tasks N] [--scenario C:LATENCY ...] [--dialogues N]"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
 
+from bench.pages import PAGE_COLUMNS, PagesScenario, run_pages
 from bench.throughput import Scenario, run_scenario
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -42,19 +44,7 @@ THROUGHPUT_COLUMNS = [
 ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="omega-web benchmarks")
-    parser.add_argument("--smoke", action="store_true", help="a tiny run that checks the harness (CI)")
-    parser.add_argument("--tasks", type=int, default=1000)
-    parser.add_argument("--threads", type=int, default=400, help="dialogues in flight (worker threads in all)")
-    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes (one per core here)")
-    parser.add_argument(
-        "--scenario",
-        action="append",
-        metavar="C:LATENCY",
-        help="capacity and seconds per call (default: 256:2.0 and 256:0.2)",
-    )
-    args = parser.parse_args()
+def throughput(args: argparse.Namespace, work: Path) -> None:
     if args.smoke:
         scenarios = [Scenario(capacity=32, latency=0.05, tasks=12, worker_threads=16)]
     else:
@@ -64,20 +54,64 @@ def main() -> None:
             for c, latency in (spec.split(":") for spec in specs)
         ]
     rows = []
-    with tempfile.TemporaryDirectory(prefix="omega-bench-") as work:
-        for scenario in scenarios:
-            print(f"running: {scenario.label} …", flush=True)
-            row = run_scenario(scenario, Path(work))
-            target = TARGETS.get((scenario.capacity, scenario.latency))
-            row["target"] = f"≥ {target}" if target else "—"
-            rows.append(row)
+    for scenario in scenarios:
+        print(f"running: {scenario.label} …", flush=True)
+        row = run_scenario(scenario, work)
+        target = TARGETS.get((scenario.capacity, scenario.latency))
+        row["target"] = f"≥ {target}" if target else "—"
+        rows.append(row)
     print()
     print("Throughput of runs on Celery worker processes against a server with vLLM-like capacity")
     print(table(rows, THROUGHPUT_COLUMNS))
+    save("throughput", args.smoke, rows)
+
+
+def pages(args: argparse.Namespace, work: Path) -> None:
+    if args.smoke:
+        scenario = PagesScenario(dialogues=200, tasks=6, clients=4, requests_per_client=3, live_dialogues=1)
+    else:
+        scenario = PagesScenario(dialogues=args.dialogues, clients=args.clients, web_processes=args.web_processes)
+    print(f"running: pages over {scenario.dialogues} dialogues, {scenario.clients} concurrent clients …", flush=True)
+    seeded, rows = run_pages(scenario, work)
+    print()
+    print(
+        f"Pages served by {scenario.web_processes} Daphne process(es) on PostgreSQL ({seeded['dialogues']} dialogues, "
+        f"{seeded['all_turns']} turns; seeded in {seeded['seed_seconds']} s), and live updates through Redis. "
+        "Server time: inside Django (Server-Timing); client time adds waiting in line and the network."
+    )
+    print(table(rows, PAGE_COLUMNS))
+    save("pages", args.smoke, [{"setup": seeded}, *rows])
+
+
+def save(kind: str, smoke: bool, rows: list[dict]) -> None:
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"throughput-{'smoke-' if args.smoke else ''}{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out = RESULTS / f"{kind}-{'smoke-' if smoke else ''}{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(rows, indent=2))
     print(f"\nresults: {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="omega-web benchmarks")
+    parser.add_argument("which", nargs="*", choices=["throughput", "pages"], help="benchmarks to run (default: all)")
+    parser.add_argument("--smoke", action="store_true", help="tiny runs that check the harness (CI)")
+    parser.add_argument("--tasks", type=int, default=1000, help="throughput: tasks in the run")
+    parser.add_argument("--threads", type=int, default=400, help="dialogues in flight (worker threads in all)")
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes (one per core here)")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        metavar="C:LATENCY",
+        help="throughput: capacity and seconds per call (default: 256:2.0 and 256:0.2)",
+    )
+    parser.add_argument("--dialogues", type=int, default=10_000, help="pages: dialogues in the library")
+    parser.add_argument("--clients", type=int, default=20, help="pages: concurrent clients")
+    parser.add_argument(
+        "--web-processes", type=int, default=os.cpu_count() or 1, help="pages: Daphne processes (default: one per core)"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="omega-bench-") as work:
+        for which in args.which or ["pages", "throughput"]:
+            {"throughput": throughput, "pages": pages}[which](args, Path(work))
 
 
 if __name__ == "__main__":

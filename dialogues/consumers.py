@@ -15,7 +15,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from dialogues import events
-from dialogues.inspection import dialogue_get, dialogue_live_context, run_card, turn_views
+from dialogues.inspection import dialogue_get, dialogue_live_context, rendered_turns, run_card, turn_views
 from dialogues.models import Dialogue, ImportJob, Run
 from omega_web.roles import Capability, capability_map, has_capability
 
@@ -113,9 +113,9 @@ class DialogueConsumer(LiveConsumer):
         newest = views[-1].index if views else -1
         context = dialogue_live_context(dialogue, views, can=capability_map(self.scope["user"]))
         if first and newest > self.last_sent:
-            context["timeline"] = views  # the page missed turns: resend the timeline whole
+            context["timeline"] = rendered_turns(dialogue, views)  # the page missed turns: resend them all
         else:
-            context["new"] = [v for v in views if v.index > self.last_sent]
+            context["new"] = rendered_turns(dialogue, [v for v in views if v.index > self.last_sent])
             context["changed"] = [v for v in views if v.index == rated and v.index <= self.last_sent]
         self.last_sent = max(self.last_sent, newest)
         return render_to_string("dialogues/dialogues/live.html", context)

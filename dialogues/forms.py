@@ -204,7 +204,13 @@ class RunLaunchForm(forms.Form):
 
 class DialogueFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=200, label="Task or character")
-    text = forms.CharField(required=False, max_length=200, label="Words in the turns")
+    text = forms.CharField(
+        required=False,
+        min_length=3,
+        max_length=200,
+        label="Words in the turns",
+        error_messages={"min_length": "Search the turns for at least 3 characters."},
+    )
     split = forms.ChoiceField(required=False, choices=[("", "any split"), *Split.choices])
     hard = forms.ChoiceField(required=False, choices=[("", "hard or not"), ("1", "hard only"), ("0", "not hard")])
     strategy = forms.ChoiceField(

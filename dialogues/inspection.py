@@ -4,19 +4,26 @@ dialogue list. Everything here is prepared for templates; templates only lay it 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.core.cache import caches
+from django.core.paginator import Paginator
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 from dialogues.engine.config import RunConfig
 from dialogues.engine.utility import utility_changes
 from dialogues.models import Dialogue, DialogueStatus, LLMCall, Run, RunStatus, Turn
-from dialogues.selectors import run_progress
+from dialogues.selectors import runs_progress
 
 BRANCH_LABELS = {"NSC": "NSC", "SSI": "SSI", "NSI": "NSI", "forced": "forced"}
 NSI_STEP_LABELS = {
@@ -49,18 +56,52 @@ class CallRow:
 
 @dataclass
 class TurnView:
+    """A turn as the page shows it. The derived parts (rating table, utility changes, the word diff) are computed
+    only when a template asks, that is only when the turn's fragment is not in the cache."""
+
     turn: Turn
     speaker_name: str
-    rating: dict[str, Any] | None
     calls: list[CallRow] = field(default_factory=list)
-    own_changes: list[dict[str, Any]] = field(default_factory=list)
-    other_changes: list[dict[str, Any]] = field(default_factory=list)
-    draft_diff: list[tuple[str, str]] = field(default_factory=list)
-    styled_diff: list[tuple[str, str]] = field(default_factory=list)
+    before: Turn | None = None  # this speaker's previous turn with utilities
 
     @property
     def index(self) -> int:
         return self.turn.index
+
+    @cached_property
+    def stored_rating(self) -> Any:
+        try:
+            return self.turn.rating
+        except Turn.rating.RelatedObjectDoesNotExist:
+            return None
+
+    @cached_property
+    def rating(self) -> dict[str, Any] | None:
+        return rating_view(self.stored_rating) if self.stored_rating is not None else None
+
+    @cached_property
+    def own_changes(self) -> list[dict[str, Any]]:
+        if not self.turn.own_utility:
+            return []
+        return utility_changes(self.before.own_utility if self.before else None, self.turn.own_utility)
+
+    @cached_property
+    def other_changes(self) -> list[dict[str, Any]]:
+        if not self.turn.other_utility:
+            return []
+        return utility_changes(self.before.other_utility if self.before else None, self.turn.other_utility)
+
+    @cached_property
+    def _diff(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        return word_diff(self.turn.draft, self.turn.argument) if self.turn.draft else ([], [])
+
+    @property
+    def draft_diff(self) -> list[tuple[str, str]]:
+        return self._diff[0]
+
+    @property
+    def styled_diff(self) -> list[tuple[str, str]]:
+        return self._diff[1]
 
     @property
     def badge(self) -> str:
@@ -81,6 +122,47 @@ class TurnView:
     @property
     def other_json(self) -> str:
         return json.dumps(self.turn.other_utility, indent=1, ensure_ascii=False) if self.turn.other_utility else ""
+
+    def fingerprint(self) -> str:
+        """Everything the turn's fragment is drawn from, hashed: the cache key. A changed turn, a rating that
+        arrived later, one more LLM call or a renamed character all give a new key, so nothing stale is shown."""
+        t, r = self.turn, self.stored_rating
+        parts = (
+            t.pk, t.dialogue_id, t.index, t.speaker, t.action_type, t.argument, t.forced, t.branch, t.reason,
+            t.nsi_step, t.proposal, t.draft, t.own_utility, t.other_utility, t.human, self.speaker_name,
+            self.before.pk if self.before else None,
+            _rating_facts(r),
+            [(c.id, c.tokens, c.error) for c in self.calls],
+        )  # fmt: skip
+        return _digest(parts)
+
+
+def _rating_facts(r: Any) -> list[Any] | None:
+    return [r.pk, r.goal_c, r.goal_p, r.valid, r.requested, r.terminate, r.closing] if r is not None else None
+
+
+def _digest(value: Any) -> str:
+    return hashlib.blake2b(json.dumps(value, default=str).encode(), digest_size=16).hexdigest()
+
+
+FRAGMENTS_VERSION = "1"  # raise when _turn.html or the chart changes shape (the cache is per process anyway)
+
+
+def rendered_turns(dialogue: Dialogue, views: list[TurnView]) -> list[str]:
+    """Each turn's fragment (the `_turn.html` list item), from the fragment cache when the turn is unchanged.
+
+    Turns are written once and read many times, by every open page and every live update of them."""
+    cache = caches["fragments"]
+    keys = {f"turn:{FRAGMENTS_VERSION}:{view.fingerprint()}": view for view in views}
+    found = cache.get_many(list(keys))
+    fresh = {
+        key: render_to_string("dialogues/dialogues/_turn.html", {"view": view, "dialogue": dialogue, "oob": False})
+        for key, view in keys.items()
+        if key not in found
+    }
+    if fresh:
+        cache.set_many(fresh)
+    return [mark_safe(found.get(key) or fresh[key]) for key in keys]  # rendered by a template, autoescaped
 
 
 def word_diff(before: str, after: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -163,20 +245,9 @@ def turn_views(dialogue: Dialogue, *, after: int = -1, only: int | None = None) 
     views: list[TurnView] = []
     previous: dict[int, Turn] = {}  # each speaker's previous turn with utilities
     for turn in turns:
-        view = TurnView(turn, names[turn.speaker], None, calls_by_turn.get(turn.index, []))
-        try:
-            view.rating = rating_view(turn.rating)
-        except Turn.rating.RelatedObjectDoesNotExist:
-            view.rating = None
-        before = previous.get(turn.speaker)
-        if turn.own_utility:
-            view.own_changes = utility_changes(before.own_utility if before else None, turn.own_utility)
-        if turn.other_utility:
-            view.other_changes = utility_changes(before.other_utility if before else None, turn.other_utility)
+        view = TurnView(turn, names[turn.speaker], calls_by_turn.get(turn.index, []), previous.get(turn.speaker))
         if turn.own_utility or turn.other_utility:
             previous[turn.speaker] = turn
-        if turn.draft:
-            view.draft_diff, view.styled_diff = word_diff(turn.draft, turn.argument)
         if (only is None and turn.index > after) or turn.index == only:
             views.append(view)
     return views
@@ -217,33 +288,51 @@ def run_config(dialogue: Dialogue) -> RunConfig:
 
 def dialogue_live_context(dialogue: Dialogue, views: list[TurnView], *, can: dict[str, bool]) -> dict[str, Any]:
     """What the dialogue page and its live updates share: status, stepping, chart."""
-    from evaluation.plots import rating_chart
-
     return {
         "dialogue": dialogue,
         "names": [dialogue.task.agent1.full_name, dialogue.task.agent2.full_name],
         "stepping": stepping(dialogue),
-        "figure": json.dumps(rating_chart(views, run_config(dialogue))),
+        "figure": chart_json(dialogue, views),
         "last_index": views[-1].index if views else -1,
         "can": can,
     }
 
 
-# --- runs ------------------------------------------------------------------------------------------------
+def chart_json(dialogue: Dialogue, views: list[TurnView]) -> str:
+    """The rating chart's figure as JSON, from the fragment cache while no turn or rating was added."""
+    from evaluation.plots import rating_chart
+
+    config = run_config(dialogue)
+    key = "chart:" + _digest(
+        [
+            FRAGMENTS_VERSION,
+            dialogue.run.config,
+            dialogue.pk,
+            [(v.index, v.turn.branch, _rating_facts(v.stored_rating)) for v in views],
+        ]
+    )
+    cache = caches["fragments"]
+    figure = cache.get(key)
+    if figure is None:
+        figure = json.dumps(rating_chart(views, config))
+        cache.set(key, figure)
+    return figure
+
+
+def run_cards(runs: list[Run]) -> list[dict[str, Any]]:
+    """Runs with their progress and the times the lists show: elapsed and an estimate of the time left."""
+    progress = runs_progress(runs)
+    return [_card(run, progress[run.pk]) for run in runs]
 
 
 def run_card(run: Run) -> dict[str, Any]:
-    """A run's progress with the times the list shows: elapsed and an estimate of the time left."""
-    progress = run_progress(run)
-    started = run.created_at
-    last = (
-        run.dialogues.filter(finished_at__isnull=False)
-        .order_by("-finished_at")
-        .values_list("finished_at", flat=True)
-        .first()
-    )
-    end = timezone.now() if run.status in (RunStatus.RUNNING,) else (last or timezone.now())
-    elapsed = end - started
+    return run_cards([run])[0]
+
+
+def _card(run: Run, progress: dict[str, Any]) -> dict[str, Any]:
+    last = progress["last_finished"]
+    end = timezone.now() if run.status == RunStatus.RUNNING else (last or timezone.now())
+    elapsed = end - run.created_at
     settled, tasks = progress["settled"], progress["tasks"]
     left = None
     # No estimate while nothing moves on its own (every unfinished dialogue paused, waiting for a hand).
@@ -297,8 +386,47 @@ SORTS = {
 }
 
 
+# What a row of the list shows, read as plain values (no model instances, no scenario texts or profiles).
+LIST_VALUES = {
+    "codename": F("task__scenario__codename"),
+    "hard": F("task__hard"),
+    "agent1_first": F("task__agent1__first_name"),
+    "agent1_last": F("task__agent1__last_name"),
+    "agent2_first": F("task__agent2__first_name"),
+    "agent2_last": F("task__agent2__last_name"),
+}
+LIST_FIELDS = (
+    "id",
+    "run_id",
+    "attempt",
+    "status",
+    "simulated",
+    "turns_count",
+    "nsi_used",
+    "ssi_used",
+    "final_goal_c",
+    "filter_passed",
+    "kept",
+)
+
+
+def dialogue_rows(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A page of the list, ready for the template: names joined and links made (one reverse per page)."""
+    dialogue_url = reverse("dialogue_detail", args=[0]).removesuffix("0/")
+    run_url = reverse("run_detail", args=[0]).removesuffix("0/")
+    for row in values:
+        row["url"] = f"{dialogue_url}{row['id']}/"
+        row["run_url"] = f"{run_url}{row['run_id']}/"
+        row["agents"] = (
+            f"{row['agent1_first']} {row['agent1_last']}".strip()
+            + " & "
+            + f"{row['agent2_first']} {row['agent2_last']}".strip()
+        )
+    return values
+
+
 def dialogue_list(filters: DialogueFilters) -> QuerySet[Dialogue]:
-    dialogues = Dialogue.objects.select_related("run", "task__scenario", "task__agent1", "task__agent2")
+    dialogues = Dialogue.objects.all()
     if filters.run is not None:
         dialogues = dialogues.filter(run_id=filters.run)
     if filters.q:
@@ -335,3 +463,12 @@ def dialogue_list(filters: DialogueFilters) -> QuerySet[Dialogue]:
     if filters.goal_max is not None:
         dialogues = dialogues.filter(final_goal_c__lte=filters.goal_max)
     return dialogues.order_by(*SORTS.get(filters.sort, SORTS["-id"]))
+
+
+def dialogue_page(filters: DialogueFilters, number: Any, per_page: int) -> tuple[Any, list[dict[str, Any]]]:
+    """One page of the list and its rows. Counting needs no joins; only the page's rows are read, as values."""
+    dialogues = dialogue_list(filters)
+    page = Paginator(dialogues.only("id"), per_page).get_page(number)
+    start = (page.number - 1) * per_page
+    rows = list(dialogues.values(*LIST_FIELDS, **LIST_VALUES)[start : start + per_page])
+    return page, dialogue_rows(rows)

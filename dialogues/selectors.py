@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from dialogues.engine.actions import Action, ActionType
 from dialogues.engine.config import RunConfig
@@ -186,40 +186,56 @@ def dialogue_state(dialogue: Dialogue) -> DialogueState:
     )
 
 
-def run_progress(run: Run) -> dict[str, Any]:
-    """A run's progress, counted from rows: dialogues by status, settled tasks, turns, tokens and calls."""
-    by_status = dict(run.dialogues.values_list("status").annotate(n=Count("id")))
-    totals = run.dialogues.aggregate(
-        tokens=Sum("tokens"),
-        calls=Sum("calls_count"),
-        turns=Sum("turns_count"),
-        kept=Count("id", filter=Q(kept=True)),
-        passed=Count("id", filter=Q(filter_passed=True)),
-    )
-    # a task is settled when none of its attempts is still to run (kept, failed, cancelled or out of attempts)
-    unsettled = (
-        run.dialogues.filter(status__in=[DialogueStatus.PENDING, DialogueStatus.RUNNING, DialogueStatus.PAUSED])
-        .values("task_id")
-        .distinct()
-        .count()
-    )
-    tasks = run.tasks.count()
-    settled = tasks - unsettled
-    return {
-        "tasks": tasks,
-        "settled": settled,
-        "attempts": sum(by_status.values()),
-        "pending": by_status.get(DialogueStatus.PENDING, 0),
-        "running": by_status.get(DialogueStatus.RUNNING, 0),
-        "paused": by_status.get(DialogueStatus.PAUSED, 0),
-        "finished": by_status.get(DialogueStatus.FINISHED, 0),
-        "failed": by_status.get(DialogueStatus.FAILED, 0),
-        "cancelled": by_status.get(DialogueStatus.CANCELLED, 0),
-        "kept": totals["kept"],
-        "passed": totals["passed"],
-        "turns": totals["turns"] or 0,
-        "tokens": totals["tokens"] or 0,
-        "calls": totals["calls"] or 0,
-        "status": run.status,
-        "status_reason": run.status_reason,
+OPEN_STATUSES = (DialogueStatus.PENDING, DialogueStatus.RUNNING, DialogueStatus.PAUSED)
+
+
+def runs_progress(runs: list[Run]) -> dict[int, dict[str, Any]]:
+    """Each run's progress, counted from rows in four grouped queries however many runs there are: dialogues by
+    status, settled tasks, turns, tokens and calls, and when its last dialogue ended."""
+    ids = [run.pk for run in runs]
+    dialogues = Dialogue.objects.filter(run_id__in=ids)
+    by_status: dict[int, dict[str, int]] = {pk: {} for pk in ids}
+    for run_id, status, n in dialogues.values_list("run_id", "status").annotate(n=Count("id")).order_by():
+        by_status[run_id][status] = n
+    totals = {
+        row["run_id"]: row
+        for row in dialogues.values("run_id")
+        .annotate(
+            tokens=Sum("tokens"),
+            calls=Sum("calls_count"),
+            turns=Sum("turns_count"),
+            kept=Count("id", filter=Q(kept=True)),
+            passed=Count("id", filter=Q(filter_passed=True)),
+            # a task is settled when none of its attempts is still to run (kept, failed, cancelled, out of attempts)
+            unsettled=Count("task_id", filter=Q(status__in=OPEN_STATUSES), distinct=True),
+            last_finished=Max("finished_at"),
+        )
+        .order_by()
     }
+    tasks = dict(
+        Run.tasks.through.objects.filter(run_id__in=ids).values_list("run_id").annotate(n=Count("id")).order_by()
+    )
+    progress = {}
+    for run in runs:
+        counts, total = by_status[run.pk], totals.get(run.pk, {})
+        task_count = tasks.get(run.pk, 0)
+        progress[run.pk] = {
+            "tasks": task_count,
+            "settled": task_count - (total.get("unsettled") or 0),
+            "attempts": sum(counts.values()),
+            **{status.value: counts.get(status, 0) for status in DialogueStatus},
+            "kept": total.get("kept") or 0,
+            "passed": total.get("passed") or 0,
+            "turns": total.get("turns") or 0,
+            "tokens": total.get("tokens") or 0,
+            "calls": total.get("calls") or 0,
+            "last_finished": total.get("last_finished"),
+            "status": run.status,
+            "status_reason": run.status_reason,
+        }
+    return progress
+
+
+def run_progress(run: Run) -> dict[str, Any]:
+    """One run's progress (see runs_progress)."""
+    return runs_progress([run])[run.pk]

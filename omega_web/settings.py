@@ -97,6 +97,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "omega_web.middleware.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "omega_web.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -157,6 +158,19 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- caches ---------------------------------------------------------------------------------------------
+# "fragments": rendered turns and chart figures, keyed by a hash of everything they are drawn from (so never
+# stale), in each process's memory: a turn is written once and then read by every page and live update of it.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "omega-default"},
+    "fragments": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "omega-fragments",
+        "TIMEOUT": 3600,
+        "OPTIONS": {"MAX_ENTRIES": env_int("OMEGA_FRAGMENT_CACHE_ENTRIES", 5000)},
+    },
+}
 
 # --- auth -----------------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -243,6 +257,9 @@ OMEGA_RECONCILE_SECONDS = env_int("OMEGA_RECONCILE_SECONDS", 30)  # how often wo
 OMEGA_DB_THREADS = env_int(
     "OMEGA_DB_THREADS", 8 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" else 1
 )
+
+# HTTP requests inside Django at the same time, per web process (the rest wait in line; see omega_web/asgi.py).
+OMEGA_WEB_CONCURRENCY = env_int("OMEGA_WEB_CONCURRENCY", 4)
 
 # --- Channels -------------------------------------------------------------------------------------------
 if REDIS_URL:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -16,8 +15,9 @@ from dialogues.forms import DialogueFilterForm
 from dialogues.inspection import (
     attempts_of,
     dialogue_get,
-    dialogue_list,
     dialogue_live_context,
+    dialogue_page,
+    rendered_turns,
     turn_views,
 )
 from dialogues.models import Dialogue, LLMCall
@@ -33,10 +33,16 @@ PAGE_SIZE = 50
 @requires(Capability.VIEW)
 def dialogue_index(request: HttpRequest) -> HttpResponse:
     form = DialogueFilterForm(request.GET or None)
-    page = Paginator(dialogue_list(form.filters()), PAGE_SIZE).get_page(request.GET.get("page"))
+    page, rows = dialogue_page(form.filters(), request.GET.get("page"), PAGE_SIZE)
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"form": form, "page": page, "query": query.urlencode(), "list_url": request.path}
+    context = {
+        "form": form,
+        "page": page,
+        "rows": rows,
+        "query": query.urlencode(),
+        "list_url": request.path,
+    }
     template = "dialogues/dialogues/list.html"
     if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
         template += "#dialogue-results"
@@ -51,7 +57,14 @@ def dialogue_detail(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such dialogue.") from missing
     views = turn_views(dialogue)
     context = dialogue_live_context(dialogue, views, can=capability_map(request.user))
-    context.update({"turns": views, "attempts": attempts_of(dialogue), "task": dialogue.task, "run": dialogue.run})
+    context.update(
+        {
+            "turn_html": rendered_turns(dialogue, views),
+            "attempts": attempts_of(dialogue),
+            "task": dialogue.task,
+            "run": dialogue.run,
+        }
+    )
     return render(request, "dialogues/dialogues/detail.html", context)
 
 

@@ -18,7 +18,7 @@ from dialogues.engine.llm import LLMError
 from dialogues.estimates import run_estimate
 from dialogues.forms import DialogueFilterForm, RunLaunchForm, TaskSelectionForm
 from dialogues.generation import configured_backend, make_llm
-from dialogues.inspection import dialogue_list, run_card
+from dialogues.inspection import dialogue_page, run_card, run_cards
 from dialogues.models import Run
 from dialogues.services.runs import Backend, run_cancel, run_create, run_dispatch, run_pause, run_resume
 from dialogues.worker import enqueue_steps
@@ -63,7 +63,7 @@ def _check_served(backend: Backend) -> str | None:
 @requires(Capability.VIEW)
 def run_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(Run.objects.order_by("-id"), 20).get_page(request.GET.get("page"))
-    return render(request, "dialogues/runs/list.html", {"page": page, "cards": [run_card(r) for r in page]})
+    return render(request, "dialogues/runs/list.html", {"page": page, "cards": run_cards(list(page))})
 
 
 def _selection(request: HttpRequest) -> TaskSelectionForm:
@@ -121,7 +121,7 @@ def run_estimate_view(request: HttpRequest) -> HttpResponse:
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(Run, pk=pk)
     form = DialogueFilterForm(request.GET or None)
-    page = Paginator(dialogue_list(form.filters(run=run.pk)), 50).get_page(request.GET.get("page"))
+    page, rows = dialogue_page(form.filters(run=run.pk), request.GET.get("page"), 50)
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -129,6 +129,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "run": run,
         "form": form,
         "page": page,
+        "rows": rows,
         "query": query.urlencode(),
         "config": run.config,
         "list_url": request.path,

@@ -1,5 +1,6 @@
-"""`make bench` is not run in CI (it takes minutes); this tiny run checks that its harness still works: a run on
-a real worker process against the capacity server, with every number of the table filled in."""
+"""`make bench` is not run in CI (it takes minutes); these tiny runs check that its harnesses still work: a run on
+a real worker process against the capacity server, and pages and live updates served by Daphne on PostgreSQL and
+Redis, with every number of the tables filled in."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def test_bench_smoke(tmp_path):
     with postgres_database(), redis_database():  # skip (or fail under OMEGA_REQUIRE_SERVICES) without them
         pass
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "bench", "throughput", "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "client CPU ms/request" in result.stdout and "ideal/min" in result.stdout
@@ -28,3 +29,21 @@ def test_bench_smoke(tmp_path):
     (row,) = json.loads(Path(path).read_text())
     assert row["attempts"] == 12 and row["run_status"] == "finished" and row["failed"] == 0
     assert row["requests_per_attempt"] > 10 and 0 < row["server_utilisation"] <= 1
+
+
+def test_bench_pages_smoke():
+    with postgres_database(), redis_database():
+        pass
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "pages", "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "server p95 ms" in result.stdout and "turn written → fragment at the client" in result.stdout
+    path = result.stdout.strip().splitlines()[-1].split("results: ")[1]
+    setup, *rows = json.loads(Path(path).read_text())
+    assert setup["setup"]["dialogues"] >= 200 and setup["setup"]["turns"] >= 10
+    pages, (live,) = rows[:-1], rows[-1:]
+    for row in pages:
+        assert row["requests"] == 12 and 0 < row["server_p50_ms"] <= row["server_p95_ms"], row
+        assert row["server_p50_ms"] <= row["client_p50_ms"], row  # the client waits at least as long
+    assert live["missing"] == 0 and live["requests"] > 10 and live["client_p50_ms"] > 0

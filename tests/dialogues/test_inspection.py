@@ -320,8 +320,10 @@ def test_dialogue_list_filters_search_and_sorts(finished_run, client_for):
     assert listed(client, text="words nobody ever said") == []
     goals = [Dialogue.objects.get(pk=pk).final_goal_c for pk in listed(client, sort="-final_goal_c", status="finished")]
     assert goals == sorted(goals, reverse=True)
-    # an invalid value is an empty filter, never a server error
+    # an invalid value is named, and no filter applies until it is fixed (never a server error)
     assert set(listed(client, goal_min="lots")) == every
+    short = client.get(reverse("dialogue_list"), {"text": "to"}, headers={"HX-Request": "true"}).content.decode()
+    assert "Words in the turns: Search the turns for at least 3 characters." in short
 
 
 def test_dialogue_list_paginates_and_a_run_lists_its_own(finished_run, client_for):
