@@ -70,12 +70,19 @@ def pages(args: argparse.Namespace, work: Path) -> None:
     if args.smoke:
         scenario = PagesScenario(dialogues=200, tasks=6, clients=4, requests_per_client=3, live_dialogues=1)
     else:
-        scenario = PagesScenario(dialogues=args.dialogues, clients=args.clients, web_processes=args.web_processes)
+        scenario = PagesScenario(
+            dialogues=args.dialogues,
+            clients=args.clients,
+            web_processes=args.web_processes,
+            web_concurrency=args.web_concurrency,
+        )
     print(f"running: pages over {scenario.dialogues} dialogues, {scenario.clients} concurrent clients …", flush=True)
     seeded, rows = run_pages(scenario, work)
     print()
     print(
-        f"Pages served by {scenario.web_processes} Daphne process(es) on PostgreSQL ({seeded['dialogues']} dialogues, "
+        f"Pages served by {scenario.web_processes} Daphne process(es) "
+        f"(OMEGA_WEB_CONCURRENCY={scenario.web_concurrency or 'default'}) "
+        f"on PostgreSQL ({seeded['dialogues']} dialogues, "
         f"{seeded['all_turns']} turns; seeded in {seeded['seed_seconds']} s), and live updates through Redis. "
         "Server time: inside Django (Server-Timing); client time adds waiting in line and the network."
     )
@@ -107,6 +114,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20, help="pages: concurrent clients")
     parser.add_argument(
         "--web-processes", type=int, default=os.cpu_count() or 1, help="pages: Daphne processes (default: one per core)"
+    )
+    parser.add_argument(
+        "--web-concurrency", type=int, help="pages: OMEGA_WEB_CONCURRENCY of each web process (default: its default)"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="omega-bench-") as work:

@@ -104,6 +104,7 @@ class PagesScenario:
     live_dialogues: int = 4
     listeners_per_dialogue: int = 3
     web_processes: int = os.cpu_count() or 1  # as deployed: one web process per core, behind a proxy
+    web_concurrency: int | None = None  # OMEGA_WEB_CONCURRENCY of each web process (None: the default)
 
 
 def _percentile(values: list[float], p: float) -> float:
@@ -240,6 +241,8 @@ def run_pages(scenario: PagesScenario, work_dir: Path) -> tuple[dict, list[dict]
     var_dir.mkdir(parents=True, exist_ok=True)
     env = _environment(db_url, prefix, "", var_dir, 8)
     env["OMEGA_SIMULATED_LATENCY_MS"] = "0"
+    if scenario.web_concurrency:
+        env["OMEGA_WEB_CONCURRENCY"] = str(scenario.web_concurrency)
     servers: list[subprocess.Popen] = []
     try:
         _manage(env, "migrate", "--no-input", "-v", "0")

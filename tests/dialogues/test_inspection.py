@@ -357,3 +357,42 @@ def test_the_raw_variant_shows_only_native_turns(demo_tasks, client_for):
     assert (
         "branch-SSI" not in text.split('<ol id="timeline')[1] and "branch-NSI" not in text.split('<ol id="timeline')[1]
     )
+
+
+def test_a_cached_turn_is_never_shown_stale(finished_run, client_for):
+    """Turns are drawn from the fragment cache; any change to what a turn shows gives it a new key."""
+    dialogue = nsi_dialogue(finished_run)
+    url = reverse("dialogue_detail", args=[dialogue.pk])
+    client = client_for(Role.VIEWER)
+    first = client.get(url).content.decode()
+    turn = dialogue.turns.order_by("index").first()
+    assert turn.argument.split(".")[0] in first
+    turn.argument = "A corrected line nobody said before."
+    turn.save()
+    assert "A corrected line nobody said before." in client.get(url).content.decode()
+    rated = StepRating.objects.filter(dialogue=dialogue).first()
+    StepRating.objects.filter(pk=rated.pk).update(goal_c=1.25)
+    assert "goal_c <strong>1.25</strong>" in client.get(url).content.decode()
+
+
+def test_requests_inside_django_are_bounded():
+    import asyncio
+
+    from omega_web.asgi import BoundedHTTP
+
+    inside, peak = 0, 0
+
+    async def app(scope, receive, send):
+        nonlocal inside, peak
+        inside += 1
+        peak = max(peak, inside)
+        await asyncio.sleep(0.01)
+        inside -= 1
+
+    bounded = BoundedHTTP(app, limit=3)
+
+    async def main():
+        await asyncio.gather(*(bounded({"type": "http"}, None, None) for _ in range(20)))
+
+    asyncio.run(main())
+    assert peak == 3
