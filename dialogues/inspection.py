@@ -18,7 +18,6 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.safestring import mark_safe
 
 from dialogues.engine.config import RunConfig
 from dialogues.engine.utility import utility_changes
@@ -162,7 +161,7 @@ def rendered_turns(dialogue: Dialogue, views: list[TurnView]) -> list[str]:
     }
     if fresh:
         cache.set_many(fresh)
-    return [mark_safe(found.get(key) or fresh[key]) for key in keys]  # rendered by a template, autoescaped
+    return [found.get(key) or fresh[key] for key in keys]  # SafeStrings from the template, cached as such
 
 
 def word_diff(before: str, after: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
