@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import close_old_connections
 
+from dialogues.engine.actions import Action
 from dialogues.engine.llm import LLM, OpenAIChatClient
 from dialogues.engine.simulated import MODEL_NAME, SimulatedExpert
 from dialogues.engine.stepper import StepFailed, advance
@@ -156,19 +157,28 @@ class StepReport:
     tokens: int = 0
 
 
-async def step_dialogue(dialogue_id: int, llms: Callable[[Backend], LLM], token: str | None = None) -> StepReport:
+async def step_dialogue(
+    dialogue_id: int,
+    llms: Callable[[Backend], LLM],
+    token: str | None = None,
+    human: Action | None = None,
+    author: int | None = None,
+) -> StepReport:
     """Advance one dialogue by exactly one step (the turn and, when due, its rating).
 
-    With a token, the step is dispatched work and must hold the dialogue's lease; without, it is a manual step.
+    With a token, the step is dispatched work and must hold the dialogue's lease; without, it is a manual step,
+    which waits afterwards. A person's action (`human`) is a step of its own: the expert goes on after it.
     """
-    begun = await db(dialogue_step_begin, dialogue_id=dialogue_id, token=token)
+    begun = await db(dialogue_step_begin, dialogue_id=dialogue_id, token=token, human=human is not None)
     if not isinstance(begun, Begun):
-        return StepReport(dialogue_id, "skipped", failure=begun.reason)
+        if begun.waiting:
+            await announce_step(dialogue_id=dialogue_id, run_id=None, rated=None, done=True)
+        return StepReport(dialogue_id, "waiting" if begun.waiting else "skipped", failure=begun.reason)
     run_id = begun.run_id
     _held[dialogue_id] = begun.token
     try:
         try:
-            result = await advance(begun.state, llms(begun.backend))
+            result = await advance(begun.state, llms(begun.backend), human)
         except StepFailed as failure:
             saved = await db(
                 dialogue_fail,
@@ -196,14 +206,16 @@ async def step_dialogue(dialogue_id: int, llms: Callable[[Backend], LLM], token:
             step_attempt=begun.step_attempt,
             result=result,
             token=begun.token,
-            manual=token is None,
+            manual=token is None and human is None,
+            author_id=author,
         )
     finally:
         _held.pop(dialogue_id, None)
     if not saved.saved:
         return StepReport(dialogue_id, "dropped", run_id=run_id, failure=saved.reason)
     rated = result.rating_index if result.turn is None else None  # a closing rating changes an older turn
-    await announce_step(dialogue_id=dialogue_id, run_id=run_id, rated=rated, done=saved.finished or token is None)
+    done = saved.finished or saved.waiting or token is None
+    await announce_step(dialogue_id=dialogue_id, run_id=run_id, rated=rated, done=done)
     tokens = sum(c.prompt_tokens + c.completion_tokens for c in result.calls)
     kind = "turn" if result.turn is not None else ("rating" if result.rating is not None else "finished")
     index = result.turn.index if result.turn is not None else result.rating_index

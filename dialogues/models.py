@@ -192,10 +192,17 @@ class RunStatus(models.TextChoices):
     CANCELLED = "cancelled", "cancelled"
 
 
+class RunKind(models.TextChoices):
+    GENERATION = "generation", "generation"
+    FORK = "fork", "fork (experiment)"
+
+
 class Run(models.Model):
-    """A batch of expert self-play: its configuration (every parameter of the method) and its tasks."""
+    """A batch of expert self-play: its configuration (every parameter of the method) and its tasks. A fork run
+    holds the forks made from one turn of one dialogue (one, or a counterfactual batch of two arms)."""
 
     name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=RunKind.choices, default=RunKind.GENERATION, db_index=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -222,6 +229,10 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"run #{self.pk} {self.name}"
+
+    @property
+    def is_fork(self) -> bool:
+        return self.kind == RunKind.FORK
 
 
 class DialogueStatus(models.TextChoices):
@@ -266,6 +277,14 @@ class Dialogue(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # experiments: a fork shares its parent's turns 0..fork_turn (copied, marked inherited) and goes on with changes
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks")
+    fork_turn = models.PositiveSmallIntegerField(null=True, blank=True, help_text="The last turn shared")
+    changes = models.JSONField(
+        default=dict, blank=True, help_text="What differs from the parent: seed, model, configuration, who plays"
+    )
+    arm = models.CharField(max_length=1, blank=True, help_text="Counterfactual batch: setting A or B")
+    human_side = models.PositiveSmallIntegerField(null=True, blank=True, help_text="The side a person plays")
 
     class Meta:
         ordering = ["run_id", "task_id", "attempt"]
@@ -281,6 +300,7 @@ class Branch(models.TextChoices):
     SSI = "SSI", "simple strategy injection"
     NSI = "NSI", "negotiation strategy injection"
     FORCED = "forced", "forced"
+    HUMAN = "human", "played by a person"
 
 
 class Turn(models.Model):
@@ -298,6 +318,11 @@ class Turn(models.Model):
     own_utility = models.JSONField(null=True, blank=True)
     other_utility = models.JSONField(null=True, blank=True)
     human = models.BooleanField(default=False)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Who typed it (human turns)",
+    )  # fmt: skip
+    inherited = models.BooleanField(default=False, help_text="Copied from the parent when the dialogue was forked")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

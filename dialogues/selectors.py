@@ -173,16 +173,28 @@ def rating_dict(rating: StepRating) -> dict[str, Any]:
     }
 
 
+def dialogue_config(dialogue: Dialogue) -> RunConfig:
+    """The configuration a dialogue runs with: its run's, with a fork's changes on top."""
+    data = dict(dialogue.run.config)
+    changes = (dialogue.changes or {}).get("config") or {}
+    for name, value in changes.items():
+        data[name] = {**data.get(name, {}), **value} if name == "sampling" else value
+    if (dialogue.changes or {}).get("model"):
+        data["model"] = dialogue.changes["model"]
+    return RunConfig.from_json(data)
+
+
 def dialogue_state(dialogue: Dialogue) -> DialogueState:
     """The engine's view of a dialogue: task, configuration, turns with their ratings."""
     turns = Turn.objects.filter(dialogue=dialogue).select_related("rating").order_by("index")
     return DialogueState(
         task=task_spec(dialogue.task),
-        config=RunConfig.from_json(dialogue.run.config),
+        config=dialogue_config(dialogue),
         turns=tuple(_engine_turn(t) for t in turns),
         seed=dialogue.seed,
         nsi_side=dialogue.nsi_side,
         meta={"hard": dialogue.task.hard, "task": dialogue.task.scenario.codename},
+        human_side=dialogue.human_side,
     )
 
 

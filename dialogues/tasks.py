@@ -38,6 +38,22 @@ def dialogue_manual_step_task(dialogue_id: int) -> str:
     return loop.run(step_dialogue(dialogue_id, loop.llms)).kind
 
 
+@shared_task(acks_late=True, ignore_result=True)
+def dialogue_human_step_task(dialogue_id: int, action_type: str, argument: str, user_id: int | None) -> str:
+    """A person's action for the side they play, rated as the method says; then the expert goes on until the
+    person's next move (or the end)."""
+    from dialogues.engine.stepper import human_action
+    from dialogues.generation import step_dialogue
+
+    loop = process_loop()
+    report = loop.run(step_dialogue(dialogue_id, loop.llms, human=human_action(action_type, argument), author=user_id))
+    if report.next_token is not None:
+        dialogue_step_task.apply_async(args=(dialogue_id, report.next_token))
+    elif report.finished and report.run_id is not None:
+        enqueue_steps(loop.run(db(run_dispatch, run_id=report.run_id)))
+    return report.kind
+
+
 @worker_ready.connect
 def _start_stepping_loop(**kwargs: object) -> None:
     """Every worker starts its loop at once, so its reconciler runs even if no task ever arrives (a lost queue)."""

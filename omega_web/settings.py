@@ -244,6 +244,7 @@ OMEGA_WORKER_CONCURRENCY = env_int("OMEGA_WORKER_CONCURRENCY", 16)  # threads; e
 CELERY_TASK_ROUTES = {
     "dialogues.tasks.dialogue_step_task": {"queue": "llm"},
     "dialogues.tasks.dialogue_manual_step_task": {"queue": "llm"},
+    "dialogues.tasks.dialogue_human_step_task": {"queue": "llm"},
 }
 OMEGA_WORKER_QUEUES = ["default", "llm"]
 # Runs: how many dialogues of a run step at the same time, and the leases that make a crashed step redone.

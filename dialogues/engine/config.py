@@ -32,6 +32,9 @@ class UtilityForm(StrEnum):
     SCRIPT = "script"  # matters with value and coefficient; U = Σ coefficient·value
 
 
+STRATEGY_CHOICES = ("", "NSC", "SSI", "NSI")
+
+
 @dataclass(frozen=True)
 class Sampling:
     temperature: float = 1.0
@@ -66,6 +69,9 @@ class RunConfig:
     filter_without_nsi: float = 8.5
     attempts: int = 4
     keep_best: bool = True  # when no attempt passes, keep the best one (paper); the script kept none
+    # experiments (forks): a branch forced for every model turn after the native start, or branches never chosen
+    force_strategy: str = ""  # "", "NSC", "SSI" or "NSI"
+    disabled_strategies: tuple[str, ...] = ()  # a subset of ("SSI", "NSI")
     # the expert
     model: str = ""
     sampling: Sampling = field(default_factory=Sampling)
@@ -81,7 +87,14 @@ class RunConfig:
             ("utility_form", UtilityForm),
         ):
             object.__setattr__(self, name, enum(getattr(self, name)))  # accept the plain strings too
+        object.__setattr__(self, "disabled_strategies", tuple(sorted(set(self.disabled_strategies))))
         problems = []
+        if self.force_strategy not in STRATEGY_CHOICES:
+            problems.append(f"force_strategy must be one of {', '.join(repr(c) for c in STRATEGY_CHOICES)}")
+        if not set(self.disabled_strategies) <= {"SSI", "NSI"}:
+            problems.append("disabled_strategies may hold only 'SSI' and 'NSI'")
+        if self.force_strategy and self.force_strategy in self.disabled_strategies:
+            problems.append(f"{self.force_strategy} cannot be both forced and disabled")
         if self.judge_samples < 1:
             problems.append("judge_samples must be at least 1")
         if not 1 <= self.judge_min_valid <= max(1, self.judge_samples):

@@ -8,6 +8,11 @@ The order of the rules is the method (METHOD.md §1, §2):
 5. after that, the variant decides: DSI selects NSC / SSI / NSI from the latest rating (Eq. 3) and a strict
    termination vote makes the next action a forced leave; Raw always NSC; NSI and h-NSI run the workflow.
 A dialogue that ends with unrated turns after its last rating gets a closing rating first.
+
+Experiments (forks) may force one branch for every model turn after the native start, or disable SSI / NSI
+(a disabled NSI falls back to SSI, a disabled SSI to NSC). When a person plays one side, that side's actions
+(and its exit confirmation) are theirs to type: the move is HUMAN and the engine waits; forced leaves stay forced.
+A person's turn after the native start is always rated.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from enum import StrEnum
 
 from .config import Variant
 from .state import NSI_STEP_ORDER, DialogueState, EndReason, NsiStep, Proposal
-from .strategy import Branch, select_strategy
+from .strategy import Branch, Selection, select_strategy
 
 
 class MoveKind(StrEnum):
@@ -26,6 +31,7 @@ class MoveKind(StrEnum):
     EXIT_CONFIRM = "exit_confirm"  # the other side confirms after the first confirm_proposal
     CLOSING_RATING = "closing_rating"
     FINISH = "finish"
+    HUMAN = "human"  # a person plays the next speaker: wait for their action, then rate as the move says
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,23 @@ class Move:
 
 
 def plan(state: DialogueState) -> Move:
+    move = _plan(state)
+    human_turn = state.human_side is not None and state.next_speaker == state.human_side
+    if human_turn and move.kind in (MoveKind.ACT, MoveKind.EXIT_CONFIRM):
+        who = state.task.names[state.human_side]
+        return Move(
+            MoveKind.HUMAN,
+            f"{who} is played by a person: their action is typed, not generated (the engine would have "
+            f"chosen: {move.reason})",
+            branch=Branch.HUMAN,
+            # after the native start a person's turn is always rated, inside the workflow too, so they see how
+            # the judge reads their move; the rating never changes the workflow's course
+            rate_after=move.rate_after or state.next_index >= state.config.initial_native_turns,
+        )
+    return move
+
+
+def _plan(state: DialogueState) -> Move:
     config, n = state.config, state.next_index
     last = state.turns[-1] if state.turns else None
     if state.left == {0, 1}:
@@ -122,7 +145,11 @@ def _exit_move(state: DialogueState) -> Move | None:
 
 def _strategy_move(state: DialogueState) -> Move:
     config, speaker = state.config, state.next_speaker
+    if config.force_strategy:
+        return _forced_strategy_move(state)
     started = state.nsi_started_at
+    if "NSI" in config.disabled_strategies and config.variant in (Variant.NSI, Variant.HNSI):
+        return _raw_move(state, f"{config.variant.value} variant with NSI disabled: no strategy injection")
     if config.variant == Variant.NSI:
         why = (
             "in the negotiation workflow"
@@ -134,27 +161,62 @@ def _strategy_move(state: DialogueState) -> Move:
         if speaker == state.nsi_side:
             return _nsi_move(state, f"h-NSI: agent {speaker + 1} runs the negotiation workflow")
         return Move(MoveKind.ACT, "h-NSI: this side answers with the plain prompt", branch=Branch.NSC)
-    if started is not None:
+    if started is not None and "NSI" not in config.disabled_strategies:
         return _nsi_move(state, f"in the negotiation workflow (started at turn {started})")
     latest = state.latest_rating()
     if latest is None:  # cannot happen with the native start; stay native rather than guess
         return Move(MoveKind.ACT, "no step rating yet: plain prompt", branch=Branch.NSC, rate_after=True)
     rated_index, rating = latest
-    votes = sum(1 for s in rating["samples"] if s["votes_to_end"])
-    ending = (
-        f"{votes} of {rating['valid']} judge samples after turn {rated_index} voted to end (strict termination): leave"
-    )
     if config.variant == Variant.RAW:
-        if rating["terminate"]:
-            return Move(MoveKind.FORCED_LEAVE, ending, branch=Branch.FORCED)
-        return Move(MoveKind.ACT, "Raw variant: no strategy injection", branch=Branch.NSC, rate_after=True)
+        return _raw_move(state, "Raw variant: no strategy injection")
     selection = select_strategy(rating["goal_c"], rating["goal_p"], config)
+    selection = _unless_disabled(selection, config.disabled_strategies)
     if selection.branch == Branch.NSI and not (rating["terminate"] and config.termination_overrides_nsi):
         note = " (the workflow takes precedence over the termination vote)" if rating["terminate"] else ""
         return _nsi_move(state, f"after turn {rated_index}: {selection.reason}{note}")
     if rating["terminate"]:
-        return Move(MoveKind.FORCED_LEAVE, ending, branch=Branch.FORCED)
+        return _termination_leave(rated_index, rating)
     return Move(MoveKind.ACT, f"after turn {rated_index}: {selection.reason}", branch=selection.branch, rate_after=True)
+
+
+def _unless_disabled(selection: Selection, disabled: tuple[str, ...]) -> Selection:
+    """A disabled NSI falls back to SSI, a disabled SSI to NSC (the next lighter injection)."""
+    branch, reason = selection.branch, selection.reason
+    if branch == Branch.NSI and "NSI" in disabled:
+        branch, reason = Branch.SSI, f"{reason}, but NSI is disabled → SSI"
+    if branch == Branch.SSI and "SSI" in disabled:
+        branch, reason = Branch.NSC, f"{reason}, but SSI is disabled → NSC"
+    return Selection(branch, reason)
+
+
+def _raw_move(state: DialogueState, why: str) -> Move:
+    """No injection: a strict termination vote makes a forced leave, otherwise the plain prompt, rated."""
+    latest = state.latest_rating()
+    if latest is not None and latest[1]["terminate"]:
+        return _termination_leave(*latest)
+    return Move(MoveKind.ACT, why, branch=Branch.NSC, rate_after=True)
+
+
+def _termination_leave(index: int, rating: dict) -> Move:
+    votes = sum(1 for s in rating["samples"] if s["votes_to_end"])
+    return Move(
+        MoveKind.FORCED_LEAVE,
+        f"{votes} of {rating['valid']} judge samples after turn {index} voted to end (strict termination): leave",
+        branch=Branch.FORCED,
+    )
+
+
+def _forced_strategy_move(state: DialogueState) -> Move:
+    """An experiment forced one branch for every model turn after the native start. NSI runs the workflow
+    regardless of ratings (as the NSI variant does); SSI and NSC keep the strict termination vote."""
+    forced = state.config.force_strategy
+    why = f"{forced} forced by this experiment's settings"
+    if forced == Branch.NSI:
+        return _nsi_move(state, why)
+    move = _raw_move(state, why)
+    if move.kind == MoveKind.ACT and forced == Branch.SSI:
+        return Move(MoveKind.ACT, why, branch=Branch.SSI, rate_after=True)
+    return move
 
 
 def _nsi_move(state: DialogueState, reason: str) -> Move:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -64,6 +64,7 @@ class DialogueState:
     seed: int = 0  # per dialogue (run seed, task, attempt); every request seed derives from it
     nsi_side: int | None = None  # h-NSI: the side that runs the workflow
     meta: dict[str, Any] = field(default_factory=dict)  # facts for offline backends, e.g. {"hard": True}
+    human_side: int | None = None  # the side a person plays (its actions are typed, never generated)
 
     @property
     def next_index(self) -> int:
@@ -126,8 +127,8 @@ class DialogueState:
         return None if latest is None else latest[1]
 
     def with_turn(self, turn: Turn) -> DialogueState:
-        return DialogueState(self.task, self.config, (*self.turns, turn), self.seed, self.nsi_side, self.meta)
+        return replace(self, turns=(*self.turns, turn))
 
     def with_rating(self, index: int, rating: dict[str, Any]) -> DialogueState:
         turns = tuple(Turn(**{**t.__dict__, "rating": rating}) if t.index == index else t for t in self.turns)
-        return DialogueState(self.task, self.config, turns, self.seed, self.nsi_side, self.meta)
+        return replace(self, turns=turns)

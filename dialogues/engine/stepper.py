@@ -115,13 +115,26 @@ def _clean_styled(text: str | None) -> str:
     return value
 
 
-class Stepper:
-    """Runs one move against an LLM and records every call."""
+HUMAN_TEXT_LIMIT = 4000  # characters a person may type for one action
 
-    def __init__(self, state: DialogueState, llm: LLM) -> None:
+
+def human_action(action_type: str, argument: str) -> Action:
+    """A person's action, checked by the same rules as a model's (type, a non-empty argument where one is
+    needed), and not longer than HUMAN_TEXT_LIMIT. Raises UnusableAnswer with what is wrong."""
+    if len(argument or "") > HUMAN_TEXT_LIMIT:
+        raise UnusableAnswer(f"the text is {len(argument):,} characters long; at most {HUMAN_TEXT_LIMIT:,} are allowed")
+    return action_from_dict({"action_type": action_type, "argument": argument})
+
+
+class Stepper:
+    """Runs one move against an LLM and records every call. A HUMAN move takes the person's action instead of
+    asking the model (and is rated as the move says); without one, the step makes nothing."""
+
+    def __init__(self, state: DialogueState, llm: LLM, human: Action | None = None) -> None:
         self.state = state
         self.config = state.config
         self.llm = llm
+        self.human = human
         self.calls: list[CallRecord] = []
 
     # --- LLM plumbing ------------------------------------------------------------------------------------
@@ -239,7 +252,9 @@ class Stepper:
 
     async def run(self) -> StepResult:
         move = plan(self.state)
-        if move.kind == MoveKind.FINISH:
+        if self.human is not None and move.kind != MoveKind.HUMAN:
+            raise StepFailed(f"it is not the person's turn: {move.reason}", [])
+        if move.kind == MoveKind.FINISH or (move.kind == MoveKind.HUMAN and self.human is None):
             return StepResult(move, self.state)
         if move.kind == MoveKind.CLOSING_RATING:
             index = self.state.turns[-1].index
@@ -249,6 +264,8 @@ class Stepper:
             )
         if move.kind == MoveKind.FORCED_LEAVE:
             turn = self._turn(move, Action(ActionType.LEAVE), forced=True)
+        elif move.kind == MoveKind.HUMAN:
+            turn = self._turn(move, self.human, human=True)
         elif move.kind == MoveKind.EXIT_CONFIRM:
             turn = await self._exit_confirm(move)
         elif move.branch == Branch.NSI:
@@ -258,9 +275,8 @@ class Stepper:
         state = self.state.with_turn(turn)
         result = StepResult(move, state, turn=turn, calls=self.calls)
         if move.rate_after:
-            rating = await self._rate(
-                state, turn.index, rated={"branch": turn.branch.value, "nsi_step": turn.nsi_step, "forced": turn.forced}
-            )
+            rated = {"branch": turn.branch.value, "nsi_step": turn.nsi_step, "forced": turn.forced, "human": turn.human}
+            rating = await self._rate(state, turn.index, rated=rated)
             result.state = state.with_rating(turn.index, rating)
             result.turn = result.state.turns[-1]
             result.rating_index, result.rating = turn.index, rating
@@ -523,6 +539,7 @@ def _proposal_schema(options: tuple[Proposal, ...]) -> dict[str, Any]:
     }
 
 
-async def advance(state: DialogueState, llm: LLM) -> StepResult:
-    """Advance the dialogue by exactly one move. Raises StepFailed with the calls made so far."""
-    return await Stepper(state, llm).run()
+async def advance(state: DialogueState, llm: LLM, human: Action | None = None) -> StepResult:
+    """Advance the dialogue by exactly one move (with a person's action when the move is theirs). Raises
+    StepFailed with the calls made so far."""
+    return await Stepper(state, llm, human).run()

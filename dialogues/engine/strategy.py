@@ -14,6 +14,7 @@ class Branch(StrEnum):
     SSI = "SSI"  # simple strategy injection: perspective taking
     NSI = "NSI"  # negotiation strategy injection: the four-step workflow
     FORCED = "forced"  # a leave the method imposes (termination vote, the other left, the end of NSI)
+    HUMAN = "human"  # typed by a person playing this side: no strategy, no model call
 
 
 @dataclass(frozen=True)

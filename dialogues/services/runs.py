@@ -44,7 +44,7 @@ from dialogues.models import (
     Task,
     Turn,
 )
-from dialogues.selectors import dialogue_state
+from dialogues.selectors import dialogue_config, dialogue_state
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,13 @@ class Backend:
     @classmethod
     def of(cls, run: Run) -> Backend:
         return cls(kind=run.backend, model=run.model, base_urls=tuple(run.endpoints))
+
+    @classmethod
+    def for_dialogue(cls, dialogue: Dialogue) -> Backend:
+        """The run's backend, with the model a fork asked for (served by the same endpoints)."""
+        backend = cls.of(dialogue.run)
+        model = (dialogue.changes or {}).get("model")
+        return backend if not model or backend.simulated else cls(backend.kind, model, backend.base_urls)
 
 
 @dataclass(frozen=True)
@@ -257,11 +264,15 @@ class Begun:
 @dataclass
 class Skipped:
     reason: str
+    waiting: bool = False  # parked until a person types the next action
 
 
-def dialogue_step_begin(*, dialogue_id: int, token: str | None = None) -> Begun | Skipped:
+def dialogue_step_begin(*, dialogue_id: int, token: str | None = None, human: bool = False) -> Begun | Skipped:
     """Take a dialogue for one step. With a token (dispatched work) the lease must be ours or stale; without
-    one (a manual step) the dialogue must not be held by a live lease. Returns the state, or why not."""
+    one (a manual step) the dialogue must not be held by a live lease. Returns the state, or why not.
+
+    Where a person plays a side: when the move is theirs and no action of theirs comes with the step (`human`),
+    the dialogue is parked, paused, until they type it; a person's action when the move is not theirs is refused."""
     now = timezone.now()
     with transaction.atomic():
         try:
@@ -280,6 +291,15 @@ def dialogue_step_begin(*, dialogue_id: int, token: str | None = None) -> Begun 
             if run.status == RunStatus.PAUSED:
                 _park(dialogue, DialogueStatus.PAUSED)
             return Skipped(f"the run is {run.status}")
+        state = None
+        if dialogue.human_side is not None or human:
+            state = _state_of(dialogue, token)
+            move = plan(state)
+            if move.kind == MoveKind.HUMAN and not human:
+                _park(dialogue, DialogueStatus.PAUSED)
+                return Skipped(f"waiting for a person: {move.reason}", waiting=True)
+            if human and move.kind != MoveKind.HUMAN:
+                return Skipped(f"it is not the person's turn: {move.reason}")
         execution = _token()
         dialogue.status = DialogueStatus.RUNNING
         dialogue.step_attempts += 1
@@ -288,7 +308,11 @@ def dialogue_step_begin(*, dialogue_id: int, token: str | None = None) -> Begun 
         dialogue.started_at = dialogue.started_at or now
         dialogue.save(update_fields=["status", "step_attempts", "lease_token", "lease_until", "started_at"])
     return Begun(
-        _state_of(dialogue, token), dialogue.step_attempts, execution, dialogue.run_id, Backend.of(dialogue.run)
+        state or _state_of(dialogue, token),
+        dialogue.step_attempts,
+        execution,
+        dialogue.run_id,
+        Backend.for_dialogue(dialogue),
     )
 
 
@@ -373,17 +397,24 @@ class StepSaved:
     finished: bool = False  # the dialogue is done (finished or failed): its slot is free, dispatch the run
     next_token: str | None = None  # step again with this token
     reason: str = ""
+    waiting: bool = False  # the next move is a person's: parked until they type it
 
 
 def dialogue_step_save(
-    *, dialogue_id: int, step_attempt: int, result: StepResult, token: str, manual: bool = False
+    *,
+    dialogue_id: int,
+    step_attempt: int,
+    result: StepResult,
+    token: str,
+    manual: bool = False,
+    author_id: int | None = None,
 ) -> StepSaved:
     """Write one step: the turn, its rating and its LLM calls, in one transaction, if `token` (from
     dialogue_step_begin) still holds the lease. Finishes the dialogue (and resolves the task's attempts) when
     nothing is left to do; otherwise keeps it in flight with a new token, or, after a manual step, pauses it."""
     try:
         with transaction.atomic():
-            saved, version = _save_step(dialogue_id, step_attempt, result, token, manual)
+            saved, version = _save_step(dialogue_id, step_attempt, result, token, manual, author_id)
     except IntegrityError:
         # The same turn (or rating) was written by an earlier run of this step: nothing to add.
         logger.info("dialogue %s: step already saved, skipping the repeat", dialogue_id)
@@ -394,7 +425,7 @@ def dialogue_step_save(
 
 
 def _save_step(
-    dialogue_id: int, step_attempt: int, result: StepResult, token: str, manual: bool
+    dialogue_id: int, step_attempt: int, result: StepResult, token: str, manual: bool, author_id: int | None
 ) -> tuple[StepSaved, int]:
     dialogue = Dialogue.objects.select_for_update(of=("self",)).select_related("run").get(pk=dialogue_id)
     version = dialogue.saved_steps + 1
@@ -402,7 +433,7 @@ def _save_step(
         return StepSaved(saved=False, reason=f"the dialogue is {dialogue.status}"), version
     if dialogue.lease_token != token:
         return StepSaved(saved=False, reason="the lease was taken over; this step's result is dropped"), version
-    _write_step(dialogue, result)
+    _write_step(dialogue, result, author_id)
     LLMCall.objects.bulk_create(_call_rows(dialogue_id, step_attempt, result.calls))
     tokens = sum(c.prompt_tokens + c.completion_tokens for c in result.calls)
     next_move = plan(result.state)
@@ -410,14 +441,15 @@ def _save_step(
         _count_calls(dialogue, result.calls, result)
         _dialogue_finish(dialogue, result.state, next_move.end_reason.value)
         return StepSaved(saved=True, finished=True), version
-    if manual:
+    if manual or next_move.kind == MoveKind.HUMAN:
+        # stepped by hand: it waits for the next "step"; or the next move is a person's: it waits for them
         _count_calls(dialogue, result.calls, result)
-        _park(dialogue, DialogueStatus.PAUSED)  # stepped by hand: it waits for the next "step"
-        return StepSaved(saved=True), version
+        _park(dialogue, DialogueStatus.PAUSED)
+        return StepSaved(saved=True, waiting=next_move.kind == MoveKind.HUMAN), version
     return _continue(dialogue, tokens=tokens, counters=_step_counters(result.calls, result)), version
 
 
-def _write_step(dialogue: Dialogue, result: StepResult) -> None:
+def _write_step(dialogue: Dialogue, result: StepResult, author_id: int | None = None) -> None:
     rated_turn = None
     if result.turn is not None:
         turn = result.turn
@@ -436,6 +468,7 @@ def _write_step(dialogue: Dialogue, result: StepResult) -> None:
             own_utility=turn.own_utility,
             other_utility=turn.other_utility,
             human=turn.human,
+            author_id=author_id if turn.human else None,
         )
     if result.rating is not None:
         if rated_turn is None or rated_turn.index != result.rating_index:
@@ -500,7 +533,7 @@ def _dialogue_finish(dialogue: Dialogue, state: DialogueState, end_reason: str) 
     dialogue.final_goal_p = None if final is None else final["goal_p"]
     dialogue.nsi_used = state.nsi_used
     dialogue.end_reason = end_reason
-    config = RunConfig.from_json(dialogue.run.config)
+    config = dialogue_config(dialogue)
     outcome = _outcome(dialogue)
     dialogue.filter_passed = passes_filter(outcome, config)
     dialogue.filter_note = filter_explanation(outcome, config)
@@ -522,7 +555,8 @@ def _dialogue_finish(dialogue: Dialogue, state: DialogueState, end_reason: str) 
             "lease_until",
         ]
     )
-    _attempts_resolve(dialogue, config)
+    if not dialogue.run.is_fork:  # a fork is an experiment: no regeneration, nothing kept for a corpus
+        _attempts_resolve(dialogue, config)
 
 
 def _attempts_resolve(dialogue: Dialogue, config: RunConfig) -> None:
@@ -567,7 +601,8 @@ def dialogue_fail(
             update_fields=["status", "failure_reason", "finished_at", "nsi_used", "lease_token", "lease_until"]
         )
         # a failed attempt counts as one that did not pass: the next attempt starts, or the best is kept
-        _attempts_resolve(dialogue, RunConfig.from_json(dialogue.run.config))
+        if not dialogue.run.is_fork:
+            _attempts_resolve(dialogue, dialogue_config(dialogue))
         return StepSaved(saved=True, finished=True)
 
 
