@@ -19,12 +19,15 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from dialogues.engine.actions import ActionType
 from dialogues.engine.config import RunConfig
+from dialogues.engine.plan import MoveKind, plan
+from dialogues.engine.stepper import HUMAN_TEXT_LIMIT
 from dialogues.engine.utility import utility_changes
 from dialogues.models import Dialogue, DialogueStatus, LLMCall, Run, RunStatus, Turn
-from dialogues.selectors import runs_progress
+from dialogues.selectors import dialogue_config, dialogue_state, runs_progress
 
-BRANCH_LABELS = {"NSC": "NSC", "SSI": "SSI", "NSI": "NSI", "forced": "forced"}
+BRANCH_LABELS = {"NSC": "NSC", "SSI": "SSI", "NSI": "NSI", "forced": "forced", "human": "human"}
 NSI_STEP_LABELS = {
     "resource_assessment": "resource assessment",
     "assessment_of_difference": "assessment of difference",
@@ -129,6 +132,7 @@ class TurnView:
         parts = (
             t.pk, t.dialogue_id, t.index, t.speaker, t.action_type, t.argument, t.forced, t.branch, t.reason,
             t.nsi_step, t.proposal, t.draft, t.own_utility, t.other_utility, t.human, self.speaker_name,
+            t.inherited, t.author.get_username() if t.author_id else None, t.dialogue.parent_id,
             self.before.pk if self.before else None,
             _rating_facts(r),
             [(c.id, c.tokens, c.error) for c in self.calls],
@@ -211,7 +215,7 @@ def rating_view(rating: Any) -> dict[str, Any]:
 
 def turn_views(dialogue: Dialogue, *, after: int = -1, only: int | None = None) -> list[TurnView]:
     """The dialogue's turns (those after `after`, or just `only`) with everything the page shows."""
-    turns = Turn.objects.filter(dialogue=dialogue).select_related("rating").order_by("index")
+    turns = Turn.objects.filter(dialogue=dialogue).select_related("rating", "author").order_by("index")
     calls = (
         LLMCall.objects.filter(dialogue=dialogue)
         .only(
@@ -244,6 +248,7 @@ def turn_views(dialogue: Dialogue, *, after: int = -1, only: int | None = None) 
     views: list[TurnView] = []
     previous: dict[int, Turn] = {}  # each speaker's previous turn with utilities
     for turn in turns:
+        turn.dialogue = dialogue  # the fragment reads the dialogue (a fork's parent), never queried per turn
         view = TurnView(turn, names[turn.speaker], calls_by_turn.get(turn.index, []), previous.get(turn.speaker))
         if turn.own_utility or turn.other_utility:
             previous[turn.speaker] = turn
@@ -282,12 +287,24 @@ def stepping(dialogue: Dialogue) -> dict[str, Any]:
 
 
 def run_config(dialogue: Dialogue) -> RunConfig:
-    return RunConfig.from_json(dialogue.run.config)
+    return dialogue_config(dialogue)
+
+
+def waiting_for_person(dialogue: Dialogue) -> str | None:
+    """Why the dialogue waits, when its next move is the person's who plays a side; None otherwise."""
+    if dialogue.human_side is None or dialogue.status != DialogueStatus.PAUSED:
+        return None  # the engine parks a dialogue (paused) when the person's move comes
+    move = plan(dialogue_state(dialogue))
+    return move.reason if move.kind == MoveKind.HUMAN else None
 
 
 def dialogue_live_context(dialogue: Dialogue, views: list[TurnView], *, can: dict[str, bool]) -> dict[str, Any]:
-    """What the dialogue page and its live updates share: status, stepping, chart."""
+    """What the dialogue page and its live updates share: status, stepping, chart, a person's turn."""
+    waiting = waiting_for_person(dialogue)
     return {
+        "waiting": waiting,
+        "action_types": [t.value for t in ActionType] if waiting else [],
+        "human_text_limit": HUMAN_TEXT_LIMIT,
         "dialogue": dialogue,
         "names": [dialogue.task.agent1.full_name, dialogue.task.agent2.full_name],
         "stepping": stepping(dialogue),
@@ -306,6 +323,7 @@ def chart_json(dialogue: Dialogue, views: list[TurnView]) -> str:
         [
             FRAGMENTS_VERSION,
             dialogue.run.config,
+            dialogue.changes,
             dialogue.pk,
             [(v.index, v.turn.branch, _rating_facts(v.stored_rating)) for v in views],
         ]

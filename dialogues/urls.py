@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dialogues.views import dialogues, imports, runs, tasks
+from dialogues.views import dialogues, experiments, imports, runs, tasks
 
 urlpatterns = [
     path("tasks/", tasks.task_list, name="task_list"),
@@ -16,7 +16,10 @@ urlpatterns = [
     path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
     path("runs/<int:pk>/<slug:action>/", runs.run_action, name="run_action"),
     path("dialogues/", dialogues.dialogue_index, name="dialogue_list"),
+    path("dialogues/compare/", experiments.dialogue_compare, name="dialogue_compare"),
     path("dialogues/<int:pk>/", dialogues.dialogue_detail, name="dialogue_detail"),
+    path("dialogues/<int:pk>/fork/", experiments.dialogue_fork_view, name="dialogue_fork"),
+    path("dialogues/<int:pk>/play/", experiments.dialogue_play, name="dialogue_play"),
     path("dialogues/<int:pk>/calls/<int:call_id>/", dialogues.dialogue_call, name="dialogue_call"),
     path("dialogues/<int:pk>/<slug:action>/", dialogues.dialogue_action, name="dialogue_action"),
 ]

@@ -207,4 +207,4 @@ def _rating_of(turn: Turn) -> StepRating | None:
 
 
 def forks_of(dialogue: Dialogue) -> list[Dialogue]:
-    return list(dialogue.forks.select_related("run").order_by("run_id", "attempt"))
+    return list(dialogue.forks.select_related("run", "task__agent1", "task__agent2").order_by("run_id", "attempt"))

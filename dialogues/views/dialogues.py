@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
 from dialogues import events
+from dialogues.experiments import change_rows
 from dialogues.forms import DialogueFilterForm
 from dialogues.inspection import (
     attempts_of,
@@ -21,6 +22,7 @@ from dialogues.inspection import (
     turn_views,
 )
 from dialogues.models import Dialogue, LLMCall
+from dialogues.services.forks import forks_of
 from dialogues.services.runs import dialogue_pause, dialogue_resume
 from dialogues.tasks import dialogue_manual_step_task
 from dialogues.views.runs import redirect_back
@@ -63,6 +65,8 @@ def dialogue_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "attempts": attempts_of(dialogue),
             "task": dialogue.task,
             "run": dialogue.run,
+            "forks": [{"dialogue": f, "changes": change_rows(f)} for f in forks_of(dialogue)],
+            "fork_changes": change_rows(dialogue) if dialogue.parent_id or dialogue.run.is_fork else [],
         }
     )
     return render(request, "dialogues/dialogues/detail.html", context)

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from dialogues import events, selectors
 from dialogues.engine.llm import LLMError
 from dialogues.estimates import run_estimate
+from dialogues.experiments import batch_summary
 from dialogues.forms import DialogueFilterForm, RunLaunchForm, TaskSelectionForm
 from dialogues.generation import configured_backend, make_llm
 from dialogues.inspection import dialogue_page, run_card, run_cards
@@ -133,6 +134,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "query": query.urlencode(),
         "config": run.config,
         "list_url": request.path,
+        "experiment": batch_summary(run),
     }
     if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
         return render(request, "dialogues/dialogues/list.html#dialogue-results", context)
