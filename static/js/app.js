@@ -87,6 +87,13 @@ document.addEventListener("keydown", (event) => {
     if (button && !button.disabled) {
       button.click();
     }
+  } else if (event.key === "f") {
+    // fork from the current turn (the link shows only to roles that may fork)
+    const link = document.querySelector(".timeline.can-fork .turn.current .fork-link");
+    if (!link) {
+      return;
+    }
+    link.click();
   } else if (event.key === "?") {
     openKeysHelp();
   } else {
