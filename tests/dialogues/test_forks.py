@@ -194,3 +194,46 @@ def test_a_persons_action_is_validated_like_a_models(parent):
     child = run.dialogues.get()  # turn 6 is agent 1's, played by the expert
     refused = dialogue_step_begin(dialogue_id=child.pk, human=True)
     assert "not the person's turn" in refused.reason and child.turns.count() == 6
+
+
+# --- the command line -------------------------------------------------------------------------------------
+
+
+def fork_command(*args) -> str:
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("fork", *[str(a) for a in args], stdout=out)
+    return out.getvalue()
+
+
+def test_fork_from_the_command_line(parent):
+    single = fork_command(parent.pk, "--turn", 5, "--disable", "NSI", "--set", "max_turns=12")
+    child = Dialogue.objects.get(parent=parent)
+    assert "disabled strategies: — → NSI" in single and "turn limit: 20 → 12" in single
+    assert child.changes == {"config": {"max_turns": 12, "disabled_strategies": ["NSI"]}}
+    assert f"#{child.pk} forks seed {parent.seed}: finished" in single
+
+    batch = fork_command(parent.pk, "--turn", 5, "--batch", 2, "--b-force", "SSI")
+    assert "setting A     2 / 2" in batch and "setting B     2 / 2" in batch
+    run = Run.objects.filter(kind=RunKind.FORK).order_by("-id").first()
+    assert sorted(run.dialogues.values_list("arm", flat=True)) == ["A", "A", "B", "B"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--set", "bogus=1"), "not a setting a fork can change"),
+        (("--set", "max_turns=many"), "not a valid int"),
+        (("--batch", 2), "settings A and B are the same"),
+        (("--set", "nsi_goal_c_max=12"), "nsi_goal_c_max must be between 0 and 10"),
+    ],
+)
+def test_fork_command_refusals(parent, args, message):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match=message):
+        fork_command(parent.pk, "--turn", 5, *args)
+    assert not Run.objects.filter(kind=RunKind.FORK).exists()
