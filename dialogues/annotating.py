@@ -47,6 +47,7 @@ class TurnPanel:
     others: list[TurnAnnotation]  # empty while blind
     hidden: int  # others' annotations hidden by blind mode
     corrections: list[Correction] = field(default_factory=list)  # the history, when others are visible (or mine)
+    values: dict[str, Any] = field(default_factory=dict)  # what its form shows (set by the view)
 
 
 @dataclass

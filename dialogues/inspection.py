@@ -148,7 +148,7 @@ def _digest(value: Any) -> str:
     return hashlib.blake2b(json.dumps(value, default=str).encode(), digest_size=16).hexdigest()
 
 
-FRAGMENTS_VERSION = "1"  # raise when _turn.html or the chart changes shape (the cache is per process anyway)
+FRAGMENTS_VERSION = "2"  # raise when _turn.html or the chart changes shape (the cache is per process anyway)
 
 
 def rendered_turns(dialogue: Dialogue, views: list[TurnView]) -> list[str]:

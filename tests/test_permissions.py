@@ -11,7 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from dialogues.engine.config import RunConfig
 from dialogues.generation import configured_backend
-from dialogues.models import AgentProfile, ImportJob, LLMCall, Task
+from dialogues.models import AgentProfile, ImportJob, LLMCall, Task, Turn
 from dialogues.services import run_create
 from omega_web.roles import ROLE_ORDER, Capability, Role, permission_matrix_markdown, role_capabilities
 
@@ -55,6 +55,7 @@ def samples(demo_tasks, make_user):
     )
     dialogue = run.dialogues.get()
     call = LLMCall.objects.create(dialogue=dialogue, turn_index=0, step_attempt=1, purpose="act", messages=[])
+    turn = Turn.objects.create(dialogue=dialogue, index=0, speaker=0, action_type="speak", argument="hi", branch="NSC")
     return {
         "task": task.pk,
         "agent": AgentProfile.objects.first().pk,
@@ -62,6 +63,7 @@ def samples(demo_tasks, make_user):
         "run": run.pk,
         "dialogue": dialogue.pk,
         "call": call.pk,
+        "turn": turn.pk,
     }
 
 

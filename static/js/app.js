@@ -47,7 +47,9 @@ document.addEventListener("DOMContentLoaded", () => {
 
 // Keyboard on a dialogue page: j / k next / previous turn, n next step, ? help.
 function typingInto(target) {
-  return target.closest("input, textarea, select, [contenteditable='true']") !== null;
+  // a checked chip or radio keeps the keys working; a text field takes them
+  const field = target.closest("input, textarea, select, [contenteditable='true']");
+  return field !== null && !(field.type === "checkbox" || field.type === "radio");
 }
 
 function moveTurn(step) {
@@ -94,6 +96,8 @@ document.addEventListener("keydown", (event) => {
       return;
     }
     link.click();
+  } else if (annotateKey(event)) {
+    // handled: a label, the quality, a correction or a decision
   } else if (event.key === "?") {
     openKeysHelp();
   } else {
@@ -106,4 +110,65 @@ document.addEventListener("click", (event) => {
   if (event.target.closest("[data-keys-help]")) {
     openKeysHelp();
   }
+});
+
+// --- annotation: keys on the current turn, and forms for turns that arrive live ---------------------------
+
+function currentSlot() {
+  const turn = document.querySelector(".timeline .turn.current");
+  return turn ? turn.querySelector(".annot-slot form") : null;
+}
+
+function toggle(input, checked) {
+  input.checked = checked;
+  input.dispatchEvent(new Event("change", { bubbles: true })); // the form saves on change
+}
+
+function annotateKey(event) {
+  if (!document.querySelector("[data-annotating]")) {
+    return false;
+  }
+  const digit = /^Digit([1-9])$/.exec(event.code);
+  const form = currentSlot();
+  if (digit && form) {
+    if (event.shiftKey) {
+      const quality = form.querySelector(`[data-quality="${digit[1]}"]`);
+      if (quality) {
+        toggle(quality, true);
+      }
+    } else {
+      const label = form.querySelector(`[data-label-key="${digit[1]}"]`);
+      if (label) {
+        toggle(label, !label.checked);
+      }
+    }
+    return true;
+  }
+  if (event.key === "c" && form) {
+    const details = form.querySelector("details.annot-correct");
+    details.open = true;
+    details.querySelector("textarea").focus();
+    return true;
+  }
+  const keys = { a: "accept", x: "reject", v: "needs_review" };
+  if (keys[event.key]) {
+    const choice = document.querySelector(`.decision-form input[value="${keys[event.key]}"]`);
+    if (choice) {
+      choice.checked = true;
+      choice.closest("form").requestSubmit(choice.closest("form").querySelector('button[name="save"]'));
+      return true;
+    }
+  }
+  return false;
+}
+
+// A turn appended by a live update comes with an empty annotation slot: fill it for annotators.
+document.body.addEventListener("htmx:oobAfterSwap", () => {
+  if (!document.querySelector("[data-annotating]") || !window.htmx) {
+    return;
+  }
+  document.querySelectorAll(".annot-slot:empty[data-turn-annotation]").forEach((slot) => {
+    slot.setAttribute("data-loading", "");
+    window.htmx.ajax("GET", slot.dataset.turnAnnotation, { target: slot, swap: "outerHTML" });
+  });
 });
