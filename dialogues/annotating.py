@@ -63,12 +63,17 @@ class DialoguePanel:
     can_adjudicate: bool
 
 
-def dialogue_panel(dialogue: Dialogue, user: Any, *, only_turn: int | None = None) -> DialoguePanel:
-    """Everything `user` may see of the annotations of `dialogue` (or of one turn, `only_turn`)."""
+def dialogue_panel(
+    dialogue: Dialogue, user: Any, *, only_turn: int | None = None, through: int | None = None
+) -> DialoguePanel:
+    """Everything `user` may see of the annotations of `dialogue` (or of one turn, `only_turn`, or of the turns up
+    to index `through`)."""
     visible = sees_others(dialogue, user)
     turns = Turn.objects.filter(dialogue=dialogue).order_by("index")
     if only_turn is not None:
         turns = turns.filter(pk=only_turn)
+    if through is not None:
+        turns = turns.filter(index__lte=through)
     annotations = (
         TurnAnnotation.objects.filter(dialogue=dialogue)
         .select_related("annotator")

@@ -220,6 +220,9 @@ class DialogueFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=[("", "any status"), *DialogueStatus.choices])
     passed = forms.ChoiceField(required=False, choices=[("", "filter: any"), ("1", "passed"), ("0", "failed")])
     kept = forms.ChoiceField(required=False, choices=[("", "kept or not"), ("1", "kept"), ("0", "not kept")])
+    origin = forms.ChoiceField(
+        required=False, choices=[("", "generated or forks"), ("generation", "generated"), ("fork", "forks")]
+    )
     goal_min = forms.FloatField(required=False, min_value=0, max_value=10, label="final goal_c ≥")
     goal_max = forms.FloatField(required=False, min_value=0, max_value=10, label="final goal_c ≤")
     sort = forms.ChoiceField(
@@ -251,6 +254,7 @@ class DialogueFilterForm(forms.Form):
             kept=flag.get(d["kept"]),
             goal_min=d["goal_min"],
             goal_max=d["goal_max"],
+            origin=d["origin"],
             sort=d["sort"] or "-id",
         )
 

@@ -390,6 +390,7 @@ class DialogueFilters:
     kept: bool | None = None
     goal_min: float | None = None
     goal_max: float | None = None
+    origin: str = ""  # "generation" or "fork"
     sort: str = "-id"
 
 
@@ -411,6 +412,7 @@ LIST_VALUES = {
     "agent1_last": F("task__agent1__last_name"),
     "agent2_first": F("task__agent2__first_name"),
     "agent2_last": F("task__agent2__last_name"),
+    "run_kind": F("run__kind"),
 }
 LIST_FIELDS = (
     "id",
@@ -424,6 +426,8 @@ LIST_FIELDS = (
     "final_goal_c",
     "filter_passed",
     "kept",
+    "arm",
+    "fork_turn",
 )
 
 
@@ -475,6 +479,8 @@ def dialogue_list(filters: DialogueFilters) -> QuerySet[Dialogue]:
         dialogues = dialogues.filter(filter_passed=filters.passed)
     if filters.kept is not None:
         dialogues = dialogues.filter(kept=filters.kept)
+    if filters.origin:
+        dialogues = dialogues.filter(run__kind=filters.origin)
     if filters.goal_min is not None:
         dialogues = dialogues.filter(final_goal_c__gte=filters.goal_min)
     if filters.goal_max is not None:

@@ -21,6 +21,7 @@ BRANCH_COLOURS = {
 }
 DIFFERS = "rgba(220, 38, 38, 0.13)"
 LINE = {"goal_c": "#3451b2", "goal_p": "#c2410c"}
+LINE_B = {"goal_c": "#7f98f0", "goal_p": "#f59e5b"}  # the second dialogue of a comparison, lighter, dashed
 
 
 def _hover_samples(rating: dict[str, Any]) -> str:
@@ -31,7 +32,9 @@ def _hover_samples(rating: dict[str, Any]) -> str:
     return "<br>".join(rows)
 
 
-def _rating_traces(figure: go.Figure, turns: list[Any], *, label: str = "", dash: str = "solid") -> None:
+def _rating_traces(
+    figure: go.Figure, turns: list[Any], *, label: str = "", dash: str = "solid", colours: dict[str, str] = LINE
+) -> None:
     """goal_c and goal_p of one dialogue, with gaps where turns are unrated, hover showing every sample."""
     for key, name in (("goal_c", "goal_c (now)"), ("goal_p", "goal_p (predicted)")):
         name = f"{label} {name}".strip()
@@ -42,7 +45,7 @@ def _rating_traces(figure: go.Figure, turns: list[Any], *, label: str = "", dash
                 mode="lines+markers",
                 connectgaps=False,
                 name=name,
-                line={"color": LINE[key], "width": 2, "dash": dash},
+                line={"color": colours[key], "width": 2 if dash == "solid" else 2.5, "dash": dash},
                 marker={"size": 7, "symbol": "circle" if dash == "solid" else "diamond"},
                 customdata=[
                     [t.rating["valid"], t.rating["requested"], _hover_samples(t.rating)] if t.rating else [0, 0, ""]
@@ -133,7 +136,7 @@ def compare_chart(a: list[Any], b: list[Any], *, fork_at: int | None, labels: tu
     x_range = [-0.5, max(last, 5) + 0.5]
     figure = go.Figure()
     _rating_traces(figure, a, label=labels[0])
-    _rating_traces(figure, b, label=labels[1], dash="dash")
+    _rating_traces(figure, b, label=labels[1], dash="dash", colours=LINE_B)
     branches_a, branches_b = {t.index: t.turn.branch for t in a}, {t.index: t.turn.branch for t in b}
     differs = [i for i in branches_a if i in branches_b and branches_a[i] != branches_b[i]]
     shapes = [_band(i, DIFFERS) for i in differs]
@@ -182,18 +185,13 @@ def distribution_chart(
                 hovertemplate=f"{html.escape(label)}: %{{y:.2f}}<extra></extra>",
             )
         )
+    shapes = []
     if parent is not None:
-        figure.add_trace(
-            go.Scatter(
-                x=[html.escape(label) for label, _ in arms],
-                y=[parent] * len(arms),
-                mode="lines+markers",
-                name=f"parent: {parent:.2f}",
-                line={"color": "#111827", "width": 1.5, "dash": "dot"},
-                marker={"symbol": "line-ew-open", "size": 14},
-                hovertemplate=f"parent {parent:.2f}<extra></extra>",
-            )
-        )
+        shown = f"{parent:g}" if float(parent).is_integer() else f"{parent:.2f}"
+        line = {"color": "#111827", "width": 1.5, "dash": "dot"}
+        shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": parent, "y1": parent,
+                       "line": line})  # fmt: skip
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"parent: {shown}", line=line))
     figure.update_layout(
         margin={"l": 40, "r": 10, "t": 30, "b": 30},
         height=300,
@@ -204,5 +202,6 @@ def distribution_chart(
         plot_bgcolor="#ffffff",
         paper_bgcolor="#ffffff",
         showlegend=True,
+        shapes=shapes,
     )
     return json.loads(figure.to_json())

@@ -116,8 +116,10 @@ def _decision_values(panel: Any, posted: Any = None) -> dict[str, Any]:
 
 @requires(Capability.ANNOTATE)
 def dialogue_annotations(request: HttpRequest, pk: int) -> HttpResponse:
-    """Every turn's annotation slot and the decision panel, as out-of-band fragments for the dialogue page."""
-    panel = dialogue_panel(_dialogue(pk), request.user)
+    """Every turn's annotation slot and the decision panel, as out-of-band fragments for the dialogue page: for
+    the turns the page was drawn with (`through`); turns that arrived live since fetch their own slot."""
+    through = request.GET.get("through", "")
+    panel = dialogue_panel(_dialogue(pk), request.user, through=int(through) if through.lstrip("-").isdigit() else None)
     for t in panel.turns:
         t.values = _values(t)
     context = {

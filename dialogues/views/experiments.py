@@ -39,7 +39,8 @@ def dialogue_fork_view(request: HttpRequest, pk: int) -> HttpResponse:
     names = (parent.task.agent1.full_name, parent.task.agent2.full_name)
     base = dialogue_config(parent)
     last_turn = parent.turns_count - 1  # -1: no turns yet, a fork can only start over
-    turn = request.GET.get("turn", str(last_turn))
+    asked = request.GET.get("turn", "")
+    turn = str(min(int(asked), last_turn)) if asked.lstrip("-").isdigit() else str(last_turn)
     data = request.POST if request.method == "POST" else None
     form = ForkForm(data, names=names, last_turn=last_turn, initial={"turn": turn})
     arm_forms = [ForkSettingsForm(data, base=base, simulated=parent.run.simulated, prefix=p) for p in ("a", "b")]
@@ -151,6 +152,15 @@ class CompareForm(forms.Form):
     a = forms.IntegerField(min_value=1, label="Dialogue A")
     b = forms.IntegerField(min_value=1, label="Dialogue B")
 
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("a") and data.get("a") == data.get("b"):
+            raise forms.ValidationError("Choose two different dialogues.")
+        for side in ("a", "b"):
+            if data.get(side) and not Dialogue.objects.filter(pk=data[side]).exists():
+                self.add_error(side, f"There is no dialogue #{data[side]}.")
+        return data
+
 
 @requires(Capability.VIEW)
 def dialogue_compare(request: HttpRequest) -> HttpResponse:
@@ -158,8 +168,5 @@ def dialogue_compare(request: HttpRequest) -> HttpResponse:
     form = CompareForm(request.GET or None)
     if not form.is_valid():
         return render(request, "dialogues/dialogues/compare.html", {"form": form}, status=400 if request.GET else 200)
-    try:
-        comparison = compare(form.cleaned_data["a"], form.cleaned_data["b"])
-    except Dialogue.DoesNotExist as missing:
-        raise Http404("No such dialogue.") from missing
+    comparison = compare(form.cleaned_data["a"], form.cleaned_data["b"])
     return render(request, "dialogues/dialogues/compare.html", {"c": comparison, "form": form})

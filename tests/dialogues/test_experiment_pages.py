@@ -78,7 +78,11 @@ def test_one_fork_from_the_browser_and_what_its_page_and_the_parents_show(parent
     assert f'Its LLM calls are with <a href="{parent_url}#turn-{parent.pk}-3">' in page
     parent_page = client.get(reverse("dialogue_detail", args=[parent.pk])).content.decode()
     assert "Forks of this dialogue (1)" in parent_page and f"?a={parent.pk}&amp;b={fork.pk}" in parent_page
-    assert "disabled strategies: NSI" in parent_page
+    assert "disabled strategies: NSI" in parent_page and "1 fork ↓" in parent_page
+    listed = client.get(reverse("dialogue_list"), {"origin": "fork"}, headers=HX).content.decode()
+    assert f"#{fork.pk}</a>" in listed and 'class="badge fork"' in listed and f"#{parent.pk}</a>" not in listed
+    generated = client.get(reverse("dialogue_list"), {"origin": "generation"}, headers=HX).content.decode()
+    assert f"#{fork.pk}</a>" not in generated and f"#{parent.pk}</a>" in generated
 
 
 def test_a_counterfactual_batch_from_the_browser(parent, client_for):
@@ -159,7 +163,10 @@ def test_comparison_aligns_from_the_fork_point_and_marks_branch_differences(pare
     assert "They share turns 0–5 (the fork point)" in page and "≠ branch" in page
     picker = viewer.get(reverse("dialogue_compare"))
     assert picker.status_code == 200 and 'name="a"' in picker.content.decode()
-    assert viewer.get(reverse("dialogue_compare"), {"a": 999999, "b": parent.pk}).status_code == 404
+    missing = viewer.get(reverse("dialogue_compare"), {"a": 999999, "b": parent.pk})
+    assert missing.status_code == 400 and "There is no dialogue #999999." in missing.content.decode()
+    itself = viewer.get(reverse("dialogue_compare"), {"a": parent.pk, "b": parent.pk})
+    assert itself.status_code == 400 and "Choose two different dialogues." in itself.content.decode()
 
 
 def test_unrelated_dialogues_align_on_their_common_prefix(demo_tasks):

@@ -36,7 +36,8 @@ def finished_dialogue(page: Page) -> str:
     return page.url
 
 
-def test_fork_play_a_side_and_compare(page: Page, snap, served):
+def test_fork_play_a_side_and_compare(page: Page, snap, served, console):
+    console.allow("status of 400")  # an empty move is refused on purpose
     log_in(page, "admin", ADMIN_PASSWORD)
     parent_url = finished_dialogue(page)
     parent_id = re.search(r"/dialogues/(\d+)/", parent_url).group(1)
@@ -63,6 +64,9 @@ def test_fork_play_a_side_and_compare(page: Page, snap, served):
     mark = mark_document(page)
     snap("41-fork-your-move")
 
+    page.get_by_role("button", name="Send").click()  # nothing typed: refused with the reason, in place
+    expect(page.locator(".play .error")).to_contain_text("empty argument for speak")
+    expect(turns(page)).to_have_count(6)
     page.locator(".play-form textarea").fill(MY_LINE)
     page.get_by_role("button", name="Send").click()
     # Our turn arrives marked as ours, rated; the expert answers for the other side; then it is our move again.
