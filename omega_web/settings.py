@@ -208,6 +208,8 @@ STORAGES = {
     },
 }
 MEDIA_ROOT = VAR_DIR / "media"
+# Frozen corpus exports (zip files). In scaled mode every web process must see the same directory.
+OMEGA_EXPORT_DIR = Path(env("OMEGA_EXPORT_DIR", str(VAR_DIR / "exports"))).resolve()
 
 # Uploads: a hard limit per import (all files together), checked by the form with a clear message.
 OMEGA_UPLOAD_MAX_BYTES = env_int("OMEGA_UPLOAD_MAX_MB", 20) * 1024 * 1024

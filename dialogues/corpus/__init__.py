@@ -1,0 +1,2 @@
+"""Training corpora: which dialogues (selection), their data (data), the formats trainers use (formats), and the
+frozen, streamed export (export)."""

@@ -1,0 +1,273 @@
+"""The dialogues of an export, read in chunks with a fixed number of queries per chunk, as plain data the formats
+write from. Memory holds one chunk at a time however large the corpus.
+
+Corrections: annotators propose corrected texts; the export applies a **curator's** correction (the latest one a
+user with the curate capability saved for that turn). Every format sees both the original and the applied text.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+
+from dialogues.engine.actions import Action, ActionType
+from dialogues.engine.config import RunConfig
+from dialogues.engine.state import DialogueState
+from dialogues.engine.state import Turn as EngineTurn
+from dialogues.engine.stepper import agent_prompt
+from dialogues.engine.strategy import Branch as EngineBranch
+from dialogues.models import (
+    Adjudication,
+    Dialogue,
+    DialogueAnnotation,
+    LLMCall,
+    StepRating,
+    Task,
+    Turn,
+    TurnAnnotation,
+)
+from dialogues.selectors import task_spec
+from omega_web.roles import ROLE_ORDER, Capability, role_capabilities
+
+CHUNK = 200
+
+
+@dataclass
+class TurnData:
+    index: int
+    speaker: int
+    action_type: str
+    argument: str  # as generated (or typed)
+    corrected: str | None  # the curator's correction applied in exports, if any
+    correction_reason: str
+    branch: str
+    forced: bool
+    reason: str
+    nsi_step: str
+    proposal: str
+    draft: str
+    own_utility: Any
+    other_utility: Any
+    human: bool
+    rating: dict[str, Any] | None
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """The text exports use: the correction when there is one."""
+        return self.corrected if self.corrected is not None else self.argument
+
+    def action(self, *, corrected: bool = True) -> Action:
+        return Action(ActionType(self.action_type), self.text if corrected else self.argument)
+
+
+@dataclass
+class DialogueData:
+    id: int
+    run: dict[str, Any]
+    task: dict[str, Any]
+    spec: Any  # engine TaskSpec
+    attempt: int
+    seed: int
+    kept: bool
+    filter_passed: bool | None
+    final_goal_c: float | None
+    final_goal_p: float | None
+    end_reason: str
+    simulated: bool
+    nsi_used: bool
+    turns: list[TurnData]
+    decisions: list[dict[str, Any]]
+    adjudication: dict[str, Any] | None
+    calls: list[dict[str, Any]] | None = None
+
+    def state(self, upto: int | None = None, *, corrected: bool = True) -> DialogueState:
+        """The engine's state with the turns before `upto` (all by default), corrections applied."""
+        turns = tuple(
+            EngineTurn(t.index, t.speaker, t.action(corrected=corrected), EngineBranch(t.branch))
+            for t in self.turns
+            if upto is None or t.index < upto
+        )
+        return DialogueState(task=self.spec, config=RunConfig(), turns=turns)
+
+    def prompt(self, index: int, *, corrected: bool = True) -> str:
+        """The plain agent prompt (paper A.4.2) exactly as the speaker of turn `index` saw it."""
+        speaker = self.turns[index].speaker
+        return agent_prompt(self.state(index, corrected=corrected), speaker, index)
+
+
+def curator_ids() -> set[int]:
+    roles = [role.value for role in ROLE_ORDER if Capability.CURATE in role_capabilities(role)]
+    users = get_user_model().objects.filter(Q(groups__name__in=roles) | Q(is_superuser=True), is_active=True)
+    return set(users.values_list("pk", flat=True))
+
+
+def dialogues(ids: list[int], *, calls: bool = False, annotations: bool = True) -> Iterator[DialogueData]:
+    """The dialogues `ids`, in that order, a chunk at a time."""
+    curators = curator_ids()
+    specs: dict[int, tuple[Any, dict[str, Any]]] = {}
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        rows = {d.pk: d for d in Dialogue.objects.filter(pk__in=chunk).select_related("run")}
+        task_ids = {d.task_id for d in rows.values()} - set(specs)
+        for task in Task.objects.filter(pk__in=task_ids).select_related("scenario", "agent1", "agent2"):
+            specs[task.pk] = (task_spec(task), _task_facts(task))
+        turns: dict[int, list[Turn]] = defaultdict(list)
+        for turn in Turn.objects.filter(dialogue_id__in=chunk).order_by("dialogue_id", "index"):
+            turns[turn.dialogue_id].append(turn)
+        ratings = {
+            r.turn_id: r for r in StepRating.objects.filter(dialogue_id__in=chunk).only(
+                "turn_id", "samples", "rejected", "requested", "valid", "goal_c", "goal_p", "terminate", "closing"
+            )
+        }  # fmt: skip
+        marks: dict[int, list[TurnAnnotation]] = defaultdict(list)
+        corrections: dict[int, TurnAnnotation] = {}
+        for a in (
+            TurnAnnotation.objects.filter(dialogue_id__in=chunk)
+            .select_related("annotator")
+            .prefetch_related("labels")
+            .order_by("updated_at", "id")
+        ):
+            marks[a.turn_id].append(a)
+            if a.corrected_text and a.annotator_id in curators:
+                corrections[a.turn_id] = a  # the latest curator correction wins
+        decisions: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for d in DialogueAnnotation.objects.filter(dialogue_id__in=chunk).select_related("annotator").order_by("id"):
+            decisions[d.dialogue_id].append(
+                {
+                    "annotator": d.annotator.get_username(),
+                    "decision": d.decision,
+                    "note": d.note,
+                    "submitted_at": d.submitted_at.isoformat() if d.submitted_at else None,
+                }
+            )
+        adjudications = {
+            a.dialogue_id: {
+                "curator": a.curator.get_username() if a.curator else None,
+                "decision": a.decision,
+                "note": a.note,
+                "decided_at": a.decided_at.isoformat(),
+            }
+            for a in Adjudication.objects.filter(dialogue_id__in=chunk).select_related("curator")
+        }
+        llm: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        if calls:
+            for call in LLMCall.objects.filter(dialogue_id__in=chunk).order_by("dialogue_id", "id"):
+                llm[call.dialogue_id].append(_call(call))
+        for pk in chunk:
+            d = rows.get(pk)
+            if d is None:
+                continue
+            spec, facts = specs[d.task_id]
+            yield DialogueData(
+                id=d.pk,
+                run={
+                    "id": d.run_id,
+                    "name": d.run.name,
+                    "variant": d.run.variant,
+                    "model": (d.changes or {}).get("model") or d.run.model,
+                    "prompt_set_version": d.run.prompt_set_version,
+                    "simulated": d.run.simulated,
+                },
+                task=facts,
+                spec=spec,
+                attempt=d.attempt,
+                seed=d.seed,
+                kept=d.kept,
+                filter_passed=d.filter_passed,
+                final_goal_c=d.final_goal_c,
+                final_goal_p=d.final_goal_p,
+                end_reason=d.end_reason,
+                simulated=d.simulated,
+                nsi_used=d.nsi_used,
+                turns=[
+                    _turn(t, ratings.get(t.pk), corrections.get(t.pk), marks.get(t.pk, []), annotations)
+                    for t in turns[pk]
+                ],
+                decisions=decisions.get(pk, []) if annotations else [],
+                adjudication=adjudications.get(pk),
+                calls=llm.get(pk, []) if calls else None,
+            )
+
+
+def _task_facts(task: Task) -> dict[str, Any]:
+    return {
+        "external_id": task.external_id,
+        "codename": task.scenario.codename,
+        "split": task.split,
+        "hard": task.hard,
+        "source": task.source,
+        "scenario": task.scenario.text,
+        "relationship": task.scenario.relationship,
+        "agents": [
+            {"external_id": a.external_id, "name": a.full_name, "goal": goal}
+            for a, goal in ((task.agent1, task.scenario.agent1_goal), (task.agent2, task.scenario.agent2_goal))
+        ],
+    }
+
+
+def _turn(
+    turn: Turn, rating: StepRating | None, correction: TurnAnnotation | None, marks: list, with_marks: bool
+) -> TurnData:
+    return TurnData(
+        index=turn.index,
+        speaker=turn.speaker,
+        action_type=turn.action_type,
+        argument=turn.argument,
+        corrected=correction.corrected_text if correction else None,
+        correction_reason=correction.correction_reason if correction else "",
+        branch=turn.branch,
+        forced=turn.forced,
+        reason=turn.reason,
+        nsi_step=turn.nsi_step,
+        proposal=turn.proposal,
+        draft=turn.draft,
+        own_utility=turn.own_utility,
+        other_utility=turn.other_utility,
+        human=turn.human,
+        rating=None
+        if rating is None
+        else {
+            "goal_c": rating.goal_c,
+            "goal_p": rating.goal_p,
+            "terminate": rating.terminate,
+            "valid": rating.valid,
+            "requested": rating.requested,
+            "closing": rating.closing,
+            "samples": rating.samples,
+            "rejected": rating.rejected,
+        },
+        annotations=[
+            {
+                "annotator": m.annotator.get_username(),
+                "labels": sorted(label.name for label in m.labels.all()),
+                "quality": m.quality,
+                "note": m.note,
+                "corrected_text": m.corrected_text,
+                "correction_reason": m.correction_reason,
+            }
+            for m in marks
+        ]
+        if with_marks
+        else [],
+    )
+
+
+def _call(call: LLMCall) -> dict[str, Any]:
+    return {
+        "turn_index": call.turn_index,
+        "purpose": call.purpose,
+        "messages": call.messages,
+        "params": call.params,
+        "responses": call.responses,
+        "parsed": call.parsed,
+        "error": call.error,
+        "prompt_tokens": call.prompt_tokens,
+        "completion_tokens": call.completion_tokens,
+        "model": call.model,
+    }
