@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dialogues.views import annotation, dialogues, experiments, imports, runs, tasks
+from dialogues.views import annotation, corpora, dialogues, experiments, imports, runs, tasks
 
 urlpatterns = [
     path("tasks/", tasks.task_list, name="task_list"),
@@ -27,6 +27,14 @@ urlpatterns = [
     path("turns/<int:pk>/annotation/", annotation.turn_annotation, name="turn_annotation"),
     path("annotate/", annotation.annotation_queue, name="annotation_queue"),
     path("annotate/next/", annotation.annotation_next, name="annotation_next"),
+    path("corpora/", corpora.corpus_list, name="corpus_list"),
+    path("corpora/new/", corpora.corpus_edit, name="corpus_new"),
+    path("corpora/counts/", corpora.corpus_counts, name="corpus_counts"),
+    path("corpora/<int:pk>/", corpora.corpus_detail, name="corpus_detail"),
+    path("corpora/<int:pk>/edit/", corpora.corpus_edit, name="corpus_edit"),
+    path("corpora/<int:pk>/override/", corpora.corpus_override, name="corpus_override"),
+    path("corpora/<int:pk>/export/", corpora.corpus_export_view, name="corpus_export"),
+    path("corpora/versions/<int:pk>/download/", corpora.corpus_download, name="version_download"),
     path("labels/", annotation.label_list, name="label_list"),
     path("labels/edit/", annotation.label_edit, name="label_edit"),
     path("dialogues/<int:pk>/calls/<int:call_id>/", dialogues.dialogue_call, name="dialogue_call"),

@@ -11,7 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from dialogues.engine.config import RunConfig
 from dialogues.generation import configured_backend
-from dialogues.models import AgentProfile, ImportJob, LLMCall, Task, Turn
+from dialogues.models import AgentProfile, Corpus, CorpusVersion, ImportJob, LLMCall, Task, Turn
 from dialogues.services import run_create
 from omega_web.roles import ROLE_ORDER, Capability, Role, permission_matrix_markdown, role_capabilities
 
@@ -42,7 +42,7 @@ def app_urls():
 
 
 @pytest.fixture
-def samples(demo_tasks, make_user):
+def samples(demo_tasks, make_user, settings, tmp_path):
     task = Task.objects.first()
     job = ImportJob.objects.first()
     run = run_create(
@@ -55,6 +55,10 @@ def samples(demo_tasks, make_user):
     )
     dialogue = run.dialogues.get()
     call = LLMCall.objects.create(dialogue=dialogue, turn_index=0, step_attempt=1, purpose="act", messages=[])
+    settings.OMEGA_EXPORT_DIR = tmp_path
+    (tmp_path / "sample-v1.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip
+    corpus = Corpus.objects.create(name="sample")
+    version = CorpusVersion.objects.create(corpus=corpus, number=1, path="sample-v1.zip")
     turn = Turn.objects.create(dialogue=dialogue, index=0, speaker=0, action_type="speak", argument="hi", branch="NSC")
     return {
         "task": task.pk,
@@ -64,6 +68,8 @@ def samples(demo_tasks, make_user):
         "dialogue": dialogue.pk,
         "call": call.pk,
         "turn": turn.pk,
+        "corpus": corpus.pk,
+        "version": version.pk,
     }
 
 
