@@ -30,6 +30,19 @@ def _eager_celery():
     celery_app.conf.task_always_eager = False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stepping_loop_without_reconciler():
+    """Eager tasks that step dialogues use the worker's process loop. In tests it runs without the periodic
+    reconciler, which would otherwise touch the database from a background thread between tests."""
+    from dialogues import worker
+
+    loop = worker.ProcessLoop(reconcile=False)
+    worker._instance = loop
+    yield
+    worker._instance = None
+    loop.stop()
+
+
 @pytest.fixture
 def sotopia_dir() -> Path:
     path = Path(django_settings.OMEGA_SOTOPIA_DIR)

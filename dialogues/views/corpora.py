@@ -52,7 +52,11 @@ class CorpusForm(forms.Form):
         choices=[(v.value, v.value) for v in Variant], required=False, widget=forms.CheckboxSelectMultiple
     )
     tasks = forms.CharField(required=False, help_text="Task ids or scenario codenames, separated by commas.")
-    split = forms.ChoiceField(choices=[(Split.TRAIN.value, "train"), (Split.EVAL.value, "eval"), ("", "both")])
+    split = forms.ChoiceField(
+        choices=[(Split.TRAIN.value, "train"), (Split.EVAL.value, "eval"), ("", "both")],
+        initial=Split.TRAIN.value,
+        required=False,
+    )
     kept_only = forms.BooleanField(required=False, initial=True, label="Kept attempts only")
     passed_only = forms.BooleanField(required=False, initial=True, label="Passed the filter only")
     goal_min = forms.FloatField(required=False, min_value=0, max_value=10, label="final goal_c ≥")
@@ -254,7 +258,7 @@ def corpus_export_view(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, f"Not exported: {bad}.")
     else:
         held = version.manifest["counts"]["dialogues"]
-        messages.success(request, f"Version {version.number} frozen: {held} dialogues.")
+        messages.success(request, f"Version {version.number} frozen: {held} dialogue{'s' if held != 1 else ''}.")
     return redirect("corpus_detail", pk=corpus.pk)
 
 
