@@ -1,4 +1,4 @@
-"""python -m bench [throughput|pages ...] [--smoke] [--tasks N] [--scenario C:LATENCY ...] [--dialogues N]"""
+"""python -m bench [throughput|pages|export ...] [--smoke] [--tasks N] [--scenario C:LATENCY ...] [--dialogues N]"""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.export import EXPORT_COLUMNS, ExportScenario, run_export
 from bench.pages import PAGE_COLUMNS, PagesScenario, run_pages
 from bench.throughput import Scenario, run_scenario
 
@@ -90,6 +91,16 @@ def pages(args: argparse.Namespace, work: Path) -> None:
     save("pages", args.smoke, [{"setup": seeded}, *rows])
 
 
+def export(args: argparse.Namespace, work: Path) -> None:
+    scenario = ExportScenario(sizes=(60,), tasks=6, targets=(10.0,)) if args.smoke else ExportScenario()
+    print(f"running: corpus export of {', '.join(f'{s:,}' for s in scenario.sizes)} dialogues …", flush=True)
+    rows = run_export(scenario, work)
+    print()
+    print("Corpus export (PostgreSQL; each export in a fresh process; peak RSS is that process's maximum)")
+    print(table(rows, EXPORT_COLUMNS))
+    save("export", args.smoke, rows)
+
+
 def save(kind: str, smoke: bool, rows: list[dict]) -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{kind}-{'smoke-' if smoke else ''}{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -99,7 +110,9 @@ def save(kind: str, smoke: bool, rows: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="omega-web benchmarks")
-    parser.add_argument("which", nargs="*", choices=["throughput", "pages"], help="benchmarks to run (default: all)")
+    parser.add_argument(
+        "which", nargs="*", choices=["throughput", "pages", "export"], help="benchmarks to run (default: all)"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny runs that check the harness (CI)")
     parser.add_argument("--tasks", type=int, default=1000, help="throughput: tasks in the run")
     parser.add_argument("--threads", type=int, default=400, help="dialogues in flight (worker threads in all)")
@@ -120,8 +133,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="omega-bench-") as work:
-        for which in args.which or ["pages", "throughput"]:
-            {"throughput": throughput, "pages": pages}[which](args, Path(work))
+        for which in args.which or ["export", "pages", "throughput"]:
+            {"throughput": throughput, "pages": pages, "export": export}[which](args, Path(work))
 
 
 if __name__ == "__main__":

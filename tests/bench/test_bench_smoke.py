@@ -47,3 +47,17 @@ def test_bench_pages_smoke():
         assert row["requests"] == 12 and 0 < row["server_p50_ms"] <= row["server_p95_ms"], row
         assert row["server_p50_ms"] <= row["client_p50_ms"], row  # the client waits at least as long
     assert live["missing"] == 0 and live["requests"] > 10 and live["client_p50_ms"] > 0
+
+
+def test_bench_export_smoke():
+    with postgres_database():
+        pass
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "export", "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "peak RSS MB" in result.stdout
+    path = result.stdout.strip().splitlines()[-1].split("results: ")[1]
+    sft, everything = json.loads(Path(path).read_text())
+    assert sft["dialogues"] == everything["dialogues"] == 60 and sft["records"] > 60
+    assert sft["seconds"] > 0 and sft["peak_rss_mb"] >= sft["rss_before_mb"] > 0
