@@ -64,6 +64,9 @@ class ProcessLoop:
         async def shutdown() -> None:
             self._stop.set()
             await self.llms.aclose()
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if others:  # the heartbeat and the reconciler end once stop is set
+                await asyncio.wait(others, timeout=5)
 
         try:
             self.submit(shutdown()).result(timeout=10)
