@@ -167,8 +167,9 @@ document.body.addEventListener("htmx:oobAfterSwap", () => {
   if (!document.querySelector("[data-annotating]") || !window.htmx) {
     return;
   }
-  document.querySelectorAll(".annot-slot:empty[data-turn-annotation]").forEach((slot) => {
+  document.querySelectorAll(".annot-slot:empty[data-turn-annotation]:not([data-loading])").forEach((slot) => {
     slot.setAttribute("data-loading", "");
-    window.htmx.ajax("GET", slot.dataset.turnAnnotation, { target: slot, swap: "outerHTML" });
+    // each slot is its own source: requests from one source would be dropped while another is in flight
+    window.htmx.ajax("GET", slot.dataset.turnAnnotation, { source: slot, target: slot, swap: "outerHTML" });
   });
 });
