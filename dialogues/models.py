@@ -540,7 +540,12 @@ class CorpusVersion(models.Model):
     dialogue_ids = models.JSONField(default=list)
     formats = models.JSONField(default=list)
     manifest = models.JSONField(default=dict)
-    path = models.CharField(max_length=500, help_text="The zip under OMEGA_EXPORT_DIR")
+    options = models.JSONField(default=dict, blank=True, help_text="ExportOptions as JSON")
+    status = models.CharField(max_length=10, choices=ImportStatus.choices, default=ImportStatus.PENDING)
+    written = models.PositiveIntegerField(default=0, help_text="Dialogues written so far")
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    path = models.CharField(max_length=500, blank=True, help_text="The zip under OMEGA_EXPORT_DIR")
     size = models.BigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True)
 
@@ -550,3 +555,7 @@ class CorpusVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.corpus.name} v{self.number}"
+
+    @property
+    def is_done(self) -> bool:
+        return self.status in (ImportStatus.SUCCEEDED, ImportStatus.FAILED)

@@ -16,6 +16,17 @@ def import_job_run_task(job_id: int) -> str | None:
 
 
 @shared_task(acks_late=True, ignore_result=True)
+def corpus_version_build_task(version_id: int) -> str:
+    """Write a requested corpus version (files, manifest, zip); redone from its frozen selection if a worker died."""
+    from dialogues.corpus.export import corpus_version_build
+
+    try:
+        return corpus_version_build(version_id=version_id).status
+    except Exception:
+        return "failed"  # the version holds the reason; a bad export must not be retried forever
+
+
+@shared_task(acks_late=True, ignore_result=True)
 def dialogue_step_task(dialogue_id: int, token: str) -> str:
     """One step of one dialogue, holding its lease token; then the next step, or the next dialogue."""
     from dialogues.generation import step_dialogue

@@ -34,6 +34,7 @@ urlpatterns = [
     path("corpora/<int:pk>/edit/", corpora.corpus_edit, name="corpus_edit"),
     path("corpora/<int:pk>/override/", corpora.corpus_override, name="corpus_override"),
     path("corpora/<int:pk>/export/", corpora.corpus_export_view, name="corpus_export"),
+    path("corpora/<int:pk>/versions/", corpora.corpus_versions, name="corpus_versions"),
     path("corpora/versions/<int:pk>/download/", corpora.corpus_download, name="version_download"),
     path("labels/", annotation.label_list, name="label_list"),
     path("labels/edit/", annotation.label_edit, name="label_edit"),

@@ -58,7 +58,7 @@ def samples(demo_tasks, make_user, settings, tmp_path):
     settings.OMEGA_EXPORT_DIR = tmp_path
     (tmp_path / "sample-v1.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip
     corpus = Corpus.objects.create(name="sample")
-    version = CorpusVersion.objects.create(corpus=corpus, number=1, path="sample-v1.zip")
+    version = CorpusVersion.objects.create(corpus=corpus, number=1, path="sample-v1.zip", status="succeeded")
     turn = Turn.objects.create(dialogue=dialogue, index=0, speaker=0, action_type="speak", argument="hi", branch="NSC")
     return {
         "task": task.pk,

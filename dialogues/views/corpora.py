@@ -9,18 +9,20 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
-from dialogues.corpus.export import OverrideNeeded, corpus_export, version_path
+from dialogues.corpus.export import corpus_version_request, version_path
 from dialogues.corpus.formats import ExportOptions, registry
 from dialogues.corpus.selection import OVERRIDE_KINDS, CorpusFilters, counts, missing_overrides
 from dialogues.engine.config import Variant
-from dialogues.models import Corpus, CorpusVersion, Label, Run, RunKind, Split
+from dialogues.models import Corpus, CorpusVersion, ImportStatus, Label, Run, RunKind, Split
 from dialogues.services.annotations import Conflict
 from dialogues.services.corpora import corpus_save, override_record, override_withdraw
+from dialogues.tasks import corpus_version_build_task
 from omega_web.roles import Capability, requires
 
 _IDS = re.compile(r"[\s,;]+")
@@ -206,9 +208,7 @@ def corpus_detail(request: HttpRequest, pk: int) -> HttpResponse:
     corpus = get_object_or_404(Corpus, pk=pk)
     filters = CorpusFilters.from_json(corpus.filters)
     tally = counts(filters, corpus.includes, corpus.excludes)
-    versions = list(corpus.versions.select_related("created_by"))
-    for version in versions:
-        version.manifest_text = json.dumps(version.manifest, indent=1, ensure_ascii=False)
+    versions = _versions(corpus)
     context = {
         "corpus": corpus,
         "filters": filters,
@@ -216,10 +216,27 @@ def corpus_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "missing": [(k, OVERRIDE_KINDS[k]) for k in missing_overrides(tally.needs(), corpus.overrides)],
         "needed": [(k, OVERRIDE_KINDS[k]) for k in tally.needs()],
         "versions": versions,
+        "writing": any(not v.is_done for v in versions),
         "export_form": ExportForm(),
         "excluded_labels": list(Label.objects.filter(pk__in=filters.exclude_labels).values_list("name", flat=True)),
     }
     return render(request, "dialogues/corpora/detail.html", context)
+
+
+@requires(Capability.VIEW)
+def corpus_versions(request: HttpRequest, pk: int) -> HttpResponse:
+    """The versions table alone (polled while a version is being written)."""
+    corpus = get_object_or_404(Corpus, pk=pk)
+    versions = _versions(corpus)
+    context = {"corpus": corpus, "versions": versions, "writing": any(not v.is_done for v in versions)}
+    return render(request, "dialogues/corpora/detail.html#versions", context)
+
+
+def _versions(corpus: Corpus) -> list[CorpusVersion]:
+    versions = list(corpus.versions.select_related("created_by"))
+    for version in versions:
+        version.manifest_text = json.dumps(version.manifest, indent=1, ensure_ascii=False)
+    return versions
 
 
 @requires(Capability.CURATE)
@@ -249,16 +266,18 @@ def corpus_export_view(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("corpus_detail", pk=corpus.pk)
     options = ExportOptions(corrections=form.cleaned_data["corrections"], llm_calls=form.cleaned_data["llm_calls"])
     try:
-        version = corpus_export(
-            corpus_id=corpus.pk, formats=form.cleaned_data["formats"], options=options, created_by=request.user
-        )
-    except OverrideNeeded as needed:
-        messages.error(request, f"Not exported: {needed}.")
+        with transaction.atomic():
+            version = corpus_version_request(
+                corpus_id=corpus.pk, formats=form.cleaned_data["formats"], options=options, created_by=request.user
+            )
+            transaction.on_commit(lambda: corpus_version_build_task.delay(version.pk))
     except ValueError as bad:
         messages.error(request, f"Not exported: {bad}.")
     else:
-        held = version.manifest["counts"]["dialogues"]
-        messages.success(request, f"Version {version.number} frozen: {held} dialogue{'s' if held != 1 else ''}.")
+        held = len(version.dialogue_ids)
+        messages.success(
+            request, f"Version {version.number} frozen: {held} dialogue{'s' if held != 1 else ''}; writing its files."
+        )
     return redirect("corpus_detail", pk=corpus.pk)
 
 
@@ -266,6 +285,8 @@ def corpus_export_view(request: HttpRequest, pk: int) -> HttpResponse:
 def corpus_download(request: HttpRequest, pk: int) -> HttpResponse:
     """The frozen zip, streamed from disk."""
     version = get_object_or_404(CorpusVersion.objects.select_related("corpus"), pk=pk)
+    if version.status != ImportStatus.SUCCEEDED:
+        raise Http404(f"Version {version.number} is {version.status}; there is nothing to download yet.")
     try:
         path = version_path(version)
         stream = path.open("rb")

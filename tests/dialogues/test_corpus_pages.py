@@ -72,7 +72,7 @@ def test_build_override_export_and_download(finished, client_for):
         {"formats": ["sotopia-sft", "sharegpt"], "corrections": "apply"},
         follow=True,
     )
-    assert "Version 1 frozen: 2 dialogues." in exported.content.decode()
+    assert "Version 1 frozen: 2 dialogues; writing its files." in exported.content.decode()
     version = CorpusVersion.objects.get()
     download = curator.get(reverse("version_download", args=[version.pk]))
     assert download.status_code == 200 and download.streaming
@@ -95,7 +95,7 @@ def test_build_override_export_and_download(finished, client_for):
 def test_a_stored_path_cannot_leave_the_export_directory(finished, client_for, tmp_path):
     corpus = Corpus.objects.create(name="tricky")
     (tmp_path / "secret.txt").write_text("not for download")
-    version = CorpusVersion.objects.create(corpus=corpus, number=1, path="../secret.txt")
+    version = CorpusVersion.objects.create(corpus=corpus, number=1, path="../secret.txt", status="succeeded")
     answer = client_for(Role.CURATOR).get(reverse("version_download", args=[version.pk]))
     assert answer.status_code == 404
 
@@ -118,3 +118,31 @@ def test_export_corpus_command(finished, client_for, tmp_path):
     text = out.getvalue()
     assert "cli v1: 2 dialogues" in text and "sotopia_omega.jsonl:" in text and "omega_dialogues.jsonl: 2 lines" in text
     assert (tmp_path / "out" / "cli-v1.zip").exists()
+
+
+def test_a_version_is_written_by_a_worker_and_downloadable_only_when_done(finished, client_for):
+    from dialogues.corpus.export import corpus_version_build, corpus_version_request
+    from dialogues.corpus.selection import CorpusFilters
+    from dialogues.services.corpora import corpus_save, override_record
+
+    corpus = corpus_save(corpus_id=None, name="async", description="", filters=CorpusFilters(exclude_simulated=False),
+                         includes=[], excludes=[], version=0, user=None)  # fmt: skip
+    override_record(corpus_id=corpus.pk, kind="simulated", reason="test", user=None)
+    version = corpus_version_request(corpus_id=corpus.pk, formats=["sotopia-sft"])
+    assert version.status == "pending" and len(version.dialogue_ids) == 2 and version.path == ""
+    curator = client_for(Role.CURATOR)
+    assert curator.get(reverse("version_download", args=[version.pk])).status_code == 404
+    polling = curator.get(reverse("corpus_versions", args=[corpus.pk])).content.decode()
+    assert 'hx-trigger="every 1s"' in polling and "0 of 2 dialogues written" in polling
+    built = corpus_version_build(version_id=version.pk)
+    assert built.status == "succeeded" and built.written == 2 and built.manifest["files"]
+    done = curator.get(reverse("corpus_versions", args=[corpus.pk])).content.decode()
+    assert 'hx-trigger="every 1s"' not in done and "Download" in done
+    assert curator.get(reverse("version_download", args=[version.pk])).status_code == 200
+    # a build that fails says why and offers nothing to download
+    broken = corpus_version_request(corpus_id=corpus.pk, formats=["sotopia-sft"])
+    CorpusVersion.objects.filter(pk=broken.pk).update(options={"corrections": "apply", "bogus": 1})
+    with pytest.raises(TypeError):
+        corpus_version_build(version_id=broken.pk)
+    broken.refresh_from_db()
+    assert broken.status == "failed" and "bogus" in broken.error and broken.path == ""

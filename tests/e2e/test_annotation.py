@@ -98,7 +98,8 @@ def test_annotate_curate_and_download_a_corpus(page: Page, snap, served, console
     page.get_by_role("button", name="Record the override").click()
     expect(page.locator(".overrides")).to_contain_text("checking the export pipeline end to end")
     page.get_by_role("button", name="Export version 1").click()
-    expect(page.locator(".messages")).to_contain_text("Version 1 frozen: 1 dialogue.")
+    expect(page.locator(".messages")).to_contain_text("Version 1 frozen: 1 dialogue; writing its files.")
+    expect(page.get_by_role("link", name="Download")).to_be_visible()  # the worker wrote it; the table followed
     snap("55-corpus-exported")
     with page.expect_download() as download_info:
         page.get_by_role("link", name="Download").first.click()
