@@ -145,3 +145,28 @@ def test_the_label_set_page(db, client_for):
     assert 'name="label_id"' not in viewer.get(reverse("label_list")).content.decode()
     assert viewer.post(reverse("label_edit"), {"version": 0, "name": "x", "position": 1}).status_code == 403
     assert Run.objects.count() == 0
+
+
+def test_a_curator_adopts_an_annotators_correction(dialogue, make_user):
+    from django.test import Client
+
+    from dialogues.models import Correction
+
+    ann, cur = Client(), Client()
+    ann.force_login(make_user(Role.ANNOTATOR, "ann"))
+    cur.force_login(make_user(Role.CURATOR, "cur"))
+    turn = dialogue.turns.order_by("index")[1]
+    proposal = {"version": 0, "corrected_text": "A sharper line.", "correction_reason": "clearer"}
+    ann.post(reverse("turn_annotation", args=[turn.pk]), proposal, headers=HX)
+    slot = cur.get(reverse("turn_annotation", args=[turn.pk])).content.decode()
+    assert ">Adopt</button>" in slot and 'value="adopted from ann: clearer"' in slot
+    adopted = cur.post(
+        reverse("turn_annotation", args=[turn.pk]),
+        {"version": 0, "corrected_text": "A sharper line.", "correction_reason": "adopted from ann: clearer"},
+        headers=HX,
+    )
+    assert adopted.status_code == 200
+    mine = TurnAnnotation.objects.get(turn=turn, annotator__username="cur")
+    assert mine.corrected_text == "A sharper line." and mine.correction_reason == "adopted from ann: clearer"
+    assert Correction.objects.filter(turn=turn).count() == 2  # the proposal and the adoption, both kept
+    assert ">Adopt</button>" not in cur.get(reverse("turn_annotation", args=[turn.pk])).content.decode()
