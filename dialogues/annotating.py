@@ -195,6 +195,8 @@ class RunAgreement:
     labels: list[LabelAgreement]
     disagreements: list[dict[str, Any]]  # dialogues whose submitted decisions differ
     label_disagreements: list[dict[str, Any]]  # turns where annotators differ on a label
+    people: int = 0  # who submitted a decision in the run
+    decided: int = 0  # dialogues with at least one submitted decision
 
 
 def run_agreement(run: Run) -> RunAgreement:
@@ -253,7 +255,10 @@ def run_agreement(run: Run) -> RunAgreement:
         if used:
             per_label.append(LabelAgreement(label, agreement(ratings), used))
     decision_ratings = {d: decisions[d] for d in shared}
-    return RunAgreement(agreement(decision_ratings), per_label, disagreements, label_disagreements)
+    people = len({row.annotator_id for row in submitted})
+    return RunAgreement(
+        agreement(decision_ratings), per_label, disagreements, label_disagreements, people, len(decisions)
+    )
 
 
 DECISION_LABELS = dict(Decision.choices)
