@@ -195,7 +195,20 @@ def dialogues(ids: list[int], *, calls: bool = False, annotations: bool = True) 
             )
 
 
+AGENT_FIELDS = (
+    "external_id", "first_name", "last_name", "age", "occupation", "gender", "gender_pronoun", "public_info",
+    "big_five", "moral_values", "schwartz_personal_values", "personality_and_values", "decision_making_style",
+    "secret", "mbti", "source",
+)  # fmt: skip
+SCENARIO_FIELDS = (
+    "external_id", "codename", "source", "text", "agent1_goal", "agent2_goal", "relationship", "age_constraint",
+    "occupation_constraint", "agent_constraint",
+)  # fmt: skip
+
+
 def _task_facts(task: Task) -> dict[str, Any]:
+    """What exports say of a task: the facts formats use, and the complete scenario and agent profiles (SOTOPIA's
+    field names) so that the task can be rebuilt from an export alone."""
     return {
         "external_id": task.external_id,
         "codename": task.scenario.codename,
@@ -208,6 +221,10 @@ def _task_facts(task: Task) -> dict[str, Any]:
             {"external_id": a.external_id, "name": a.full_name, "goal": goal}
             for a, goal in ((task.agent1, task.scenario.agent1_goal), (task.agent2, task.scenario.agent2_goal))
         ],
+        "profiles": {
+            "scenario": {name: getattr(task.scenario, name) for name in SCENARIO_FIELDS},
+            "agents": [{name: getattr(a, name) for name in AGENT_FIELDS} for a in (task.agent1, task.agent2)],
+        },
     }
 
 
