@@ -12,7 +12,6 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from dialogues.models import (
     Adjudication,
     Correction,
-    Decision,
     Dialogue,
     DialogueAnnotation,
     DialogueStatus,
@@ -259,6 +258,3 @@ def run_agreement(run: Run) -> RunAgreement:
     return RunAgreement(
         agreement(decision_ratings), per_label, disagreements, label_disagreements, people, len(decisions)
     )
-
-
-DECISION_LABELS = dict(Decision.choices)

@@ -62,8 +62,9 @@ class TurnData:
         """The text exports use: the correction when there is one."""
         return self.corrected if self.corrected is not None else self.argument
 
-    def action(self, *, corrected: bool = True) -> Action:
-        return Action(ActionType(self.action_type), self.text if corrected else self.argument)
+    def action(self) -> Action:
+        """The action as exports use it (corrected)."""
+        return Action(ActionType(self.action_type), self.text)
 
 
 @dataclass
@@ -86,19 +87,19 @@ class DialogueData:
     adjudication: dict[str, Any] | None
     calls: list[dict[str, Any]] | None = None
 
-    def state(self, upto: int | None = None, *, corrected: bool = True) -> DialogueState:
+    def state(self, upto: int | None = None) -> DialogueState:
         """The engine's state with the turns before `upto` (all by default), corrections applied."""
         turns = tuple(
-            EngineTurn(t.index, t.speaker, t.action(corrected=corrected), EngineBranch(t.branch))
+            EngineTurn(t.index, t.speaker, t.action(), EngineBranch(t.branch))
             for t in self.turns
             if upto is None or t.index < upto
         )
         return DialogueState(task=self.spec, config=RunConfig(), turns=turns)
 
-    def prompt(self, index: int, *, corrected: bool = True) -> str:
-        """The plain agent prompt (paper A.4.2) exactly as the speaker of turn `index` saw it."""
-        speaker = self.turns[index].speaker
-        return agent_prompt(self.state(index, corrected=corrected), speaker, index)
+    def prompt(self, index: int) -> str:
+        """The plain agent prompt (paper A.4.2) exactly as the speaker of turn `index` saw it (earlier
+        corrections applied)."""
+        return agent_prompt(self.state(index), self.turns[index].speaker, index)
 
 
 def curator_ids() -> set[int]:

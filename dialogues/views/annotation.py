@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from dialogues.annotating import DECISION_LABELS, TurnPanel, dialogue_panel, next_for, progress, run_agreement
+from dialogues.annotating import TurnPanel, dialogue_panel, next_for, progress, run_agreement
 from dialogues.models import Decision, Dialogue, Label, Run, RunKind, Turn
 from dialogues.services.annotations import (
     Conflict,
@@ -245,7 +245,7 @@ def annotation_next(request: HttpRequest) -> HttpResponse:
 @requires(Capability.CURATE)
 def run_agreement_view(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(Run, pk=pk)
-    context = {"run": run, "a": run_agreement(run), "progress": progress(run), "decision_labels": DECISION_LABELS}
+    context = {"run": run, "a": run_agreement(run), "progress": progress(run)}
     return render(request, "dialogues/annotation/agreement.html", context)
 
 
