@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -24,6 +24,7 @@ from dialogues.services.annotations import (
     label_save,
     turn_annotation_save,
 )
+from dialogues.views.dialogues import dialogue_or_404
 from dialogues.views.runs import redirect_back
 from omega_web.roles import Capability, requires
 
@@ -53,13 +54,6 @@ class DecisionForm(forms.Form):
     version = forms.IntegerField(min_value=0)
     decision = forms.ChoiceField(choices=[("", "undecided"), *Decision.choices], required=False)
     note = forms.CharField(required=False, max_length=4000)
-
-
-def _dialogue(pk: int) -> Dialogue:
-    try:
-        return Dialogue.objects.select_related("run", "task__agent1", "task__agent2").get(pk=pk)
-    except Dialogue.DoesNotExist as missing:
-        raise Http404("No such dialogue.") from missing
 
 
 QUALITY_CHOICES = ["1", "2", "3", "4", "5", ""]
@@ -119,7 +113,9 @@ def dialogue_annotations(request: HttpRequest, pk: int) -> HttpResponse:
     """Every turn's annotation slot and the decision panel, as out-of-band fragments for the dialogue page: for
     the turns the page was drawn with (`through`); turns that arrived live since fetch their own slot."""
     through = request.GET.get("through", "")
-    panel = dialogue_panel(_dialogue(pk), request.user, through=int(through) if through.lstrip("-").isdigit() else None)
+    panel = dialogue_panel(
+        dialogue_or_404(pk), request.user, through=int(through) if through.lstrip("-").isdigit() else None
+    )
     for t in panel.turns:
         t.values = _values(t)
     context = {
@@ -172,7 +168,7 @@ def _decision_panel(request: HttpRequest, dialogue: Dialogue, **extra: Any) -> H
 @requires(Capability.ANNOTATE)
 @require_POST
 def dialogue_decision(request: HttpRequest, pk: int) -> HttpResponse:
-    dialogue = _dialogue(pk)
+    dialogue = dialogue_or_404(pk)
     form = DecisionForm(request.POST)
     submit = "submit" in request.POST
     if not form.is_valid():
@@ -193,7 +189,7 @@ def dialogue_decision(request: HttpRequest, pk: int) -> HttpResponse:
 @requires(Capability.CURATE)
 @require_POST
 def dialogue_adjudicate(request: HttpRequest, pk: int) -> HttpResponse:
-    dialogue = _dialogue(pk)
+    dialogue = dialogue_or_404(pk)
     form = DecisionForm(request.POST)
     if not form.is_valid():
         return _decision_panel(request, dialogue, adjudication_error=_errors(form))

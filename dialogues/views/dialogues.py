@@ -51,12 +51,25 @@ def dialogue_index(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-@requires(Capability.VIEW)
-def dialogue_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def dialogue_or_404(pk: int) -> Dialogue:
+    """The dialogue with its run and task (the dialogue views' lookup), or a 404."""
     try:
-        dialogue = dialogue_get(pk)
+        return dialogue_get(pk)
     except Dialogue.DoesNotExist as missing:
         raise Http404("No such dialogue.") from missing
+
+
+def state_fragment(request: HttpRequest, pk: int, *, status: int = 200, **extra: object) -> HttpResponse:
+    """The dialogue page's state panel, drawn fresh, for an htmx answer to an action on the dialogue."""
+    fresh = dialogue_get(pk)
+    context = dialogue_live_context(fresh, turn_views(fresh), can=capability_map(request.user))
+    context.update(extra)
+    return render(request, "dialogues/dialogues/detail.html#dialogue-state", context, status=status)
+
+
+@requires(Capability.VIEW)
+def dialogue_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    dialogue = dialogue_or_404(pk)
     views = turn_views(dialogue)
     context = dialogue_live_context(dialogue, views, can=capability_map(request.user))
     context.update(
@@ -101,8 +114,5 @@ def dialogue_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         raise Http404("Unknown action.")
     events.dialogue_changed(dialogue.pk, dialogue.run_id)
     if request.htmx:
-        fresh = dialogue_get(pk)
-        context = dialogue_live_context(fresh, turn_views(fresh), can=capability_map(request.user))
-        context["queued"] = action
-        return render(request, "dialogues/dialogues/detail.html#dialogue-state", context)
+        return state_fragment(request, pk, queued=action)
     return redirect_back(request, "dialogue_detail", pk=pk)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from dialogues import events
@@ -15,27 +15,21 @@ from dialogues.engine.actions import ActionType, UnusableAnswer
 from dialogues.engine.stepper import HUMAN_TEXT_LIMIT, human_action
 from dialogues.experiments import compare
 from dialogues.forms import ForkForm, ForkSettingsForm
-from dialogues.inspection import dialogue_get, dialogue_live_context, turn_views, waiting_for_person
+from dialogues.inspection import waiting_for_person
 from dialogues.models import Dialogue
 from dialogues.selectors import dialogue_config
 from dialogues.services.forks import Arm, ForkSettings, batch_seeds, dialogue_fork
 from dialogues.services.runs import Backend, run_dispatch
 from dialogues.tasks import dialogue_human_step_task
+from dialogues.views.dialogues import dialogue_or_404, state_fragment
 from dialogues.views.runs import _check_served
 from dialogues.worker import enqueue_steps
-from omega_web.roles import Capability, capability_map, requires
-
-
-def _dialogue_or_404(pk: int) -> Dialogue:
-    try:
-        return dialogue_get(pk)
-    except Dialogue.DoesNotExist as missing:
-        raise Http404("No such dialogue.") from missing
+from omega_web.roles import Capability, requires
 
 
 @requires(Capability.RUN)
 def dialogue_fork_view(request: HttpRequest, pk: int) -> HttpResponse:
-    parent = _dialogue_or_404(pk)
+    parent = dialogue_or_404(pk)
     names = (parent.task.agent1.full_name, parent.task.agent2.full_name)
     base = dialogue_config(parent)
     last_turn = parent.turns_count - 1  # -1: no turns yet, a fork can only start over
@@ -126,7 +120,7 @@ class HumanActionForm(forms.Form):
 def dialogue_play(request: HttpRequest, pk: int) -> HttpResponse:
     """The person's action for the side they play: checked here and again by the engine, then stepped by a worker
     (rated as the method says), after which the expert answers."""
-    dialogue = get_object_or_404(Dialogue.objects.select_related("run", "task__agent1", "task__agent2"), pk=pk)
+    dialogue = dialogue_or_404(pk)
     form = HumanActionForm(request.POST)
     waiting = waiting_for_person(dialogue)
     if waiting is None:
@@ -138,11 +132,10 @@ def dialogue_play(request: HttpRequest, pk: int) -> HttpResponse:
         transaction.on_commit(lambda: dialogue_human_step_task.delay(dialogue.pk, action_type, argument, user_id))
         events.dialogue_changed(dialogue.pk, dialogue.run_id)
         queued = "human"
-    fresh = dialogue_get(pk)
-    context = dialogue_live_context(fresh, turn_views(fresh), can=capability_map(request.user))
-    context.update({"queued": queued, "play_form": None if queued else form})
     if request.htmx:
-        return render(request, "dialogues/dialogues/detail.html#dialogue-state", context, status=200 if queued else 400)
+        return state_fragment(
+            request, pk, status=200 if queued else 400, queued=queued, play_form=None if queued else form
+        )
     for error in form.errors.get("__all__", []) + form.errors.get("argument", []):
         messages.error(request, error)
     return redirect("dialogue_detail", pk=pk)
