@@ -154,27 +154,7 @@ def _fork_one(
         nsi_used=Branch.NSI in branches,
     )
     copies = Turn.objects.bulk_create(
-        [
-            Turn(
-                dialogue=fork,
-                index=t.index,
-                speaker=t.speaker,
-                action_type=t.action_type,
-                argument=t.argument,
-                forced=t.forced,
-                branch=t.branch,
-                reason=t.reason,
-                nsi_step=t.nsi_step,
-                proposal=t.proposal,
-                draft=t.draft,
-                own_utility=t.own_utility,
-                other_utility=t.other_utility,
-                human=t.human,
-                author_id=t.author_id,
-                inherited=True,
-            )
-            for t in shared
-        ]
+        [_copy(t, skip={"id", "created_at"}, dialogue=fork, inherited=True) for t in shared]
     )
     by_index = {t.index: t for t in copies}
     ratings = []
@@ -182,21 +162,17 @@ def _fork_one(
         rating = _rating_of(t)
         if rating is None or rating.closing:
             continue  # a closing rating was taken because the parent ended here; the fork goes on
-        ratings.append(
-            StepRating(
-                turn=by_index[t.index],
-                dialogue=fork,
-                samples=rating.samples,
-                rejected=rating.rejected,
-                requested=rating.requested,
-                valid=rating.valid,
-                goal_c=rating.goal_c,
-                goal_p=rating.goal_p,
-                terminate=rating.terminate,
-            )
-        )
+        ratings.append(_copy(rating, skip={"id"}, turn=by_index[t.index], dialogue=fork))
     StepRating.objects.bulk_create(ratings)
     return fork
+
+
+def _copy(row: Any, *, skip: set[str], **values: Any) -> Any:
+    """A new, unsaved row with every stored field of `row` except `skip`, with `values` set (a field added to the
+    model later is copied too)."""
+    left_out = skip | set(values)
+    fields = {f.attname: getattr(row, f.attname) for f in type(row)._meta.concrete_fields if f.name not in left_out}
+    return type(row)(**fields, **values)
 
 
 def _rating_of(turn: Turn) -> StepRating | None:
