@@ -73,8 +73,10 @@ def dialogue_panel(
         turns = turns.filter(pk=only_turn)
     if through is not None:
         turns = turns.filter(index__lte=through)
+    turns = list(turns)
+    shown = [turn.pk for turn in turns]  # only these turns' annotations are read (none for the decision panel)
     annotations = (
-        TurnAnnotation.objects.filter(dialogue=dialogue)
+        TurnAnnotation.objects.filter(turn_id__in=shown)
         .select_related("annotator")
         .prefetch_related("labels")
         .order_by("annotator__username")
@@ -83,7 +85,7 @@ def dialogue_panel(
     for row in annotations:
         by_turn[row.turn_id].append(row)
     history: dict[int, list[Correction]] = defaultdict(list)
-    for correction in Correction.objects.filter(turn__dialogue=dialogue).select_related("author"):
+    for correction in Correction.objects.filter(turn_id__in=shown).select_related("author"):
         if visible or correction.author_id == user.pk:
             history[correction.turn_id].append(correction)
     panels = []
