@@ -51,6 +51,24 @@ class TurnAnnotationInput:
 ELSEWHERE = "in another tab or window"  # annotations are one person's own: a conflict is with themself
 
 
+def _claim(model: Any, version: int, *, removed: str, raced: str, stale: str, create: dict, **lookup: Any) -> Any:
+    """Inside a transaction: the row `lookup` names, locked, if it is still at `version` (0: there is none yet, and
+    it is created here with `create`). Its version is raised for the save that follows; otherwise Conflict."""
+    row = model.objects.select_for_update().filter(**lookup).first()
+    if row is None:
+        if version != 0:
+            raise Conflict(None, removed)
+        try:
+            with transaction.atomic():
+                return model.objects.create(**lookup, **create)
+        except IntegrityError as lost:  # someone created it between the read and the write
+            raise Conflict(model.objects.get(**lookup), raced) from lost
+    if row.version != version:
+        raise Conflict(row, stale)
+    row.version += 1
+    return row
+
+
 def turn_annotation_save(*, turn_id: int, annotator: Any, data: TurnAnnotationInput, version: int) -> TurnAnnotation:
     """Save `annotator`'s annotation of a turn. Raises ValueError for bad input, Conflict for a stale version."""
     turn = Turn.objects.select_related("dialogue").get(pk=turn_id)
@@ -69,22 +87,17 @@ def turn_annotation_save(*, turn_id: int, annotator: Any, data: TurnAnnotationIn
     if corrected and not reason:
         raise ValueError("say why the text is corrected (the reason is kept with the correction)")
     with transaction.atomic():
-        row = TurnAnnotation.objects.select_for_update().filter(turn=turn, annotator=annotator).first()
-        if row is None:
-            if version != 0:
-                raise Conflict(None, "this annotation was removed since you opened it")
-            try:
-                with transaction.atomic():
-                    row = TurnAnnotation.objects.create(turn=turn, dialogue=turn.dialogue, annotator=annotator)
-            except IntegrityError as raced:
-                current = TurnAnnotation.objects.get(turn=turn, annotator=annotator)
-                raise Conflict(current, f"you saved an annotation of this turn {ELSEWHERE} first") from raced
-            before = ""
-        else:
-            if row.version != version:
-                raise Conflict(row, f"you saved this annotation {ELSEWHERE} since you opened it here")
-            before = row.corrected_text
-            row.version += 1
+        row = _claim(
+            TurnAnnotation,
+            version,
+            removed="this annotation was removed since you opened it",
+            raced=f"you saved an annotation of this turn {ELSEWHERE} first",
+            stale=f"you saved this annotation {ELSEWHERE} since you opened it here",
+            create={"dialogue": turn.dialogue},
+            turn=turn,
+            annotator=annotator,
+        )
+        before = row.corrected_text
         row.quality = data.quality
         row.note = data.note.strip()
         row.corrected_text = corrected
@@ -109,20 +122,16 @@ def dialogue_annotation_save(
         raise ValueError(f"the note is longer than {MAX_NOTE:,} characters")
     dialogue = Dialogue.objects.get(pk=dialogue_id)
     with transaction.atomic():
-        row = DialogueAnnotation.objects.select_for_update().filter(dialogue=dialogue, annotator=annotator).first()
-        if row is None:
-            if version != 0:
-                raise Conflict(None, "this decision was removed since you opened it")
-            try:
-                with transaction.atomic():
-                    row = DialogueAnnotation.objects.create(dialogue=dialogue, annotator=annotator)
-            except IntegrityError as raced:
-                current = DialogueAnnotation.objects.get(dialogue=dialogue, annotator=annotator)
-                raise Conflict(current, f"you saved a decision on this dialogue {ELSEWHERE} first") from raced
-        elif row.version != version:
-            raise Conflict(row, f"you saved this decision {ELSEWHERE} since you opened it here")
-        else:
-            row.version += 1
+        row = _claim(
+            DialogueAnnotation,
+            version,
+            removed="this decision was removed since you opened it",
+            raced=f"you saved a decision on this dialogue {ELSEWHERE} first",
+            stale=f"you saved this decision {ELSEWHERE} since you opened it here",
+            create={},
+            dialogue=dialogue,
+            annotator=annotator,
+        )
         row.decision = decision
         row.note = note.strip()
         if submit and row.submitted_at is None:
@@ -137,26 +146,17 @@ def adjudicate(*, dialogue_id: int, curator: Any, decision: str, note: str, vers
         raise ValueError("a curator's decision is accept or reject")
     dialogue = Dialogue.objects.get(pk=dialogue_id)
     with transaction.atomic():
-        row = Adjudication.objects.select_for_update().filter(dialogue=dialogue).first()
-        if row is None:
-            if version != 0:
-                raise Conflict(None, "the decision was removed since you opened it")
-            try:
-                with transaction.atomic():
-                    return Adjudication.objects.create(
-                        dialogue=dialogue, curator=curator, decision=decision, note=note.strip()
-                    )
-            except IntegrityError as raced:
-                current = Adjudication.objects.get(dialogue=dialogue)
-                raise Conflict(current, "another curator decided on this dialogue first") from raced
-        if row.version != version:
-            raise Conflict(row, "another curator changed the decision since you opened it")
-        updated = Adjudication.objects.filter(pk=row.pk, version=version).update(
-            curator=curator, decision=decision, note=note.strip(), version=F("version") + 1, decided_at=timezone.now()
+        row = _claim(
+            Adjudication,
+            version,
+            removed="the decision was removed since you opened it",
+            raced="another curator decided on this dialogue first",
+            stale="another curator changed the decision since you opened it",
+            create={},
+            dialogue=dialogue,
         )
-        if not updated:  # pragma: no cover - the row lock makes this unreachable on PostgreSQL
-            raise Conflict(Adjudication.objects.get(pk=row.pk), "another curator changed the decision just now")
-        row.refresh_from_db()
+        row.curator, row.decision, row.note = curator, decision, note.strip()
+        row.save()
         return row
 
 
