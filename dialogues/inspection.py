@@ -27,7 +27,7 @@ from dialogues.engine.utility import utility_changes
 from dialogues.models import Dialogue, DialogueStatus, LLMCall, Run, RunStatus, Turn
 from dialogues.selectors import dialogue_config, dialogue_state, runs_progress
 
-BRANCH_LABELS = {"NSC": "NSC", "SSI": "SSI", "NSI": "NSI", "forced": "forced", "human": "human"}
+BRANCH_LABELS = {"NSC": "NSC", "SSI": "SSI", "NSI": "NSI", "forced": "forced", "human": "human", "import": "imported"}
 NSI_STEP_LABELS = {
     "resource_assessment": "resource assessment",
     "assessment_of_difference": "assessment of difference",
@@ -132,7 +132,7 @@ class TurnView:
         parts = (
             t.pk, t.dialogue_id, t.index, t.speaker, t.action_type, t.argument, t.forced, t.branch, t.reason,
             t.nsi_step, t.proposal, t.draft, t.own_utility, t.other_utility, t.human, self.speaker_name,
-            t.inherited, t.author.get_username() if t.author_id else None, t.dialogue.parent_id,
+            t.inherited, t.author.get_username() if t.author_id else None, t.dialogue.parent_id, t.imported,
             self.before.pk if self.before else None,
             _rating_facts(r),
             [(c.id, c.tokens, c.error) for c in self.calls],
@@ -148,7 +148,7 @@ def _digest(value: Any) -> str:
     return hashlib.blake2b(json.dumps(value, default=str).encode(), digest_size=16).hexdigest()
 
 
-FRAGMENTS_VERSION = "2"  # raise when _turn.html or the chart changes shape (the cache is per process anyway)
+FRAGMENTS_VERSION = "3"  # raise when _turn.html or the chart changes shape (the cache is per process anyway)
 
 
 def rendered_turns(dialogue: Dialogue, views: list[TurnView]) -> list[str]:

@@ -25,7 +25,7 @@ class AgentProfile(models.Model):
     external_id = models.CharField(max_length=64, unique=True, help_text="Id in the source data (SOTOPIA agent_id).")
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100, blank=True)
-    age = models.PositiveSmallIntegerField()
+    age = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Unknown only for a partial profile")
     occupation = models.CharField(max_length=200, blank=True)
     gender = models.CharField(max_length=50, blank=True)
     gender_pronoun = models.CharField(max_length=50, blank=True)
@@ -38,6 +38,9 @@ class AgentProfile(models.Model):
     secret = models.TextField(blank=True)
     mbti = models.CharField(max_length=10, blank=True)
     source = models.CharField(max_length=50, default="sotopia")
+    partial = models.BooleanField(
+        default=False, help_text="Rebuilt from what a prompt showed (an imported corpus): unknown facts are empty"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -59,10 +62,14 @@ class Scenario(models.Model):
     text = models.TextField()
     agent1_goal = models.TextField()
     agent2_goal = models.TextField()
-    relationship = models.CharField(max_length=1, choices=RelationshipType.choices)
+    relationship = models.CharField(max_length=1, choices=RelationshipType.choices, blank=True)
     age_constraint = models.CharField(max_length=200, blank=True)
     occupation_constraint = models.CharField(max_length=200, blank=True)
     agent_constraint = models.CharField(max_length=500, blank=True)
+    partial = models.BooleanField(
+        default=False,
+        help_text="Rebuilt from agents' prompts (an imported corpus): a goal or the relationship may be unknown",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -70,7 +77,9 @@ class Scenario(models.Model):
         ordering = ["codename"]
         constraints = [
             models.CheckConstraint(
-                condition=~models.Q(agent1_goal="") & ~models.Q(agent2_goal=""), name="scenario_has_two_goals"
+                condition=models.Q(partial=True)
+                | (~models.Q(agent1_goal="") & ~models.Q(agent2_goal="") & ~models.Q(relationship="")),
+                name="scenario_has_two_goals",
             )
         ]
 
@@ -110,6 +119,11 @@ class Task(models.Model):
     hard = models.BooleanField(default=False, db_index=True)
     source = models.CharField(max_length=50, default="sotopia", db_index=True)
     split = models.CharField(max_length=5, choices=Split.choices, default=Split.EVAL, db_index=True)
+    contexts = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Imported tasks: the context block each side's prompt showed, verbatim ({'0': …, '1': …})",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -131,13 +145,28 @@ class ImportStatus(models.TextChoices):
     FAILED = "failed", "failed"
 
 
+class ImportKind(models.TextChoices):
+    PROFILES = "profiles", "task profiles"
+    CORPUS = "corpus", "dialogue corpus"
+
+
 class ImportJob(models.Model):
-    """One import of task files, from the upload form or the CLI, with its outcome."""
+    """One import, from the upload form or the CLI, with its outcome: task profile files (kept in the database), or a
+    dialogue corpus made elsewhere (a file on disk, read as a stream; see dialogues/importers/corpus.py)."""
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     origin = models.CharField(max_length=10, choices=[("upload", "upload"), ("cli", "command line")])
+    kind = models.CharField(max_length=10, choices=ImportKind.choices, default=ImportKind.PROFILES)
+    format = models.CharField(max_length=20, blank=True, help_text="Corpus imports: full, sotopia-sft or auto")
+    path = models.CharField(max_length=1000, blank=True, help_text="Corpus imports: the file read")
+    skip_bad = models.BooleanField(default=False, help_text="Import the good records, list the skipped ones")
+    progress = models.JSONField(default=dict, blank=True, help_text="Phase, bytes read of the total, records")
+    skipped = models.JSONField(default=list, blank=True, help_text="Every record skipped, with why")
+    created = models.JSONField(
+        default=dict, blank=True, help_text="Rows this import created, removed again if it fails part-way"
+    )
     split = models.CharField(max_length=5, choices=Split.choices)
     source = models.CharField(max_length=50)
     files = models.JSONField(default=list, help_text="Kind, name as given, size and sha256 of each file.")
@@ -190,11 +219,13 @@ class RunStatus(models.TextChoices):
     PAUSED = "paused", "paused"
     FINISHED = "finished", "finished"
     CANCELLED = "cancelled", "cancelled"
+    IMPORTING = "importing", "importing"
 
 
 class RunKind(models.TextChoices):
     GENERATION = "generation", "generation"
     FORK = "fork", "fork (experiment)"
+    IMPORTED = "imported", "imported"
 
 
 class Run(models.Model):
@@ -228,12 +259,19 @@ class Run(models.Model):
         default=True, help_text="Annotators see others' annotations of a dialogue only after submitting their own"
     )
     annotators_target = models.PositiveSmallIntegerField(default=2, help_text="Annotators wanted per dialogue")
+    # imported runs: the run's key where it was made, and the import that brought it
+    external_key = models.CharField(max_length=200, blank=True, db_index=True)
+    import_job = models.ForeignKey(ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"run #{self.pk} {self.name}"
+
+    @property
+    def is_imported(self) -> bool:
+        return self.kind == RunKind.IMPORTED
 
     @property
     def is_fork(self) -> bool:
@@ -290,6 +328,13 @@ class Dialogue(models.Model):
     )
     arm = models.CharField(max_length=1, blank=True, help_text="Counterfactual batch: setting A or B")
     human_side = models.PositiveSmallIntegerField(null=True, blank=True, help_text="The side a person plays")
+    # imported dialogues: their key where they were made, the import, and what came with them (source file and
+    # lines, decisions and adjudication made elsewhere) — never mixed with this instance's own annotations
+    external_key = models.CharField(max_length=200, blank=True, db_index=True)
+    import_job = models.ForeignKey(
+        ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="dialogues"
+    )
+    imported = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["run_id", "task_id", "attempt"]
@@ -306,6 +351,7 @@ class Branch(models.TextChoices):
     NSI = "NSI", "negotiation strategy injection"
     FORCED = "forced", "forced"
     HUMAN = "human", "played by a person"
+    IMPORTED = "import", "imported (no strategy recorded)"
 
 
 class Turn(models.Model):
@@ -328,6 +374,9 @@ class Turn(models.Model):
         help_text="Who typed it (human turns)",
     )  # fmt: skip
     inherited = models.BooleanField(default=False, help_text="Copied from the parent when the dialogue was forked")
+    imported = models.JSONField(
+        default=dict, blank=True, help_text="Imported turns: annotations and correction made elsewhere, extra fields"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -385,6 +434,15 @@ class LLMCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} (dialogue {self.dialogue_id}, turn {self.turn_index})"
+
+
+class Instance(models.Model):
+    """This database's own name (one row), so that exported dialogues carry keys no other instance uses."""
+
+    key = models.CharField(max_length=32, unique=True)
+
+    def __str__(self) -> str:
+        return self.key
 
 
 # --- annotation and curation -----------------------------------------------------------------------------

@@ -99,11 +99,13 @@ def profile_of(agent: AgentProfile) -> Profile:
 
 def task_spec(task: Task) -> TaskSpec:
     """The engine's plain view of a task (no Django objects)."""
+    contexts = task.contexts or {}
     return TaskSpec(
         scenario=task.scenario.text,
-        relationship=RelationshipType(task.scenario.relationship),
+        relationship=RelationshipType(task.scenario.relationship) if task.scenario.relationship else None,
         agents=(profile_of(task.agent1), profile_of(task.agent2)),
         goals=task.scenario.goals,
+        contexts=(contexts.get("0", ""), contexts.get("1", "")),
     )
 
 

@@ -9,6 +9,7 @@ urlpatterns = [
     path("agents/<int:pk>/", tasks.agent_detail, name="agent_detail"),
     path("imports/", imports.import_list, name="import_list"),
     path("imports/new/", imports.import_create, name="import_create"),
+    path("imports/corpus/new/", imports.import_corpus_create, name="import_corpus_create"),
     path("imports/<int:pk>/", imports.import_detail, name="import_detail"),
     path("runs/", runs.run_list, name="run_list"),
     path("runs/new/", runs.run_new, name="run_new"),

@@ -213,6 +213,9 @@ OMEGA_EXPORT_DIR = Path(env("OMEGA_EXPORT_DIR", str(VAR_DIR / "exports"))).resol
 
 # Uploads: a hard limit per import (all files together), checked by the form with a clear message.
 OMEGA_UPLOAD_MAX_BYTES = env_int("OMEGA_UPLOAD_MAX_MB", 20) * 1024 * 1024
+# Corpus files uploaded for import are kept here while a worker reads them (a directory the workers share)
+OMEGA_IMPORT_DIR = Path(env("OMEGA_IMPORT_DIR", str(VAR_DIR / "imports"))).resolve()
+OMEGA_CORPUS_UPLOAD_MAX_BYTES = env_int("OMEGA_CORPUS_UPLOAD_MAX_MB", 2048) * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 

@@ -21,6 +21,7 @@ from dialogues.engine.state import DialogueState
 from dialogues.engine.state import Turn as EngineTurn
 from dialogues.engine.stepper import agent_prompt
 from dialogues.engine.strategy import Branch as EngineBranch
+from dialogues.keys import dialogue_key, run_key
 from dialogues.models import (
     Adjudication,
     Dialogue,
@@ -56,6 +57,7 @@ class TurnData:
     human: bool
     rating: dict[str, Any] | None
     annotations: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] | None = None  # imported turns: the source record's fields no format knows
 
     @property
     def text(self) -> str:
@@ -70,6 +72,7 @@ class TurnData:
 @dataclass
 class DialogueData:
     id: int
+    key: str  # the name that stays the same across instances (dialogues/keys.py)
     run: dict[str, Any]
     task: dict[str, Any]
     spec: Any  # engine TaskSpec
@@ -86,6 +89,7 @@ class DialogueData:
     decisions: list[dict[str, Any]]
     adjudication: dict[str, Any] | None
     calls: list[dict[str, Any]] | None = None
+    source: dict[str, Any] | None = None  # imported dialogues: where they came from
 
     def state(self, upto: int | None = None) -> DialogueState:
         """The engine's state with the turns before `upto` (all by default), corrections applied."""
@@ -165,10 +169,13 @@ def dialogues(ids: list[int], *, calls: bool = False, annotations: bool = True) 
             if d is None:
                 continue
             spec, facts = specs[d.task_id]
+            imported = d.imported or {}
             yield DialogueData(
                 id=d.pk,
+                key=dialogue_key(d),
                 run={
                     "id": d.run_id,
+                    "key": run_key(d.run),
                     "name": d.run.name,
                     "variant": d.run.variant,
                     "model": (d.changes or {}).get("model") or d.run.model,
@@ -190,20 +197,21 @@ def dialogues(ids: list[int], *, calls: bool = False, annotations: bool = True) 
                     _turn(t, ratings.get(t.pk), corrections.get(t.pk), marks.get(t.pk, []), annotations)
                     for t in turns[pk]
                 ],
-                decisions=decisions.get(pk, []) if annotations else [],
-                adjudication=adjudications.get(pk),
+                decisions=[*imported.get("decisions", []), *decisions.get(pk, [])] if annotations else [],
+                adjudication=adjudications.get(pk, imported.get("adjudication")),
                 calls=llm.get(pk, []) if calls else None,
+                source=imported.get("source"),
             )
 
 
 AGENT_FIELDS = (
     "external_id", "first_name", "last_name", "age", "occupation", "gender", "gender_pronoun", "public_info",
     "big_five", "moral_values", "schwartz_personal_values", "personality_and_values", "decision_making_style",
-    "secret", "mbti", "source",
+    "secret", "mbti", "source", "partial",
 )  # fmt: skip
 SCENARIO_FIELDS = (
     "external_id", "codename", "source", "text", "agent1_goal", "agent2_goal", "relationship", "age_constraint",
-    "occupation_constraint", "agent_constraint",
+    "occupation_constraint", "agent_constraint", "partial",
 )  # fmt: skip
 
 
@@ -216,6 +224,7 @@ def _task_facts(task: Task) -> dict[str, Any]:
         "split": task.split,
         "hard": task.hard,
         "source": task.source,
+        "contexts": task.contexts,
         "scenario": task.scenario.text,
         "relationship": task.scenario.relationship,
         "agents": [
@@ -232,13 +241,20 @@ def _task_facts(task: Task) -> dict[str, Any]:
 def _turn(
     turn: Turn, rating: StepRating | None, correction: TurnAnnotation | None, marks: list, with_marks: bool
 ) -> TurnData:
+    """A turn as exports see it. An imported turn brings the annotations and the correction made where it came
+    from; this instance's annotations follow them, and a curator's correction here wins over the imported one."""
+    imported = turn.imported or {}
+    if correction is not None:
+        corrected, reason = correction.corrected_text, correction.correction_reason
+    else:
+        corrected, reason = imported.get("corrected"), imported.get("correction_reason", "")
     return TurnData(
         index=turn.index,
         speaker=turn.speaker,
         action_type=turn.action_type,
         argument=turn.argument,
-        corrected=correction.corrected_text if correction else None,
-        correction_reason=correction.correction_reason if correction else "",
+        corrected=corrected,
+        correction_reason=reason,
         branch=turn.branch,
         forced=turn.forced,
         reason=turn.reason,
@@ -260,16 +276,20 @@ def _turn(
             "samples": rating.samples,
             "rejected": rating.rejected,
         },
+        extra=imported.get("extra"),
         annotations=[
-            {
-                "annotator": m.annotator.get_username(),
-                "labels": sorted(label.name for label in m.labels.all()),
-                "quality": m.quality,
-                "note": m.note,
-                "corrected_text": m.corrected_text,
-                "correction_reason": m.correction_reason,
-            }
-            for m in marks
+            *imported.get("annotations", []),
+            *(
+                {
+                    "annotator": m.annotator.get_username(),
+                    "labels": sorted(label.name for label in m.labels.all()),
+                    "quality": m.quality,
+                    "note": m.note,
+                    "corrected_text": m.corrected_text,
+                    "correction_reason": m.correction_reason,
+                }
+                for m in marks
+            ),
         ]
         if with_marks
         else [],

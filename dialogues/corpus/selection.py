@@ -20,6 +20,7 @@ from dialogues.models import (
     DialogueAnnotation,
     DialogueStatus,
     RunKind,
+    RunStatus,
     Split,
     Turn,
     TurnAnnotation,
@@ -28,7 +29,7 @@ from dialogues.models import (
 
 @dataclass(frozen=True)
 class CorpusFilters:
-    runs: list[int] = field(default_factory=list)  # empty: every generation run
+    runs: list[int] = field(default_factory=list)  # empty: every generation and imported run
     variants: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)  # task external ids or scenario codenames
     split: str = Split.TRAIN.value  # "train", "eval" or "" (both)
@@ -93,7 +94,7 @@ def _majority_accepted_ids() -> list[int]:
 
 def filtered(filters: CorpusFilters) -> QuerySet[Dialogue]:
     """The dialogues the filters pick (before manual includes and excludes). Forks are never corpus."""
-    qs = Dialogue.objects.filter(status=DialogueStatus.FINISHED, run__kind=RunKind.GENERATION)
+    qs = corpus_candidates()
     if filters.runs:
         qs = qs.filter(run_id__in=filters.runs)
     if filters.variants:
@@ -120,11 +121,19 @@ def filtered(filters: CorpusFilters) -> QuerySet[Dialogue]:
     return qs
 
 
+def corpus_candidates() -> QuerySet[Dialogue]:
+    """Dialogues a corpus may hold: finished, of generation runs or of imported runs whose import has finished
+    (forks are experiments, never training data)."""
+    return Dialogue.objects.filter(
+        status=DialogueStatus.FINISHED, run__kind__in=[RunKind.GENERATION, RunKind.IMPORTED]
+    ).exclude(run__status=RunStatus.IMPORTING)
+
+
 def selected(filters: CorpusFilters, includes: list[int], excludes: list[int]) -> QuerySet[Dialogue]:
-    """Filters, plus dialogues added by hand (finished generation dialogues only), minus those removed by hand."""
+    """Filters, plus dialogues added by hand (corpus candidates only), minus those removed by hand."""
     chosen = filtered(filters)
     if includes:
-        extra = Dialogue.objects.filter(pk__in=includes, status=DialogueStatus.FINISHED, run__kind=RunKind.GENERATION)
+        extra = corpus_candidates().filter(pk__in=includes)
         chosen = Dialogue.objects.filter(Q(pk__in=chosen.values("pk")) | Q(pk__in=extra.values("pk")))
     if excludes:
         chosen = chosen.exclude(pk__in=excludes)

@@ -41,7 +41,7 @@ PUBLIC = "public"  # a viewer that sees no restricted block: what everyone may r
 class Profile:
     first_name: str
     last_name: str
-    age: int
+    age: int | None  # None: unknown (a profile rebuilt from an imported prompt)
     occupation: str
     gender: str
     gender_pronoun: str
@@ -57,9 +57,12 @@ class Profile:
 @dataclass(frozen=True)
 class TaskSpec:
     scenario: str
-    relationship: RelationshipType
+    relationship: RelationshipType | None  # None: unknown (a task rebuilt from an imported corpus)
     agents: tuple[Profile, Profile]
     goals: tuple[str, str]
+    # an imported task's context blocks exactly as each side's prompt showed them ("" where no prompt of that side
+    # was imported): agent_context gives them back verbatim instead of rebuilding them from partial profiles
+    contexts: tuple[str, str] = ("", "")
 
     @property
     def names(self) -> tuple[str, str]:
@@ -86,6 +89,8 @@ def restricted_blocks(text: str) -> list[tuple[str, str]]:
 
 
 def _identity(p: Profile) -> str:
+    if p.age is None:  # a partial profile: only what is known
+        return p.name if not p.gender_pronoun else f"{p.name}. {p.gender_pronoun} pronouns."
     gender = _GENDER_ADJECTIVE.get(p.gender, p.gender.lower())
     return f"{p.name} is a {p.age}-year-old {gender} {p.occupation.lower()}. {p.gender_pronoun} pronouns."
 
@@ -104,7 +109,7 @@ def full_background(profile: Profile) -> str:
 def background_seen_by_other(profile: Profile, relationship: RelationshipType) -> str:
     """What the other agent knows of this one: nothing for strangers, more the closer they are, never the
     secret. An empty string means nothing is known (shown as `Unknown`)."""
-    if relationship == RelationshipType.STRANGER:
+    if relationship is None or relationship == RelationshipType.STRANGER:  # unknown: nothing is claimed
         return ""
     if relationship == RelationshipType.KNOW_BY_NAME:
         return profile.name
@@ -127,6 +132,8 @@ def _context_block(scenario: str, names: tuple[str, str], backgrounds: list[str]
 
 def agent_context(task: TaskSpec, agent: AgentIndex) -> str:
     """The context block exactly as agent `agent` (0 = agent 1, who speaks first) sees it."""
+    if task.contexts[agent]:
+        return task.contexts[agent]
     viewer = f"agent_{agent}"
     backgrounds = [
         full_background(profile) if i == agent else background_seen_by_other(profile, task.relationship)

@@ -15,6 +15,7 @@ class Branch(StrEnum):
     NSI = "NSI"  # negotiation strategy injection: the four-step workflow
     FORCED = "forced"  # a leave the method imposes (termination vote, the other left, the end of NSI)
     HUMAN = "human"  # typed by a person playing this side: no strategy, no model call
+    IMPORTED = "import"  # made elsewhere and imported without strategy data (never chosen by the engine)
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,14 @@ from dialogues.models import (
     AgentProfile,
     ImportFile,
     ImportJob,
+    ImportKind,
     ImportStatus,
     Relationship,
     Scenario,
     Split,
     Task,
 )
+from dialogues.services.corpus_import import CorpusRejected, corpus_import_run
 
 logger = logging.getLogger(__name__)
 
@@ -194,9 +196,12 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
         return job
     events.import_job_changed(job)
     try:
-        job.counts = task_library_import(files=_job_files(job), split=job.split, source=job.source)
+        if job.kind == ImportKind.CORPUS:
+            corpus_import_run(job)
+        else:
+            job.counts = task_library_import(files=_job_files(job), split=job.split, source=job.source)
         job.status = ImportStatus.SUCCEEDED
-    except ImportRejected as rejected:
+    except (ImportRejected, CorpusRejected) as rejected:
         job.problems = [p.as_dict() for p in rejected.problems]
         job.status = ImportStatus.FAILED
     except Exception as exc:  # a bug or a lost database: the job says so instead of hanging in "running"
@@ -204,7 +209,7 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
         job.problems = [Problem("(import)", None, "(internal)", f"{type(exc).__name__}: {exc}").as_dict()]
         job.status = ImportStatus.FAILED
     job.finished_at = timezone.now()
-    job.save(update_fields=["counts", "problems", "status", "finished_at"])
+    job.save(update_fields=["counts", "problems", "status", "finished_at", "skipped", "format", "files"])
     events.import_job_changed(job)
     return job
 

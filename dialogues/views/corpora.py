@@ -45,9 +45,9 @@ class CorpusForm(forms.Form):
     name = forms.CharField(max_length=200)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     runs = forms.ModelMultipleChoiceField(
-        queryset=Run.objects.filter(kind=RunKind.GENERATION).order_by("-id"),
+        queryset=Run.objects.filter(kind__in=[RunKind.GENERATION, RunKind.IMPORTED]).order_by("-id"),
         required=False,
-        help_text="None chosen: every run.",
+        help_text="None chosen: every run. Imported runs (SFT files) have no kept or filter marks: untick those.",
         widget=forms.SelectMultiple(attrs={"size": 6}),
     )
     variants = forms.MultipleChoiceField(

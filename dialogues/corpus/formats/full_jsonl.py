@@ -11,7 +11,7 @@ from dialogues.corpus.formats import ExportOptions, Lines
 
 TASKS = "omega_tasks.jsonl"
 DIALOGUES = "omega_dialogues.jsonl"
-SCHEMA = "omega-web/full/1"
+SCHEMA = "omega-web/full/2"  # 2: dialogues and runs named by keys that survive a re-import; contexts, source
 
 
 class FullJsonl:
@@ -28,9 +28,9 @@ class FullJsonl:
         record: dict[str, Any] = {
             "schema": SCHEMA,
             "type": "dialogue",
-            "id": dialogue.id,
+            "key": dialogue.key,
             "task": task_id,
-            "run": dialogue.run,
+            "run": {k: v for k, v in dialogue.run.items() if k != "id"},
             "attempt": dialogue.attempt,
             "seed": dialogue.seed,
             "simulated": dialogue.simulated,
@@ -40,6 +40,7 @@ class FullJsonl:
             "final_goal_p": dialogue.final_goal_p,
             "nsi_used": dialogue.nsi_used,
             "end_reason": dialogue.end_reason,
+            "source": dialogue.source,
             "turns": [
                 {
                     "index": t.index,
@@ -59,6 +60,7 @@ class FullJsonl:
                     "human": t.human,
                     "rating": t.rating,
                     "annotations": t.annotations,
+                    "extra": t.extra,
                 }
                 for t in dialogue.turns
             ],

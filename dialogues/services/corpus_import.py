@@ -1,0 +1,740 @@
+"""Importing dialogue corpora made elsewhere: omega-web full-fidelity exports and SOTOPIA SFT files.
+
+An import is an ImportJob of kind `corpus` that reads one file on disk in two passes:
+
+1. **Check**: every record is read and checked (file, line, field); nothing is written. With problems and without
+   "skip bad records" the job fails here and nothing is imported. With it, every bad record is listed as skipped.
+2. **Write**: the good records are written in chunks, each its own transaction, so that the web app and other
+   workers keep writing meanwhile. Everything the import creates is recorded on the job; if writing fails part-way
+   (a lost database, a bug), those rows are removed again and the job says why: an import lands whole or not at all.
+
+Full-fidelity records are read as a stream both times (memory holds one record). SFT records are put together
+into dialogues in memory first, keeping each distinct turn once, so memory follows the corpus's distinct content
+rather than the file's size (SFT files repeat every history in every later record).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import get_valid_filename
+
+from dialogues import events
+from dialogues.corpus.data import AGENT_FIELDS, SCENARIO_FIELDS, _task_facts
+from dialogues.engine.context import full_background, render_for
+from dialogues.importers import full, sft
+from dialogues.importers.sotopia import Problem
+from dialogues.importers.stream import Item, Reader
+from dialogues.keys import local_dialogue_id
+from dialogues.models import (
+    AgentProfile,
+    Branch,
+    Dialogue,
+    DialogueStatus,
+    ImportJob,
+    ImportKind,
+    LLMCall,
+    Run,
+    RunKind,
+    RunStatus,
+    Scenario,
+    Split,
+    StepRating,
+    Task,
+    Turn,
+)
+from dialogues.selectors import profile_of
+
+logger = logging.getLogger(__name__)
+
+FORMATS = {"auto": "recognise from the records", "full": "omega-web full fidelity", "sotopia-sft": "SOTOPIA SFT"}
+MAX_PROBLEMS = 200
+CHUNK = 200
+PROGRESS_EVERY = 0.5  # seconds between progress saves
+
+
+# --- jobs ----------------------------------------------------------------------------------------------------
+
+
+def import_dir() -> Path:
+    path = Path(settings.OMEGA_IMPORT_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def upload_path(name: str) -> Path:
+    """Where an uploaded corpus file is kept until its import has run."""
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S-%f")
+    return import_dir() / f"{stamp}-{get_valid_filename(Path(name).name) or 'corpus'}"
+
+
+def corpus_import_create(
+    *,
+    created_by: Any,
+    origin: str,
+    path: Path,
+    name: str | None = None,
+    format: str = "auto",
+    skip_bad: bool = False,
+    split: str = Split.TRAIN,
+    enqueue: bool,
+) -> ImportJob:
+    """Record an import of the corpus file at `path`; with enqueue, a worker runs it after commit."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+    if split not in Split.values:
+        raise ValueError(f"split must be one of {Split.values}")
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    with transaction.atomic():
+        job = ImportJob.objects.create(
+            created_by=created_by,
+            origin=origin,
+            kind=ImportKind.CORPUS,
+            format=format,
+            path=str(path),
+            skip_bad=skip_bad,
+            split=split,
+            source="imported",
+            files=[{"kind": "corpus", "name": name or path.name, "bytes": path.stat().st_size}],
+        )
+        if enqueue:
+            from dialogues.tasks import import_job_run_task
+
+            transaction.on_commit(lambda: import_job_run_task.delay(job.pk))
+    return job
+
+
+class _Progress:
+    """Saves the job's progress now and then and pushes it to its page."""
+
+    def __init__(self, job: ImportJob) -> None:
+        self.job = job
+        self.last = 0.0
+
+    def __call__(self, phase: str, done: int, total: int, *, force: bool = False, **more: int) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < PROGRESS_EVERY:
+            return
+        self.last = now
+        self.job.progress = {"phase": phase, "done": done, "total": total, **more}
+        ImportJob.objects.filter(pk=self.job.pk).update(progress=self.job.progress)
+        events.import_job_changed(self.job)
+
+
+def corpus_import_run(job: ImportJob) -> None:
+    """Both passes of a claimed corpus import (dialogues.services.library.import_job_run claims it and records
+    the outcome). Raises CorpusRejected when nothing may be imported."""
+    progress = _Progress(job)
+    name = job.files[0]["name"] if job.files else Path(job.path).name
+    path = Path(job.path)
+    if not path.is_file():
+        raise CorpusRejected([Problem(name, None, "(file)", "the file is gone (was it moved or deleted?)")])
+    job.files = [{**job.files[0], "sha256": _sha256(path)}] if job.files else []
+    plan = _check(job, path, name, progress)
+    if plan.problems and not job.skip_bad:
+        raise CorpusRejected(plan.problems, plan.bad_count)
+    job.skipped = [p.as_dict() for p in plan.problems]
+    job.format = plan.format
+    try:
+        writer = _FullWriter(job, plan) if plan.format == "full" else _SftWriter(job, plan)
+        job.counts = writer.write(path, name, progress)
+    except Exception:
+        corpus_import_undo(job)
+        raise
+    Run.objects.filter(import_job=job, status=RunStatus.IMPORTING).update(status=RunStatus.FINISHED)
+    progress("done", plan.total, plan.total, force=True)
+
+
+def corpus_import_undo(job: ImportJob) -> None:
+    """Remove what a failed import created (its dialogues, then runs, tasks, scenarios and agents it made)."""
+    created = ImportJob.objects.values_list("created", flat=True).get(pk=job.pk) or {}
+    with transaction.atomic():
+        Dialogue.objects.filter(import_job=job).delete()
+        Run.objects.filter(pk__in=created.get("runs", [])).delete()
+        Task.objects.filter(pk__in=created.get("tasks", []), dialogues__isnull=True).delete()
+        Scenario.objects.filter(pk__in=created.get("scenarios", []), tasks__isnull=True).delete()
+        AgentProfile.objects.filter(
+            pk__in=created.get("agents", []), tasks_as_agent1__isnull=True, tasks_as_agent2__isnull=True
+        ).delete()
+        ImportJob.objects.filter(pk=job.pk).update(created={})
+
+
+class CorpusRejected(Exception):
+    def __init__(self, problems: list[Problem], bad_count: int | None = None) -> None:
+        self.problems = problems[:MAX_PROBLEMS]
+        self.bad_count = bad_count if bad_count is not None else len(problems)
+        more = self.bad_count - len(self.problems)
+        if more > 0:
+            self.problems.append(Problem("(file)", None, "(more)", f"{more} more bad records not listed"))
+        super().__init__(f"Nothing was imported; {self.bad_count} bad record(s)")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while block := stream.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- pass 1: check -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    format: str = ""
+    problems: list[Problem] = field(default_factory=list)  # every bad record (all kept with skip_bad)
+    bad_count: int = 0
+    bad: set[tuple[str, int]] = field(default_factory=set)  # (file, line) of bad records
+    total: int = 0
+    records: int = 0
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)  # full: task lines by id (facts only)
+    known_tasks: set[str] = field(default_factory=set)  # full: task ids already in the library
+    collector: sft.Collector = field(default_factory=sft.Collector)
+
+
+def _check(job: ImportJob, path: Path, name: str, progress: Callable[..., None]) -> Plan:
+    plan = Plan(format="" if job.format == "auto" else job.format)
+    reader = Reader(path, name)
+    plan.total = reader.total
+    for item in reader.items(lambda done, total: progress("checking", done, total, records=plan.records)):
+        plan.records += 1
+        problems = [item.problem] if item.problem else _check_record(plan, item)
+        if problems:
+            plan.bad_count += 1
+            plan.bad.add((item.file, item.line))
+            if job.skip_bad or len(plan.problems) < MAX_PROBLEMS:
+                plan.problems.extend(problems)
+    if plan.records == 0:
+        plan.problems.append(Problem(name, None, "(file)", "no records in the file"))
+        plan.bad_count += 1
+    progress("checking", plan.total, plan.total, force=True, records=plan.records)
+    return plan
+
+
+def _check_record(plan: Plan, item: Item) -> list[Problem]:
+    record = item.value or {}
+    kind = "full" if full.is_full(record) else "sotopia-sft" if sft.is_sft(record) else None
+    if kind is None:
+        return [_bad(item, "(record)", _shape_message(record))]
+    if not plan.format:
+        plan.format = kind
+    if kind != plan.format:
+        what = FORMATS[plan.format]
+        return [_bad(item, "(record)", f"a {FORMATS[kind]} record in a file of {what} records")]
+    if kind == "sotopia-sft":
+        try:
+            plan.collector.add(sft.parse(item.file, item.line, record))
+        except sft.SftProblem as exc:
+            return [exc.problem]
+        return []
+    problems = full.check_schema(item.file, item.line, record)
+    if problems:
+        return problems
+    if record["type"] == "task":
+        problems = full.check_task(item.file, item.line, record)
+        if not problems:
+            problems = _check_task_against_library(item, record, plan)
+        return problems
+    problems = full.check_dialogue(item.file, item.line, record)
+    task_id = record.get("task")
+    if not problems and task_id not in plan.tasks and task_id not in plan.known_tasks:
+        if Task.objects.filter(external_id=task_id).exists():
+            plan.known_tasks.add(task_id)
+        else:
+            problems = [
+                _bad(item, "task", f"unknown task {task_id!r}: not on an earlier line of the file, nor in the library")
+            ]
+    return problems
+
+
+def _bad(item: Item, field_name: str, message: str) -> Problem:
+    return Problem(item.file, item.line, field_name, message)
+
+
+def _shape_message(record: dict[str, Any]) -> str:
+    keys = ", ".join(sorted(record)[:8]) or "none"
+    return (
+        f"not a record this importer reads (fields: {keys}); expected an omega-web full-fidelity record "
+        "('schema': 'omega-web/full/…') or an SFT record (instruction/output, prompt/result or input/output)"
+    )
+
+
+def _task_line_facts(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in ("schema", "type")}
+
+
+def _check_task_against_library(item: Item, record: dict[str, Any], plan: Plan) -> list[Problem]:
+    """A task already in the library must be the same task; a task line repeated in the file too."""
+    facts = _task_line_facts(record)
+    task_id = facts["external_id"]
+    if task_id in plan.tasks:
+        if plan.tasks[task_id] != facts:
+            return [_bad(item, "external_id", f"task {task_id!r} appears twice with different content")]
+        return []
+    existing = Task.objects.select_related("scenario", "agent1", "agent2").filter(external_id=task_id).first()
+    if existing is not None:
+        differs = _first_difference(_task_facts(existing), facts)
+        if differs:
+            return [
+                _bad(
+                    item,
+                    differs,
+                    f"task {task_id!r} is in the library with a different value here; nothing was changed",
+                )
+            ]
+    else:
+        for i, agent in enumerate(facts["profiles"]["agents"]):
+            other = AgentProfile.objects.filter(external_id=agent["external_id"]).first()
+            differs = other and _first_difference({n: getattr(other, n) for n in AGENT_FIELDS}, agent)
+            if differs:
+                return [
+                    _bad(
+                        item,
+                        f"profiles.agents[{i}].{differs}",
+                        f"agent {agent['external_id']!r} is in the library with a different value here",
+                    )
+                ]
+        scenario = facts["profiles"]["scenario"]
+        other = Scenario.objects.filter(external_id=scenario["external_id"]).first()
+        differs = other and _first_difference({n: getattr(other, n) for n in SCENARIO_FIELDS}, scenario)
+        if differs:
+            return [
+                _bad(
+                    item,
+                    f"profiles.scenario.{differs}",
+                    f"scenario {scenario['external_id']!r} is in the library with a different value here",
+                )
+            ]
+    plan.tasks[task_id] = facts
+    return []
+
+
+def _first_difference(ours: Any, theirs: Any, path: str = "") -> str:
+    """The path of the first value that differs ('' when equal)."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        for key in sorted(set(ours) | set(theirs)):
+            where = f"{path}.{key}" if path else key
+            if key not in ours or key not in theirs:
+                return where
+            found = _first_difference(ours[key], theirs[key], where)
+            if found:
+                return found
+        return ""
+    if isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs):
+        for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+            found = _first_difference(a, b, f"{path}[{i}]")
+            if found:
+                return found
+        return ""
+    return "" if ours == theirs else path or "(value)"
+
+
+# --- pass 2: write -------------------------------------------------------------------------------------------
+
+
+class _Writer:
+    def __init__(self, job: ImportJob, plan: Plan) -> None:
+        self.job = job
+        self.plan = plan
+        self.created: dict[str, list[int]] = {"runs": [], "tasks": [], "scenarios": [], "agents": []}
+        self.counts = {
+            "records": plan.records,
+            "skipped": plan.bad_count,
+            "dialogues": 0,
+            "already_here": 0,
+            "turns": 0,
+            "tasks_created": 0,
+            "tasks_reused": 0,
+            "runs": 0,
+        }
+        self.runs: dict[str, Run] = {}
+
+    def _remember(self, kind: str, pk: int) -> None:
+        self.created[kind].append(pk)
+
+    def _save_created(self) -> None:
+        ImportJob.objects.filter(pk=self.job.pk).update(created=self.created)
+
+    def _run(self, key: str, **values: Any) -> Run:
+        """The run imported dialogues of `key` go into: one imported before under the same key, or a new one."""
+        if key in self.runs:
+            return self.runs[key]
+        run = Run.objects.filter(kind=RunKind.IMPORTED, external_key=key).first() if key else None
+        if run is None:
+            run = Run.objects.create(
+                kind=RunKind.IMPORTED,
+                external_key=key,
+                import_job=self.job,
+                status=RunStatus.IMPORTING,
+                backend="import",
+                config={},
+                **values,
+            )
+            self._remember("runs", run.pk)
+            self.counts["runs"] += 1
+        self.runs[key] = run
+        return run
+
+    def _agent(self, values: dict[str, Any]) -> AgentProfile:
+        agent = AgentProfile.objects.filter(external_id=values["external_id"]).first()
+        if agent is None:
+            agent = AgentProfile.objects.create(**values)
+            self._remember("agents", agent.pk)
+        return agent
+
+    def _scenario(self, values: dict[str, Any]) -> Scenario:
+        scenario = Scenario.objects.filter(external_id=values["external_id"]).first()
+        if scenario is None:
+            scenario = Scenario.objects.create(**values)
+            self._remember("scenarios", scenario.pk)
+        return scenario
+
+
+class _FullWriter(_Writer):
+    def write(self, path: Path, name: str, progress: Callable[..., None]) -> dict[str, int]:
+        tasks: dict[str, Task] = {}
+        pending: list[dict[str, Any]] = []
+        reader = Reader(path, name)
+
+        def flush() -> None:
+            with transaction.atomic():
+                for record in pending:
+                    self._dialogue(record, tasks)
+                self._save_created()
+            pending.clear()
+
+        for item in reader.items(
+            lambda done, total: progress("writing", done, total, dialogues=self.counts["dialogues"])
+        ):
+            if item.problem or (item.file, item.line) in self.plan.bad:
+                continue
+            record = item.value or {}
+            if record.get("type") == "task":
+                with transaction.atomic():
+                    tasks[record["external_id"]] = self._task(record)
+                    self._save_created()
+                continue
+            pending.append(record)
+            if len(pending) >= CHUNK:
+                flush()
+        flush()
+        return self.counts
+
+    def _task(self, record: dict[str, Any]) -> Task:
+        existing = Task.objects.filter(external_id=record["external_id"]).first()
+        if existing is not None:
+            self.counts["tasks_reused"] += 1
+            return existing
+        profiles = record["profiles"]
+        agents = [self._agent(dict(a)) for a in profiles["agents"]]
+        task = Task.objects.create(
+            external_id=record["external_id"],
+            scenario=self._scenario(dict(profiles["scenario"])),
+            agent1=agents[0],
+            agent2=agents[1],
+            hard=record["hard"],
+            source=record["source"],
+            split=record["split"],
+            contexts=record.get("contexts") or {},
+        )
+        self._remember("tasks", task.pk)
+        self.counts["tasks_created"] += 1
+        return task
+
+    def _dialogue(self, record: dict[str, Any], tasks: dict[str, Task]) -> None:
+        key = record["key"]
+        local = local_dialogue_id(key)  # made here: already here unless it was deleted since (then restored)
+        if (
+            Dialogue.objects.filter(pk=local, external_key="").exists()
+            or Dialogue.objects.filter(external_key=key).exists()
+        ):
+            self.counts["already_here"] += 1
+            return
+        task = tasks.get(record["task"])
+        if task is None:
+            task = tasks[record["task"]] = Task.objects.get(external_id=record["task"])
+        run_info = record["run"]
+        run = self._run(
+            run_info["key"],
+            name=run_info["name"],
+            variant=run_info["variant"],
+            model=run_info["model"],
+            prompt_set_version=run_info["prompt_set_version"],
+            simulated=run_info["simulated"],
+        )
+        run.tasks.add(task)
+        turns = record["turns"]
+        calls = record.get("llm_calls") or []
+        dialogue = Dialogue.objects.create(
+            run=run,
+            task=task,
+            attempt=record["attempt"],
+            status=DialogueStatus.FINISHED,
+            seed=record["seed"],
+            simulated=record["simulated"],
+            kept=record["kept"],
+            filter_passed=record["filter_passed"],
+            final_goal_c=record["final_goal_c"],
+            final_goal_p=record["final_goal_p"],
+            nsi_used=record["nsi_used"],
+            ssi_used=any(t["branch"] == Branch.SSI for t in turns),
+            turns_count=len(turns),
+            end_reason=record["end_reason"],
+            external_key=key,
+            import_job=self.job,
+            imported={
+                "source": record.get("source"),
+                "decisions": record["decisions"],
+                "adjudication": record["adjudication"],
+            },
+            calls_count=len(calls),
+            tokens=sum(c["prompt_tokens"] + c["completion_tokens"] for c in calls),
+        )
+        rows = Turn.objects.bulk_create(
+            Turn(
+                dialogue=dialogue,
+                index=t["index"],
+                speaker=t["speaker"],
+                action_type=t["action_type"],
+                argument=t["argument"],
+                forced=t["forced"],
+                branch=t["branch"],
+                reason=t["reason"],
+                nsi_step=t["nsi_step"],
+                proposal=t["proposal"],
+                draft=t["draft"],
+                own_utility=t["own_utility"],
+                other_utility=t["other_utility"],
+                human=t["human"],
+                imported={
+                    "annotations": t["annotations"],
+                    "corrected": t["corrected"],
+                    "correction_reason": t["correction_reason"],
+                    "extra": t.get("extra"),
+                },
+            )
+            for t in turns
+        )
+        StepRating.objects.bulk_create(
+            StepRating(
+                turn=row,
+                dialogue=dialogue,
+                **{
+                    k: t["rating"][k]
+                    for k in ("samples", "rejected", "requested", "valid", "goal_c", "goal_p", "terminate", "closing")
+                },
+            )
+            for row, t in zip(rows, turns, strict=True)
+            if t["rating"] is not None
+        )
+        LLMCall.objects.bulk_create(
+            LLMCall(
+                dialogue=dialogue,
+                step_attempt=0,
+                **{
+                    k: c.get(k)
+                    for k in (
+                        "turn_index",
+                        "purpose",
+                        "messages",
+                        "params",
+                        "responses",
+                        "parsed",
+                        "error",
+                        "prompt_tokens",
+                        "completion_tokens",
+                        "model",
+                    )
+                },
+            )
+            for c in calls
+        )
+        self.counts["dialogues"] += 1
+        self.counts["turns"] += len(turns)
+
+
+class _SftWriter(_Writer):
+    def write(self, path: Path, name: str, progress: Callable[..., None]) -> dict[str, int]:
+        collector = self.plan.collector
+        dialogues = collector.dialogues()
+        model = next((t.model for t in collector.tasks.values() if t.model), "")
+        tasks: dict[tuple[str, str, str], Task] = {}
+        attempts: dict[int, int] = {}
+        for start in range(0, len(dialogues), CHUNK):
+            with transaction.atomic():
+                for d in dialogues[start : start + CHUNK]:
+                    key = f"{sft.FORMAT}:{hashlib.sha256(b''.join(d.keys)).hexdigest()[:24]}"
+                    if Dialogue.objects.filter(external_key=key).exists():
+                        self.counts["already_here"] += 1
+                        continue
+                    if d.task not in tasks:
+                        tasks[d.task] = self._sft_task(collector.tasks[d.task])
+                    task = tasks[d.task]
+                    run = self._run("", name=f"Imported: {name}"[:200], variant="", model=model,
+                                    prompt_set_version="", simulated=False)  # fmt: skip
+                    run.tasks.add(task)
+                    if task.pk not in attempts:
+                        attempts[task.pk] = run.dialogues.filter(task=task).count()
+                    self._sft_dialogue(run, task, attempts[task.pk], d, name, key)
+                    attempts[task.pk] += 1
+                self._save_created()
+            progress("writing", start + CHUNK, len(dialogues), dialogues=self.counts["dialogues"])
+        return self.counts
+
+    def _sft_dialogue(self, run: Run, task: Task, attempt: int, d: sft.SftDialogue, name: str, key: str) -> None:
+        acts = [self.plan.collector.acts[k] for k in d.keys]
+        dialogue = Dialogue.objects.create(
+            run=run,
+            task=task,
+            attempt=attempt,
+            status=DialogueStatus.FINISHED,
+            turns_count=len(acts),
+            import_job=self.job,
+            external_key=key,
+            imported={
+                "source": {"format": sft.FORMAT, "file": name, "lines": d.lines, "perspectives": sorted(d.sides)},
+            },
+        )
+        Turn.objects.bulk_create(
+            Turn(
+                dialogue=dialogue,
+                index=i,
+                speaker=act.speaker,
+                action_type=act.action_type,
+                argument=act.argument,
+                branch=Branch.IMPORTED,
+                imported={"extra": {"line": d.outputs[i]["line"], **d.outputs[i]["extra"]}} if i in d.outputs else {},
+            )
+            for i, act in enumerate(acts)
+        )
+        self.counts["dialogues"] += 1
+        self.counts["turns"] += len(acts)
+
+    def _sft_task(self, t: sft.SftTask) -> Task:
+        """The library's task when one has this scenario, these agents in this order and the goals the prompts
+        showed; otherwise a task rebuilt from the prompts (partial: what no prompt showed stays unknown)."""
+        match = _library_task(t)
+        if match is not None:
+            self.counts["tasks_reused"] += 1
+            return match
+        digest = hashlib.sha256("\x1f".join([t.scenario, *t.names, *t.goals]).encode()).hexdigest()[:16]
+        external_id = f"sft-{digest}"
+        existing = Task.objects.filter(external_id=external_id).first()
+        if existing is not None:
+            self.counts["tasks_reused"] += 1
+            return existing
+        agents = [
+            _library_agent(name, t.backgrounds[i]) or self._agent(_agent_values(name, t.backgrounds[i] or t.seen[i]))
+            for i, name in enumerate(t.names)
+        ]
+        scenario = self._scenario(
+            {
+                "external_id": external_id,
+                "codename": _codename(t.scenario),
+                "source": "imported",
+                "text": t.scenario,
+                "agent1_goal": t.goals[0],
+                "agent2_goal": t.goals[1],
+                "relationship": "",
+                "partial": True,
+            }
+        )
+        task = Task.objects.create(
+            external_id=external_id,
+            scenario=scenario,
+            agent1=agents[0],
+            agent2=agents[1],
+            source="imported",
+            split=self.job.split,
+            contexts={str(i): c for i, c in enumerate(t.contexts) if c},
+        )
+        self._remember("tasks", task.pk)
+        self.counts["tasks_created"] += 1
+        return task
+
+
+def _library_task(t: sft.SftTask) -> Task | None:
+    for task in (
+        Task.objects.filter(scenario__partial=False)
+        .select_related("scenario", "agent1", "agent2")
+        .filter(agent1__first_name=t.names[0].split(" ")[0], agent2__first_name=t.names[1].split(" ")[0])
+    ):
+        if (task.agent1.full_name, task.agent2.full_name) != t.names:
+            continue
+        if (
+            render_for(task.scenario.text, "agent_0") != t.scenario
+            and render_for(task.scenario.text, "agent_1") != t.scenario
+        ):
+            continue
+        goals = task.scenario.goals
+        if all(not t.goals[i] or render_for(goals[i], f"agent_{i}") == t.goals[i] for i in (0, 1)):
+            return task
+    return None
+
+
+def _library_agent(name: str, background: str) -> AgentProfile | None:
+    """A complete profile in the library whose background reads exactly as the agent's own prompt showed it."""
+    if not background:
+        return None
+    first = name.split(" ")[0]
+    for agent in AgentProfile.objects.filter(partial=False, first_name=first):
+        if agent.full_name == name and full_background(profile_of(agent)) == background:
+            return agent
+    return None
+
+
+_IDENTITY = re.compile(
+    r"^(?P<name>.+?) is a (?P<age>\d{1,3})-year-old (?P<gender>\w+) (?P<occupation>[^.]*)\.\s+"
+    r"(?P<pronoun>\S+) pronouns\.\s*(?P<rest>.*)$",
+    re.DOTALL,
+)
+_GENDERS = {"male": "Man", "female": "Woman", "nonbinary": "Nonbinary"}
+
+
+def _agent_values(name: str, background: str) -> dict[str, Any]:
+    """A partial agent profile from the background a prompt showed (SOTOPIA's wording): name, age, gender,
+    occupation, pronouns, public info, personality and secret where the text has them; empty where not."""
+    first, _, last = name.partition(" ")
+    values: dict[str, Any] = {
+        "first_name": first,
+        "last_name": last,
+        "age": None,
+        "source": "imported",
+        "partial": True,
+    }
+    match = _IDENTITY.match(background.strip())
+    rest = background.strip()
+    if match and match.group("name") == name:
+        values.update(
+            age=int(match.group("age")),
+            gender=_GENDERS.get(match.group("gender").lower(), match.group("gender")),
+            occupation=match.group("occupation").strip(),
+            gender_pronoun=match.group("pronoun"),
+        )
+        rest = match.group("rest")
+    elif rest == name:
+        rest = ""
+    rest, _, secret = rest.partition(f"{first}'s secrets:")
+    public, _, personality = rest.partition("Personality and values description:")
+    values.update(public_info=public.strip(), personality_and_values=personality.strip(), secret=secret.strip())
+    digest = hashlib.sha256(f"{name}\x1f{background}".encode()).hexdigest()[:16]
+    values["external_id"] = f"sft-{digest}"
+    return values
+
+
+def _codename(scenario: str) -> str:
+    words = re.findall(r"[A-Za-z0-9']+", scenario)[:8]
+    return ("imported: " + " ".join(words))[:200] or "imported"
