@@ -1,4 +1,4 @@
-"""python -m bench [throughput|pages|export ...] [--smoke] [--tasks N] [--scenario C:LATENCY ...] [--dialogues N]"""
+"""python -m bench [throughput|pages|export|import ...] [--smoke] [--tasks N] [--scenario C:LATENCY] [--dialogues N]"""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from bench.export import EXPORT_COLUMNS, ExportScenario, run_export
+from bench.imports import IMPORT_COLUMNS, ImportScenario, run_imports
 from bench.pages import PAGE_COLUMNS, PagesScenario, run_pages
 from bench.throughput import Scenario, run_scenario
 
@@ -101,6 +102,16 @@ def export(args: argparse.Namespace, work: Path) -> None:
     save("export", args.smoke, rows)
 
 
+def imports(args: argparse.Namespace, work: Path) -> None:
+    scenario = ImportScenario(full_mb=(1, 4), sft_mb=(1, 4)) if args.smoke else ImportScenario()
+    print("running: corpus imports of growing files …", flush=True)
+    rows = run_imports(scenario, work)
+    print()
+    print("Corpus import (embedded SQLite; each import in a fresh process; peak RSS is that process's maximum)")
+    print(table(rows, IMPORT_COLUMNS))
+    save("import", args.smoke, rows)
+
+
 def save(kind: str, smoke: bool, rows: list[dict]) -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{kind}-{'smoke-' if smoke else ''}{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -111,7 +122,7 @@ def save(kind: str, smoke: bool, rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="omega-web benchmarks")
     parser.add_argument(
-        "which", nargs="*", choices=["throughput", "pages", "export"], help="benchmarks to run (default: all)"
+        "which", nargs="*", choices=["throughput", "pages", "export", "import"], help="benchmarks to run (default: all)"
     )
     parser.add_argument("--smoke", action="store_true", help="tiny runs that check the harness (CI)")
     parser.add_argument("--tasks", type=int, default=1000, help="throughput: tasks in the run")
@@ -133,8 +144,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="omega-bench-") as work:
-        for which in args.which or ["export", "pages", "throughput"]:
-            {"throughput": throughput, "pages": pages, "export": export}[which](args, Path(work))
+        for which in args.which or ["import", "export", "pages", "throughput"]:
+            {"throughput": throughput, "pages": pages, "export": export, "import": imports}[which](args, Path(work))
 
 
 if __name__ == "__main__":

@@ -252,7 +252,8 @@ class DialogueFilterForm(forms.Form):
     passed = forms.ChoiceField(required=False, choices=[("", "filter: any"), ("1", "passed"), ("0", "failed")])
     kept = forms.ChoiceField(required=False, choices=[("", "kept or not"), ("1", "kept"), ("0", "not kept")])
     origin = forms.ChoiceField(
-        required=False, choices=[("", "generated or forks"), ("generation", "generated"), ("fork", "forks")]
+        required=False,
+        choices=[("", "any origin"), ("generation", "generated"), ("fork", "forks"), ("imported", "imported")],
     )
     goal_min = forms.FloatField(required=False, min_value=0, max_value=10, label="final goal_c ≥")
     goal_max = forms.FloatField(required=False, min_value=0, max_value=10, label="final goal_c ≤")

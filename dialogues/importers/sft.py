@@ -15,8 +15,9 @@ strategy, no rating, and what no prompt showed stays unknown.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,10 +202,6 @@ def _act(file: str, line: int, field_name: str, entry: str, names: tuple[str, st
 # --- putting records together ---------------------------------------------------------------------------
 
 
-def act_key(act: Act) -> bytes:
-    return hashlib.blake2b(f"{act.speaker}\x1f{act.action_type}\x1f{act.argument}".encode(), digest_size=8).digest()
-
-
 @dataclass
 class SftTask:
     names: tuple[str, str]
@@ -220,21 +217,43 @@ class SftTask:
 @dataclass
 class SftDialogue:
     task: tuple[str, str, str]
-    keys: list[bytes]  # one per turn
+    key: str  # the hash of the task and every turn: the same dialogue gives the same key in any file
+    acts: list[Act]
     lines: list[int] = field(default_factory=list)
     outputs: dict[int, dict[str, Any]] = field(default_factory=dict)  # turn index -> {"line", "extra"}
     sides: set[int] = field(default_factory=set)
 
 
-class Collector:
-    """Records in, tasks and dialogues out. Turn texts are kept once each (by hash), records as hash lists."""
+_SCHEMA = """
+CREATE TABLE node (id INTEGER PRIMARY KEY, hash BLOB UNIQUE, parent INTEGER, task INTEGER, depth INTEGER,
+                   speaker INTEGER, action_type TEXT, argument TEXT, leaf INTEGER DEFAULT 1);
+CREATE TABLE ending (node INTEGER, line INTEGER, side INTEGER, extra TEXT, claimed INTEGER DEFAULT 0);
+CREATE INDEX ending_node ON ending (node);
+"""
 
-    def __init__(self) -> None:
+
+class Collector:
+    """Records in, tasks and dialogues out, with flat memory: the turns go into a prefix tree in a temporary SQLite
+    file (one node per distinct turn in its context), each record marking the node where it ends. A dialogue is a
+    path from the root to a leaf; a record that ends inside several paths belongs to the first. Tasks (few) stay in
+    memory."""
+
+    CACHE = 50_000  # node ids kept in memory for the records that follow (records of a dialogue are near)
+
+    def __init__(self, directory: str | None = None) -> None:
+        import sqlite3
+        import tempfile
+
+        self._dir = tempfile.TemporaryDirectory(prefix="sft-", dir=directory)
+        self.db = sqlite3.connect(f"{self._dir.name}/tree.sqlite3")
+        self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
         self.tasks: dict[tuple[str, str, str], SftTask] = {}
-        self.records: dict[tuple[str, str, str], list[tuple[int, int, list[bytes], dict[str, Any], int]]] = defaultdict(
-            list
-        )
-        self.acts: dict[bytes, Act] = {}
+        self._task_ids: dict[tuple[str, str, str], int] = {}
+        self._ids: dict[bytes, int] = {}
+
+    def close(self) -> None:
+        self.db.close()
+        self._dir.cleanup()
 
     def add(self, record: SftRecord) -> None:
         """Add a parsed record; raises SftProblem if it contradicts what earlier records said of its task."""
@@ -242,40 +261,79 @@ class Collector:
         task = self.tasks.get(key)
         if task is None:
             task = self.tasks[key] = SftTask(record.names, record.scenario, first_line=record.line)
+            self._task_ids[key] = len(self._task_ids)
         side, other = record.side, 1 - record.side
         if task.goals[side] and task.goals[side] != record.goal:
-            raise _problem(
-                record.file,
-                record.line,
-                "(goal)",
-                f"{record.names[side]}'s goal differs from the one an earlier record gave for this scenario",
-            )
+            name = record.names[side]
+            raise _problem(record.file, record.line, "(goal)",
+                           f"{name}'s goal differs from the one an earlier record gave for this scenario")  # fmt: skip
         task.goals[side] = record.goal
         task.contexts[side] = task.contexts[side] or record.context
         task.backgrounds[side] = task.backgrounds[side] or record.backgrounds[side]
         task.seen[other] = task.seen[other] or record.backgrounds[other]
         task.model = task.model or str(record.extra.get("model", "") or "")
-        keys = []
-        for act in record.acts:
-            digest = act_key(act)
-            self.acts.setdefault(digest, act)
-            keys.append(digest)
-        self.records[key].append((record.turn, record.line, keys, record.extra, side))
+        task_id = self._task_ids[key]
+        digest = hashlib.blake2b(f"task:{task_id}".encode(), digest_size=16).digest()
+        parent = None
+        for depth, act in enumerate(record.acts, start=1):
+            digest = hashlib.blake2b(
+                digest + f"{act.speaker}\x1f{act.action_type}\x1f{act.argument}".encode(), digest_size=16
+            ).digest()
+            parent = self._node(digest, parent, task_id, depth, act)
+        self.db.execute(
+            "INSERT INTO ending (node, line, side, extra) VALUES (?, ?, ?, ?)",
+            (parent, record.line, side, json.dumps(record.extra, ensure_ascii=False)),
+        )
 
-    def dialogues(self) -> list[SftDialogue]:
-        """Longest records first; each joins the first dialogue it agrees with, or starts one."""
-        out: list[SftDialogue] = []
-        for key in self.tasks:
-            found: list[SftDialogue] = []
-            for turn, line, keys, extra, side in sorted(self.records[key], key=lambda r: (-len(r[2]), r[1])):
-                home = next((d for d in found if d.keys[: len(keys)] == keys), None)
-                if home is None:
-                    home = SftDialogue(key, keys)
-                    found.append(home)
-                home.lines.append(line)
-                home.sides.add(side)
-                home.outputs.setdefault(turn, {"line": line, "extra": extra})
-            for d in found:
-                d.lines.sort()
-            out.extend(sorted(found, key=lambda d: d.lines[0]))
-        return out
+    def _node(self, digest: bytes, parent: int | None, task_id: int, depth: int, act: Act) -> int:
+        node = self._ids.get(digest)
+        if node is None:
+            row = self.db.execute("SELECT id FROM node WHERE hash = ?", (digest,)).fetchone()
+            if row is None:
+                node = self.db.execute(
+                    "INSERT INTO node (hash, parent, task, depth, speaker, action_type, argument) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (digest, parent, task_id, depth, act.speaker, act.action_type, act.argument),
+                ).lastrowid
+                if parent is not None:
+                    self.db.execute("UPDATE node SET leaf = 0 WHERE id = ? AND leaf = 1", (parent,))
+            else:
+                node = row[0]
+            if len(self._ids) >= self.CACHE:
+                self._ids.clear()
+            self._ids[digest] = node
+        return node
+
+    def dialogue_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM node WHERE leaf = 1").fetchone()[0]
+
+    def dialogues(self) -> Iterator[SftDialogue]:
+        """One dialogue per leaf, tasks in the order the file first showed them, then leaves in order."""
+        keys = {task_id: key for key, task_id in self._task_ids.items()}
+        leaves = self.db.execute("SELECT id, hash FROM node WHERE leaf = 1 ORDER BY task, id").fetchall()
+        for leaf, digest in leaves:
+            path = self.db.execute(
+                "WITH RECURSIVE up(id, parent, task, depth, speaker, action_type, argument) AS ("
+                " SELECT id, parent, task, depth, speaker, action_type, argument FROM node WHERE id = ?"
+                " UNION ALL SELECT n.id, n.parent, n.task, n.depth, n.speaker, n.action_type, n.argument"
+                " FROM node n JOIN up ON n.id = up.parent) SELECT * FROM up ORDER BY depth",
+                (leaf,),
+            ).fetchall()
+            dialogue = SftDialogue(
+                task=keys[path[0][2]],
+                key=digest.hex()[:32],
+                acts=[Act(speaker, action_type, argument) for _, _, _, _, speaker, action_type, argument in path],
+            )
+            ids = [row[0] for row in path]
+            marks = ",".join("?" * len(ids))
+            endings = self.db.execute(
+                f"SELECT e.rowid, n.depth, e.line, e.side, e.extra FROM ending e JOIN node n ON n.id = e.node "
+                f"WHERE e.node IN ({marks}) AND (e.claimed = 0 OR e.node = ?) ORDER BY e.line",
+                (*ids, leaf),
+            ).fetchall()
+            for _, depth, line, side, extra in endings:
+                dialogue.lines.append(line)
+                dialogue.sides.add(side)
+                dialogue.outputs.setdefault(depth - 1, {"line": line, "extra": json.loads(extra)})
+            self.db.executemany("UPDATE ending SET claimed = 1 WHERE rowid = ?", [(e[0],) for e in endings])
+            yield dialogue

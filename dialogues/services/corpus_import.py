@@ -144,6 +144,8 @@ def corpus_import_run(job: ImportJob) -> None:
     job.files = [{**job.files[0], "sha256": _sha256(path)}] if job.files else []
     plan = _check(job, path, name, progress)
     if plan.problems and not job.skip_bad:
+        if plan.collector is not None:
+            plan.collector.close()
         raise CorpusRejected(plan.problems, plan.bad_count)
     job.skipped = [p.as_dict() for p in plan.problems]
     job.format = plan.format
@@ -153,6 +155,9 @@ def corpus_import_run(job: ImportJob) -> None:
     except Exception:
         corpus_import_undo(job)
         raise
+    finally:
+        if plan.collector is not None:
+            plan.collector.close()
     Run.objects.filter(import_job=job, status=RunStatus.IMPORTING).update(status=RunStatus.FINISHED)
     progress("done", plan.total, plan.total, force=True)
 
@@ -202,7 +207,7 @@ class Plan:
     records: int = 0
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)  # full: task lines by id (facts only)
     known_tasks: set[str] = field(default_factory=set)  # full: task ids already in the library
-    collector: sft.Collector = field(default_factory=sft.Collector)
+    collector: sft.Collector | None = None  # SFT: the records put together, on disk
 
 
 def _check(job: ImportJob, path: Path, name: str, progress: Callable[..., None]) -> Plan:
@@ -235,6 +240,8 @@ def _check_record(plan: Plan, item: Item) -> list[Problem]:
         what = FORMATS[plan.format]
         return [_bad(item, "(record)", f"a {FORMATS[kind]} record in a file of {what} records")]
     if kind == "sotopia-sft":
+        if plan.collector is None:
+            plan.collector = sft.Collector(str(import_dir()))
         try:
             plan.collector.add(sft.parse(item.file, item.line, record))
         except sft.SftProblem as exc:
@@ -569,14 +576,16 @@ class _FullWriter(_Writer):
 class _SftWriter(_Writer):
     def write(self, path: Path, name: str, progress: Callable[..., None]) -> dict[str, int]:
         collector = self.plan.collector
-        dialogues = collector.dialogues()
         model = next((t.model for t in collector.tasks.values() if t.model), "")
         tasks: dict[tuple[str, str, str], Task] = {}
         attempts: dict[int, int] = {}
-        for start in range(0, len(dialogues), CHUNK):
+        total, done = collector.dialogue_count(), 0
+        pending: list[sft.SftDialogue] = []
+
+        def flush() -> None:
             with transaction.atomic():
-                for d in dialogues[start : start + CHUNK]:
-                    key = f"{sft.FORMAT}:{hashlib.sha256(b''.join(d.keys)).hexdigest()[:24]}"
+                for d in pending:
+                    key = f"{sft.FORMAT}:{d.key}"
                     if Dialogue.objects.filter(external_key=key).exists():
                         self.counts["already_here"] += 1
                         continue
@@ -591,11 +600,19 @@ class _SftWriter(_Writer):
                     self._sft_dialogue(run, task, attempts[task.pk], d, name, key)
                     attempts[task.pk] += 1
                 self._save_created()
-            progress("writing", start + CHUNK, len(dialogues), dialogues=self.counts["dialogues"])
+            pending.clear()
+            progress("writing", done, total, dialogues=self.counts["dialogues"])
+
+        for d in collector.dialogues():
+            pending.append(d)
+            done += 1
+            if len(pending) >= CHUNK:
+                flush()
+        flush()
         return self.counts
 
     def _sft_dialogue(self, run: Run, task: Task, attempt: int, d: sft.SftDialogue, name: str, key: str) -> None:
-        acts = [self.plan.collector.acts[k] for k in d.keys]
+        acts = d.acts
         dialogue = Dialogue.objects.create(
             run=run,
             task=task,

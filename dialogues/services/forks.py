@@ -76,6 +76,10 @@ def dialogue_fork(
     two arms with the same N seeds, so arm A's i-th fork and arm B's i-th fork differ only in the settings."""
     with transaction.atomic():
         parent = Dialogue.objects.select_related("run", "task").select_for_update(of=("self",)).get(pk=parent_id)
+        if parent.run.is_imported:
+            raise ValueError(
+                f"dialogue #{parent.pk} was imported: it has no run configuration or strategy data to go on from"
+            )
         shared = list(
             Turn.objects.filter(dialogue=parent, index__lte=turn if turn is not None else -1)
             .select_related("rating")

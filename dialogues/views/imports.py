@@ -38,7 +38,7 @@ def import_create(request: HttpRequest) -> HttpResponse:
 @requires(Capability.VIEW)
 def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(ImportJob.objects.select_related("created_by"), pk=pk)
-    return render(request, "dialogues/imports/detail.html", {"job": job, "runs": job.runs.order_by("id")})
+    return render(request, "dialogues/imports/detail.html", {"job": job})
 
 
 @requires(Capability.IMPORT_TASKS)
