@@ -114,11 +114,15 @@ def write_full(path: Path, megabytes: float, tasks: int = 40) -> None:
                         "scenario": scenario["text"],
                         "relationship": scenario["relationship"],
                         "agents": [
-                            {"external_id": f"bench-agent-{t % 40}", "name": f"Agent{t % 40} Bench", "goal": "a"},
+                            {
+                                "external_id": f"bench-agent-{t % 40}",
+                                "name": f"Agent{t % 40} Bench",
+                                "goal": "Get the larger share",
+                            },
                             {
                                 "external_id": f"bench-agent-{(t + 1) % 40}",
                                 "name": f"Agent{(t + 1) % 40} Bench",
-                                "goal": "b",
+                                "goal": "Get at least half",
                             },
                         ],
                         "profiles": {"scenario": scenario, "agents": [_agent(t % 40), _agent((t + 1) % 40)]},

@@ -110,7 +110,32 @@ def check_task(file: str, line: int, record: dict[str, Any]) -> list[Problem]:
                 if values is not None and not all(isinstance(v, str) for v in values):
                     c.fail(f"{where}.{key}", "expected a list of strings")
             c.get(agent, "partial", where, (bool,), optional=True)
+    if not c.problems:
+        _check_task_agrees_with_profiles(c, record)
     return c.problems
+
+
+def _check_task_agrees_with_profiles(c: _Check, record: dict[str, Any]) -> None:
+    """The task's summary fields are derived from its profiles: an edited copy that disagrees is refused."""
+    scenario, agents = record["profiles"]["scenario"], record["profiles"]["agents"]
+    expected = {
+        "codename": scenario["codename"],
+        "scenario": scenario["text"],
+        "relationship": scenario["relationship"],
+    }
+    for key, value in expected.items():
+        if record[key] != value:
+            c.fail(key, f"differs from profiles.scenario ({value!r})")
+    listed = record.get("agents")
+    if not isinstance(listed, list) or len(listed) != 2 or not all(isinstance(a, dict) for a in listed):
+        c.fail("agents", "expected a list of two objects")
+        return
+    for i, (entry, agent) in enumerate(zip(listed, agents, strict=True)):
+        goal = scenario[f"agent{i + 1}_goal"]
+        if entry.get("external_id") != agent["external_id"]:
+            c.fail(f"agents[{i}].external_id", f"differs from profiles.agents[{i}] ({agent['external_id']!r})")
+        if entry.get("goal") != goal:
+            c.fail(f"agents[{i}].goal", f"differs from profiles.scenario.agent{i + 1}_goal ({goal!r})")
 
 
 def check_dialogue(file: str, line: int, record: dict[str, Any]) -> list[Problem]:

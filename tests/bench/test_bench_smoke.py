@@ -61,3 +61,18 @@ def test_bench_export_smoke():
     sft, everything = json.loads(Path(path).read_text())
     assert sft["dialogues"] == everything["dialogues"] == 60 and sft["records"] > 60
     assert sft["seconds"] > 0 and sft["peak_rss_mb"] >= sft["rss_before_mb"] > 0
+
+
+def test_bench_import_smoke():
+    """Runs on the embedded defaults (SQLite): no services needed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "import", "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "peak RSS MB" in result.stdout
+    path = result.stdout.strip().splitlines()[-1].split("results: ")[1]
+    rows = json.loads(Path(path).read_text())
+    assert [r["format"] for r in rows] == ["full", "full", "sotopia-sft", "sotopia-sft"]
+    for row in rows:
+        assert row["dialogues"] > 0 and row["turns"] == 20 * row["dialogues"] and row["seconds"] > 0, row
+        assert row["peak_rss_mb"] >= row["rss_before_mb"] > 0, row

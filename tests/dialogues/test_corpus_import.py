@@ -129,14 +129,18 @@ def test_full_export_imports_and_exports_again_identically(corpus_data, people, 
 def test_a_changed_task_is_refused_with_the_field_that_differs(corpus_data, people, tmp_path):  # noqa: F811
     first = full_files(everything(people, "c").pk, people["cur"])
     task = json.loads(first["omega_tasks.jsonl"].splitlines()[0])
-    task["profiles"]["scenario"]["agent1_goal"] = "Something else"
+    task["profiles"]["scenario"]["agent1_goal"] = task["agents"][0]["goal"] = "Something else"
     dialogues = first["omega_dialogues.jsonl"].replace('"key": "omega-', '"key": "elsewhere-')
     source = tmp_path / "changed.jsonl"
     source.write_text(json.dumps(task) + "\n" + dialogues)
     job = import_file(source)
     assert job.status == "failed"
-    assert job.problems[0]["line"] == 1 and job.problems[0]["field"] == "profiles.scenario.agent1_goal"
+    assert job.problems[0]["line"] == 1 and job.problems[0]["field"] == "agents[0].goal"
     assert "nothing was changed" in job.problems[0]["message"]
+    task["agents"][0]["goal"] = "Not what the profiles say"  # a summary that disagrees with its own profiles
+    source.write_text(json.dumps(task) + "\n")
+    job = import_file(source)
+    assert [(p["field"], p["line"]) for p in job.problems] == [("agents[0].goal", 1)]
     assert not Dialogue.objects.filter(external_key__startswith="elsewhere-").exists()
 
 
@@ -367,3 +371,35 @@ def test_an_upload_too_large_is_refused_before_it_is_kept(client_for, settings, 
                                                                              "split": "train"})  # fmt: skip
     assert response.status_code == 400 and b"import_corpus FILE" in response.content
     assert not ImportJob.objects.exists() and not any(Path(settings.OMEGA_IMPORT_DIR).glob("*"))
+
+
+def test_full_records_name_the_field_that_is_wrong(corpus_data, people, tmp_path):  # noqa: F811
+    first = full_files(everything(people, "fields").pk, people["cur"])
+    task_line, dialogue_line = (
+        first["omega_tasks.jsonl"].splitlines()[0],
+        first["omega_dialogues.jsonl"].splitlines()[0],
+    )
+    record = json.loads(dialogue_line)
+    record["key"] = "elsewhere/dialogue/1"
+    record["turns"][2]["rating"] = {**(record["turns"][2]["rating"] or {}), "goal_c": 11}
+    record["turns"][3]["branch"] = "<script>"
+    record["turns"][4]["index"] = 9
+    del record["seed"]
+    source = tmp_path / "fields.jsonl"
+    source.write_text(task_line + "\n" + json.dumps(record) + "\n")
+    job = import_file(source)
+    assert job.status == "failed"
+    assert {(p["line"], p["field"]) for p in job.problems} >= {
+        (2, "seed"), (2, "turns[2].rating.goal_c"), (2, "turns[3].branch"), (2, "turns[4].index"),
+    }  # fmt: skip
+    assert not Dialogue.objects.filter(external_key="elsewhere/dialogue/1").exists()
+
+
+def test_an_imported_dialogue_cannot_be_forked(db):
+    from dialogues.services.forks import Arm, ForkSettings, dialogue_fork
+
+    import_file(RL)
+    dialogue = Dialogue.objects.get()
+    with pytest.raises(ValueError, match="was imported"):
+        dialogue_fork(parent_id=dialogue.pk, turn=2, arms=[Arm("", ForkSettings())], seeds=[None], created_by=None)
+    assert Run.objects.count() == 1

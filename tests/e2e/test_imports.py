@@ -36,8 +36,9 @@ def upload(page: Page, path: Path, *, skip_bad: bool = False) -> None:
 def test_import_a_corpus_with_bad_records_then_skip_them(page: Page, snap, tmp_path):
     records = json.loads(RL.read_text())
     hostile = dict(records[2], value='<img src=x onerror="alert(1)">')
-    lines = [json.dumps(records[0]), '{"input": "broken', json.dumps(records[1]), json.dumps({"prompt": 3, "result": "{}"}),
-             json.dumps(hostile), json.dumps(records[3])]  # fmt: skip
+    wrong_type = json.dumps({"prompt": 3, "result": "{}"})
+    lines = [json.dumps(records[0]), '{"input": "broken', json.dumps(records[1]), wrong_type, json.dumps(hostile),
+             json.dumps(records[3])]  # fmt: skip
     path = tmp_path / "sotopia_pi_sft.jsonl"
     path.write_text("\n".join(lines) + "\n")
     log_in(page, "admin", ADMIN_PASSWORD)
