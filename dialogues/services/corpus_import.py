@@ -137,6 +137,8 @@ def corpus_import_run(job: ImportJob) -> None:
     """Both passes of a claimed corpus import (dialogues.services.library.import_job_run claims it and records
     the outcome). Raises CorpusRejected when nothing may be imported."""
     progress = _Progress(job)
+    if job.created:  # a worker died while writing it before: start over from nothing
+        corpus_import_undo(job)
     name = job.files[0]["name"] if job.files else Path(job.path).name
     path = Path(job.path)
     if not path.is_file():
@@ -160,6 +162,13 @@ def corpus_import_run(job: ImportJob) -> None:
             plan.collector.close()
     Run.objects.filter(import_job=job, status=RunStatus.IMPORTING).update(status=RunStatus.FINISHED)
     progress("done", plan.total, plan.total, force=True)
+
+
+def corpus_import_forget_upload(job: ImportJob) -> None:
+    """An uploaded file is removed once its import has finished (files named on the command line are the user's)."""
+    path = Path(job.path)
+    if job.origin == "upload" and path.parent == import_dir():
+        path.unlink(missing_ok=True)
 
 
 def corpus_import_undo(job: ImportJob) -> None:

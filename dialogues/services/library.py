@@ -30,7 +30,7 @@ from dialogues.models import (
     Split,
     Task,
 )
-from dialogues.services.corpus_import import CorpusRejected, corpus_import_run
+from dialogues.services.corpus_import import CorpusRejected, corpus_import_forget_upload, corpus_import_run
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +210,8 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
         job.status = ImportStatus.FAILED
     job.finished_at = timezone.now()
     job.save(update_fields=["counts", "problems", "status", "finished_at", "skipped", "format", "files"])
+    if job.kind == ImportKind.CORPUS:
+        corpus_import_forget_upload(job)
     events.import_job_changed(job)
     return job
 

@@ -403,3 +403,17 @@ def test_an_imported_dialogue_cannot_be_forked(db):
     with pytest.raises(ValueError, match="was imported"):
         dialogue_fork(parent_id=dialogue.pk, turn=2, arms=[Arm("", ForkSettings())], seeds=[None], created_by=None)
     assert Run.objects.count() == 1
+
+
+def test_an_import_cut_off_while_writing_starts_over_from_nothing(tmp_path):
+    """A worker that died mid-write left rows behind; running the job again removes them first."""
+    from dialogues.models import ImportStatus
+
+    job = import_file(RL)
+    first_run = Run.objects.get()
+    job.status, job.created = ImportStatus.PENDING, {"runs": [first_run.pk], "tasks": [], "scenarios": [], "agents": []}
+    job.save()
+    Run.objects.filter(pk=first_run.pk).update(status="importing")
+    again = import_job_run(job_id=job.pk)
+    assert again.status == "succeeded" and again.counts["dialogues"] == 1 and again.counts["already_here"] == 0
+    assert list(Run.objects.values_list("status", flat=True)) == ["finished"] and Dialogue.objects.count() == 1
