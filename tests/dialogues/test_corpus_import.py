@@ -417,3 +417,22 @@ def test_an_import_cut_off_while_writing_starts_over_from_nothing(tmp_path):
     again = import_job_run(job_id=job.pk)
     assert again.status == "succeeded" and again.counts["dialogues"] == 1 and again.counts["already_here"] == 0
     assert list(Run.objects.values_list("status", flat=True)) == ["finished"] and Dialogue.objects.count() == 1
+
+
+def test_exports_of_an_sft_import_leave_out_the_side_whose_goal_is_unknown(db, people):  # noqa: F811
+    import_file(RL)  # Mia's records only: Benjamin's goal is unknown
+    files = full_files_and_sft(everything(people, "rl").pk, people["cur"])
+    records = [json.loads(line) for line in files["sotopia_omega.jsonl"].splitlines()]
+    assert len(records) == 4 and all("Imagine you are Mia Davis" in r["instruction"] for r in records)
+    assert "Negotiate with your friend" in records[0]["instruction"]
+    chats = [json.loads(line) for line in files["sotopia_omega_sharegpt.jsonl"].splitlines()]
+    assert [c["agent"] for c in chats] == ["Mia Davis"]
+    dialogue = json.loads(files["omega_dialogues.jsonl"])
+    assert [t["branch"] for t in dialogue["turns"]] == ["import"] * 7 and dialogue["source"]["format"] == "sotopia-sft"
+    assert dialogue["turns"][0]["extra"] == {"line": 2, "value": 9.0} and dialogue["turns"][0]["rating"] is None
+
+
+def full_files_and_sft(corpus_id: int, user) -> dict[str, str]:
+    version = corpus_export(corpus_id=corpus_id, formats=["sotopia-sft", "sharegpt", "full"], created_by=user)
+    with zipfile.ZipFile(version_path(version)) as archive:
+        return {Path(n).name: archive.read(n).decode() for n in archive.namelist()}

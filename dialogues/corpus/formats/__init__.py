@@ -41,8 +41,10 @@ def action_json(action_type: str, argument: str) -> str:
 
 def trainable_turns(dialogue: DialogueData, options: ExportOptions) -> list[Any]:
     """The turns that become training records: every agent action (leave included), without the ones a person
-    typed (if asked), and, with corrections="cut", only those before the first corrected turn."""
-    turns = dialogue.turns
+    typed (if asked), and, with corrections="cut", only those before the first corrected turn. A side whose goal is
+    unknown (a task rebuilt from an imported corpus that holds only the other side's prompts) gives no records:
+    its prompt would have to invent the goal."""
+    turns = [t for t in dialogue.turns if dialogue.spec.goals[t.speaker]]
     if options.corrections == "cut":
         first = next((t.index for t in turns if t.corrected is not None), None)
         if first is not None:
