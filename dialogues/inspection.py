@@ -309,6 +309,7 @@ def dialogue_live_context(dialogue: Dialogue, views: list[TurnView], *, can: dic
         "names": [dialogue.task.agent1.full_name, dialogue.task.agent2.full_name],
         "stepping": stepping(dialogue),
         "figure": chart_json(dialogue, views),
+        "has_ratings": any(v.stored_rating is not None for v in views),
         "last_index": views[-1].index if views else -1,
         "can": can,
     }
