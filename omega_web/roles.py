@@ -48,7 +48,7 @@ ROLE_ADDS: dict[Role, tuple[Capability, ...]] = {
 CAPABILITY_HELP: dict[Capability, str] = {
     Capability.VIEW: "Read everything: tasks, runs, dialogues, LLM calls, evaluations",
     Capability.ANNOTATE: "Label, rate and correct turns; decide on dialogues",
-    Capability.IMPORT_TASKS: "Import task files (CLI or upload form)",
+    Capability.IMPORT_TASKS: "Import task files and corpora (CLI or upload form)",
     Capability.RUN: "Launch, step, pause, fork and evaluate runs",
     Capability.CURATE: "Adjudicate decisions, build corpora, download exports",
     Capability.ADMINISTER: "Manage users and roles, delete data, Django admin",
