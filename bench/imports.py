@@ -193,6 +193,7 @@ def write_full(path: Path, megabytes: float, tasks: int = 40) -> None:
                         "final_goal_p": 5.0,
                         "nsi_used": False,
                         "end_reason": "both_left",
+                        "filter_note": "",
                         "source": None,
                         "turns": turns,
                         "decisions": [],

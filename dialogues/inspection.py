@@ -361,7 +361,7 @@ def _card(run: Run, progress: dict[str, Any]) -> dict[str, Any]:
         "run": run,
         "p": progress,
         "percent": round(100 * settled / tasks) if tasks else 0,
-        "elapsed": _short(elapsed),
+        "elapsed": "—" if run.is_imported else _short(elapsed),  # made elsewhere: no generation time here
         "left": _short(left) if left is not None else "",
     }
 

@@ -80,6 +80,7 @@ class DialogueData:
     seed: int
     kept: bool
     filter_passed: bool | None
+    filter_note: str
     final_goal_c: float | None
     final_goal_p: float | None
     end_reason: str
@@ -188,6 +189,7 @@ def dialogues(ids: list[int], *, calls: bool = False, annotations: bool = True) 
                 seed=d.seed,
                 kept=d.kept,
                 filter_passed=d.filter_passed,
+                filter_note=d.filter_note,
                 final_goal_c=d.final_goal_c,
                 final_goal_p=d.final_goal_p,
                 end_reason=d.end_reason,

@@ -159,6 +159,7 @@ def check_dialogue(file: str, line: int, record: dict[str, Any]) -> list[Problem
     for name in ("final_goal_c", "final_goal_p"):
         c.get(record, name, "", (*NUMBER, type(None)))
     c.get(record, "end_reason", "", (str,))
+    c.get(record, "filter_note", "", (str,))
     c.get(record, "source", "", (dict, type(None)), optional=True)
     turns = c.get(record, "turns", "", (list,))
     for i, turn in enumerate(turns or []):

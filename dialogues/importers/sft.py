@@ -273,7 +273,7 @@ class Collector:
         task.seen[other] = task.seen[other] or record.backgrounds[other]
         task.model = task.model or str(record.extra.get("model", "") or "")
         task_id = self._task_ids[key]
-        digest = hashlib.blake2b(f"task:{task_id}".encode(), digest_size=16).digest()
+        digest = hashlib.blake2b("\x1f".join(key).encode(), digest_size=16).digest()  # the same in any file
         parent = None
         for depth, act in enumerate(record.acts, start=1):
             digest = hashlib.blake2b(

@@ -31,7 +31,7 @@ from django.utils.text import get_valid_filename
 
 from dialogues import events
 from dialogues.corpus.data import AGENT_FIELDS, SCENARIO_FIELDS, _task_facts
-from dialogues.engine.context import full_background, render_for
+from dialogues.engine.context import RelationshipType, background_seen_by_other, full_background, render_for
 from dialogues.importers import full, sft
 from dialogues.importers.sotopia import Problem
 from dialogues.importers.stream import Item, Reader
@@ -148,7 +148,7 @@ def corpus_import_run(job: ImportJob) -> None:
     if plan.problems and not job.skip_bad:
         if plan.collector is not None:
             plan.collector.close()
-        raise CorpusRejected(plan.problems, plan.bad_count)
+        raise CorpusRejected(plan.problems, plan.bad_count, plan.records)
     job.skipped = [p.as_dict() for p in plan.problems]
     job.format = plan.format
     try:
@@ -186,9 +186,10 @@ def corpus_import_undo(job: ImportJob) -> None:
 
 
 class CorpusRejected(Exception):
-    def __init__(self, problems: list[Problem], bad_count: int | None = None) -> None:
+    def __init__(self, problems: list[Problem], bad_count: int | None = None, records: int = 0) -> None:
         self.problems = problems[:MAX_PROBLEMS]
         self.bad_count = bad_count if bad_count is not None else len(problems)
+        self.counts = {"records": records, "skipped": self.bad_count, "good": max(records - self.bad_count, 0)}
         more = self.bad_count - len(self.problems)
         if more > 0:
             self.problems.append(Problem("(file)", None, "(more)", f"{more} more bad records not listed"))
@@ -293,7 +294,8 @@ def _task_line_facts(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_task_against_library(item: Item, record: dict[str, Any], plan: Plan) -> list[Problem]:
-    """A task already in the library must be the same task; a task line repeated in the file too."""
+    """A task already in the library must be the same task (and a new task's agents and scenario, if the library
+    has them, the same ones); a task line repeated in the file too. Nothing in the library is ever changed."""
     facts = _task_line_facts(record)
     task_id = facts["external_id"]
     if task_id in plan.tasks:
@@ -302,60 +304,51 @@ def _check_task_against_library(item: Item, record: dict[str, Any], plan: Plan) 
         return []
     existing = Task.objects.select_related("scenario", "agent1", "agent2").filter(external_id=task_id).first()
     if existing is not None:
-        differs = _first_difference(_task_facts(existing), facts)
-        if differs:
-            return [
-                _bad(
-                    item,
-                    differs,
-                    f"task {task_id!r} is in the library with a different value here; nothing was changed",
-                )
-            ]
+        pairs = [("", f"task {task_id!r}", _task_facts(existing), facts)]
     else:
-        for i, agent in enumerate(facts["profiles"]["agents"]):
-            other = AgentProfile.objects.filter(external_id=agent["external_id"]).first()
-            differs = other and _first_difference({n: getattr(other, n) for n in AGENT_FIELDS}, agent)
-            if differs:
-                return [
-                    _bad(
-                        item,
-                        f"profiles.agents[{i}].{differs}",
-                        f"agent {agent['external_id']!r} is in the library with a different value here",
-                    )
-                ]
         scenario = facts["profiles"]["scenario"]
-        other = Scenario.objects.filter(external_id=scenario["external_id"]).first()
-        differs = other and _first_difference({n: getattr(other, n) for n in SCENARIO_FIELDS}, scenario)
-        if differs:
-            return [
-                _bad(
-                    item,
-                    f"profiles.scenario.{differs}",
-                    f"scenario {scenario['external_id']!r} is in the library with a different value here",
-                )
-            ]
+        pairs = [
+            (f"profiles.agents[{i}].", f"agent {agent['external_id']!r}", other, agent)
+            for i, agent in enumerate(facts["profiles"]["agents"])
+            if (other := _library_values(AgentProfile, agent["external_id"], AGENT_FIELDS)) is not None
+        ]
+        if (other := _library_values(Scenario, scenario["external_id"], SCENARIO_FIELDS)) is not None:
+            pairs.append(("profiles.scenario.", f"scenario {scenario['external_id']!r}", other, scenario))
+    for prefix, what, ours, theirs in pairs:
+        found = _first_difference(ours, theirs)
+        if found is not None:
+            path, here, there = found
+            message = f"{what} is in the library with {_short_value(here)} here, the file says {_short_value(there)}"
+            return [_bad(item, f"{prefix}{path}", f"{message}; nothing was changed")]
     plan.tasks[task_id] = facts
     return []
 
 
-def _first_difference(ours: Any, theirs: Any, path: str = "") -> str:
-    """The path of the first value that differs ('' when equal)."""
+def _library_values(model: Any, external_id: str, names: tuple[str, ...]) -> dict[str, Any] | None:
+    row = model.objects.filter(external_id=external_id).first()
+    return None if row is None else {name: getattr(row, name) for name in names}
+
+
+def _short_value(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
+def _first_difference(ours: Any, theirs: Any, path: str = "") -> tuple[str, Any, Any] | None:
+    """The path of the first value that differs, with both values (None when equal)."""
     if isinstance(ours, dict) and isinstance(theirs, dict):
         for key in sorted(set(ours) | set(theirs)):
-            where = f"{path}.{key}" if path else key
-            if key not in ours or key not in theirs:
-                return where
-            found = _first_difference(ours[key], theirs[key], where)
-            if found:
+            found = _first_difference(ours.get(key), theirs.get(key), f"{path}.{key}" if path else key)
+            if found is not None:
                 return found
-        return ""
+        return None
     if isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs):
         for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
             found = _first_difference(a, b, f"{path}[{i}]")
-            if found:
+            if found is not None:
                 return found
-        return ""
-    return "" if ours == theirs else path or "(value)"
+        return None
+    return None if ours == theirs else (path or "(value)", ours, theirs)
 
 
 # --- pass 2: write -------------------------------------------------------------------------------------------
@@ -375,8 +368,14 @@ class _Writer:
             "tasks_created": 0,
             "tasks_reused": 0,
             "runs": 0,
+            "eval_split": 0,
         }
         self.runs: dict[str, Run] = {}
+
+    def _counted(self, task: Task, turns: int) -> None:
+        self.counts["dialogues"] += 1
+        self.counts["turns"] += turns
+        self.counts["eval_split"] += task.split == Split.EVAL
 
     def _remember(self, kind: str, pk: int) -> None:
         self.created[kind].append(pk)
@@ -503,6 +502,7 @@ class _FullWriter(_Writer):
             simulated=record["simulated"],
             kept=record["kept"],
             filter_passed=record["filter_passed"],
+            filter_note=record["filter_note"],
             final_goal_c=record["final_goal_c"],
             final_goal_p=record["final_goal_p"],
             nsi_used=record["nsi_used"],
@@ -578,8 +578,7 @@ class _FullWriter(_Writer):
             )
             for c in calls
         )
-        self.counts["dialogues"] += 1
-        self.counts["turns"] += len(turns)
+        self._counted(task, len(turns))
 
 
 class _SftWriter(_Writer):
@@ -594,7 +593,7 @@ class _SftWriter(_Writer):
         def flush() -> None:
             with transaction.atomic():
                 for d in pending:
-                    key = f"{sft.FORMAT}:{d.key}"
+                    key = _sft_dialogue_key(collector.tasks[d.task], d)
                     if Dialogue.objects.filter(external_key=key).exists():
                         self.counts["already_here"] += 1
                         continue
@@ -646,8 +645,7 @@ class _SftWriter(_Writer):
             )
             for i, act in enumerate(acts)
         )
-        self.counts["dialogues"] += 1
-        self.counts["turns"] += len(acts)
+        self._counted(task, len(acts))
 
     def _sft_task(self, t: sft.SftTask) -> Task:
         """The library's task when one has this scenario, these agents in this order and the goals the prompts
@@ -656,14 +654,14 @@ class _SftWriter(_Writer):
         if match is not None:
             self.counts["tasks_reused"] += 1
             return match
-        digest = hashlib.sha256("\x1f".join([t.scenario, *t.names, *t.goals]).encode()).hexdigest()[:16]
-        external_id = f"sft-{digest}"
+        external_id = f"sft-{_sft_task_digest(t)}"
         existing = Task.objects.filter(external_id=external_id).first()
         if existing is not None:
             self.counts["tasks_reused"] += 1
             return existing
         agents = [
-            _library_agent(name, t.backgrounds[i]) or self._agent(_agent_values(name, t.backgrounds[i] or t.seen[i]))
+            _library_agent(name, t.backgrounds[i] or t.seen[i], own=bool(t.backgrounds[i]))
+            or self._agent(_agent_values(name, t.backgrounds[i] or t.seen[i]))
             for i, name in enumerate(t.names)
         ]
         scenario = self._scenario(
@@ -692,6 +690,17 @@ class _SftWriter(_Writer):
         return task
 
 
+def _sft_task_digest(t: sft.SftTask) -> str:
+    """A rebuilt task is its scenario, its participants in order and the goals the prompts showed."""
+    return hashlib.sha256("\x1f".join([t.scenario, *t.names, *t.goals]).encode()).hexdigest()[:16]
+
+
+def _sft_dialogue_key(t: sft.SftTask, d: sft.SftDialogue) -> str:
+    """The same conversation of the same task (scenario, participants, shown goals) gives the same key, whichever
+    file brings it; another scenario or goal with the same words is another dialogue."""
+    return f"{sft.FORMAT}:{hashlib.sha256(f'{_sft_task_digest(t)}:{d.key}'.encode()).hexdigest()[:32]}"
+
+
 def _library_task(t: sft.SftTask) -> Task | None:
     for task in (
         Task.objects.filter(scenario__partial=False)
@@ -711,15 +720,24 @@ def _library_task(t: sft.SftTask) -> Task | None:
     return None
 
 
-def _library_agent(name: str, background: str) -> AgentProfile | None:
-    """A complete profile in the library whose background reads exactly as the agent's own prompt showed it."""
-    if not background:
+def _library_agent(name: str, background: str, *, own: bool) -> AgentProfile | None:
+    """A complete profile in the library whose background reads exactly as a prompt showed it: in full (the agent's
+    own prompt), or as another agent may see it (without the secret, or only identity and public info). The
+    other's view must still match one agent only: a name alone matches nobody."""
+    if not background or background == name:
         return None
     first = name.split(" ")[0]
+    found = []
     for agent in AgentProfile.objects.filter(partial=False, first_name=first):
-        if agent.full_name == name and full_background(profile_of(agent)) == background:
-            return agent
-    return None
+        if agent.full_name != name:
+            continue
+        profile = profile_of(agent)
+        views = {full_background(profile)}
+        if not own:
+            views |= {background_seen_by_other(profile, r) for r in RelationshipType} - {""}
+        if background in views:
+            found.append(agent)
+    return found[0] if len(found) == 1 else None
 
 
 _IDENTITY = re.compile(

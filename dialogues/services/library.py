@@ -203,6 +203,7 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
         job.status = ImportStatus.SUCCEEDED
     except (ImportRejected, CorpusRejected) as rejected:
         job.problems = [p.as_dict() for p in rejected.problems]
+        job.counts = getattr(rejected, "counts", {})
         job.status = ImportStatus.FAILED
     except Exception as exc:  # a bug or a lost database: the job says so instead of hanging in "running"
         logger.exception("import job %s crashed", job_id)

@@ -40,9 +40,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "task": task,
         "relationships": selectors.task_relationships(task),
-        "viewers": selectors.VIEWERS,
-        "viewer": "agent1",
-        "context_text": selectors.task_context_text(task, "agent1"),
+        **_context_tab(task, "agent1"),
     }
     return render(request, "dialogues/tasks/detail.html", context)
 
@@ -52,13 +50,17 @@ def task_context(request: HttpRequest, pk: int, viewer: str) -> HttpResponse:
     if viewer not in selectors.VIEWERS:
         raise Http404("Unknown viewer.")
     task = get_object_or_404(Task.objects.select_related("scenario", "agent1", "agent2"), pk=pk)
-    context = {
-        "task": task,
+    return render(request, "dialogues/tasks/detail.html#context-tabs", {"task": task, **_context_tab(task, viewer)})
+
+
+def _context_tab(task: Task, viewer: str) -> dict:
+    side = {"agent1": "0", "agent2": "1"}.get(viewer)
+    return {
         "viewers": selectors.VIEWERS,
         "viewer": viewer,
         "context_text": selectors.task_context_text(task, viewer),
+        "verbatim": side is not None and bool((task.contexts or {}).get(side)),  # an imported prompt's own words
     }
-    return render(request, "dialogues/tasks/detail.html#context-tabs", context)
 
 
 @requires(Capability.VIEW)

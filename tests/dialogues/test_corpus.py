@@ -22,6 +22,7 @@ from dialogues.corpus.selection import CorpusFilters, counts, selected
 from dialogues.engine import prompts
 from dialogues.engine.config import RunConfig
 from dialogues.generation import configured_backend, run_coroutine, run_to_end
+from dialogues.keys import dialogue_key
 from dialogues.labels import ensure_default_labels
 from dialogues.models import Dialogue, Label, Split, Task
 from dialogues.services import run_create
@@ -105,7 +106,9 @@ def make_corpus(people, **filters):
 def normalised(text: str) -> str:
     """Database ids and clock times vary between runs; the golden files hold placeholders."""
     text = re.sub(r'"(dialogue|rejected_dialogue|id)": \d+', r'"\1": 0', text)
-    text = re.sub(r'"key": "omega-[0-9a-f]+/(dialogue|run)/\d+"', r'"key": "<instance>/\1/0"', text)
+    text = re.sub(
+        r'"(key|dialogue|rejected_dialogue)": "omega-[0-9a-f]+/(dialogue|run)/\d+"', r'"\1": "<instance>/\2/0"', text
+    )
     return re.sub(r'"(submitted_at|decided_at|at|created_at)": "[^"]+"', r'"\1": "<time>"', text)
 
 
@@ -245,12 +248,12 @@ def test_preference_pairs_from_attempts_share_their_prompt(demo_tasks, people):
     override_record(corpus_id=corpus.pk, kind="simulated", reason="test", user=people["cur"])
     files = unzip(corpus_export(corpus_id=corpus.pk, formats=["preference"], created_by=people["cur"]))
     pairs = [json.loads(line) for line in files["sotopia_omega_dpo.jsonl"].splitlines()]
-    assert {p["rejected_dialogue"] for p in pairs} == {d.pk for d in failed}
-    data = {d.id: d for d in dialogues([kept.pk, *(d.pk for d in failed)])}
+    assert {p["rejected_dialogue"] for p in pairs} == {dialogue_key(d) for d in failed}  # keys, stable elsewhere
+    data = {d.key: d for d in dialogues([kept.pk, *(d.pk for d in failed)])}
     for pair in pairs:
         turn = pair["turn"]
         rejected = data[pair["rejected_dialogue"]]
-        assert pair["instruction"] == data[kept.pk].prompt(turn) == rejected.prompt(turn)  # the same history
+        assert pair["instruction"] == data[dialogue_key(kept)].prompt(turn) == rejected.prompt(turn)  # the same history
         assert pair["chosen"] != pair["rejected"]
     kto = [json.loads(line) for line in files["sotopia_omega_kto.jsonl"].splitlines()]
     assert len(kto) == 2 * len(pairs) and [k["kto_tag"] for k in kto[:2]] == [True, False]

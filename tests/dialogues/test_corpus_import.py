@@ -39,7 +39,9 @@ from omega_web.roles import Role
 from .test_corpus import corpus_data, people  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "sotopia"
+SHARED = Path(settings.OMEGA_SOTOPIA_DIR)
+if not (SHARED / "sotopia_rl_sft_example_prompt_output.json").exists():
+    pytest.skip(f"the shared SOTOPIA data is not at {SHARED} (set OMEGA_SOTOPIA_DIR)", allow_module_level=True)
 SPACE = SHARED / "sotopia_space_example_sft_prompt.json"  # {model, prompt, result}, one agent's view
 RL = SHARED / "sotopia_rl_sft_example_prompt_output.json"  # [{input, output, value}], four turns of one agent
 
@@ -328,7 +330,7 @@ def test_the_command_line_reports_problems_and_skips(tmp_path, capsys):
         call_command("import_corpus", str(hostile_sft(tmp_path)))
     call_command("import_corpus", str(hostile_sft(tmp_path)), "--skip-bad")
     out = capsys.readouterr().out
-    assert "skipped: hostile.jsonl, line 3, field 'output'" in out and "1 dialogues" in out
+    assert "skipped: hostile.jsonl, line 3, field 'output'" in out and "1 dialogue (" in out and "Into run #" in out
 
 
 # --- through the browser ---------------------------------------------------------------------------------------
@@ -436,3 +438,23 @@ def full_files_and_sft(corpus_id: int, user) -> dict[str, str]:
     version = corpus_export(corpus_id=corpus_id, formats=["sotopia-sft", "sharegpt", "full"], created_by=user)
     with zipfile.ZipFile(version_path(version)) as archive:
         return {Path(n).name: archive.read(n).decode() for n in archive.namelist()}
+
+
+def test_library_agents_are_recognised_from_either_side_of_a_prompt(imported_sotopia):
+    """Mia's prompts show her in full and Benjamin as a friend sees him (no secret): both are the library's."""
+    agents_before = AgentProfile.objects.count()
+    job = import_file(RL)
+    task = Dialogue.objects.get().task
+    assert job.counts["tasks_created"] == 1 and AgentProfile.objects.count() == agents_before
+    assert not task.agent1.partial and not task.agent2.partial and task.scenario.partial
+
+
+def test_the_same_words_in_another_scenario_are_another_dialogue(tmp_path):
+    records = json.loads(RL.read_text())
+    import_file(RL)
+    moved = [dict(r, input=r["input"].replace("wizarding series", "space opera")) for r in records]
+    path = tmp_path / "moved.json"
+    path.write_text(json.dumps(moved))
+    job = import_file(path)
+    assert job.counts["dialogues"] == 1 and job.counts["already_here"] == 0 and Dialogue.objects.count() == 2
+    assert import_file(path).counts["already_here"] == 1  # and the same file again adds nothing

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from playwright.sync_api import Page, expect
 
 from bench.imports import write_sft
@@ -20,7 +21,7 @@ from .test_browser import log_in
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 expect.set_options(timeout=60_000)
-RL = Path(__file__).resolve().parents[3] / "shared" / "data" / "sotopia" / "sotopia_rl_sft_example_prompt_output.json"
+RL = Path(settings.OMEGA_SOTOPIA_DIR) / "sotopia_rl_sft_example_prompt_output.json"
 
 
 def upload(page: Page, path: Path, *, skip_bad: bool = False) -> None:
@@ -42,11 +43,13 @@ def test_import_a_corpus_with_bad_records_then_skip_them(page: Page, snap, tmp_p
     path = tmp_path / "sotopia_pi_sft.jsonl"
     path.write_text("\n".join(lines) + "\n")
     log_in(page, "admin", ADMIN_PASSWORD)
+    page.goto("/imports/corpus/new/")
+    snap("59-corpus-import-form")
 
     upload(page, path)
     status = page.locator("section.job")
     expect(status).to_have_attribute("data-status", "failed")
-    expect(status).to_contain_text("Nothing was imported")
+    expect(status).to_contain_text("Nothing was imported. 2 of 6 records are bad; import again with Skip bad records")
     rows = status.locator("table.problems tbody tr")
     expect(rows).to_have_count(2)
     expect(rows.nth(0)).to_contain_text("sotopia_pi_sft.jsonl")

@@ -27,7 +27,7 @@ def test_corpus_imports_run_on_a_worker(tmp_path):
             for path in (sft, full, full):
                 result = manage(env, "import_corpus", str(path), "--celery")
                 assert result.returncode == 0, result.stdout + result.stderr
-                assert "done:" in result.stdout
+                assert "Import #" in result.stdout and "dialogue" in result.stdout
         jobs = query(pg_url, "SELECT format, status, counts::text, progress::text FROM dialogues_importjob ORDER BY id")
         assert [(f, s) for f, s, _, _ in jobs] == [("sotopia-sft", "succeeded"), ("full", "succeeded")] * 1 + [
             ("full", "succeeded")

@@ -52,7 +52,7 @@ class Chat:
             out[self.file].write(
                 {
                     self.key: [{role_tag: self.roles[role], content_tag: text} for role, text in messages],
-                    "dialogue": dialogue.id,
+                    "dialogue": dialogue.key,
                     "agent": dialogue.spec.names[speaker],
                 }
             )

@@ -36,6 +36,7 @@ class FullJsonl:
             "simulated": dialogue.simulated,
             "kept": dialogue.kept,
             "filter_passed": dialogue.filter_passed,
+            "filter_note": dialogue.filter_note,
             "final_goal_c": dialogue.final_goal_c,
             "final_goal_p": dialogue.final_goal_p,
             "nsi_used": dialogue.nsi_used,

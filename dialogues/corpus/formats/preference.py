@@ -41,8 +41,8 @@ def attempt_pairs(kept: DialogueData, other: DialogueData) -> dict[str, Any] | N
             "chosen": action_json(mine.action_type, mine.text),
             "rejected": action_json(theirs.action_type, theirs.text),
             "source": "attempts",
-            "dialogue": kept.id,
-            "rejected_dialogue": other.id,
+            "dialogue": kept.key,
+            "rejected_dialogue": other.key,
             "turn": mine.index,
         }
     return None
@@ -60,7 +60,7 @@ def correction_pairs(dialogue: DialogueData, options: ExportOptions) -> list[dic
                 "chosen": action_json(turn.action_type, turn.corrected),
                 "rejected": action_json(turn.action_type, turn.argument),
                 "source": "correction",
-                "dialogue": dialogue.id,
+                "dialogue": dialogue.key,
                 "turn": turn.index,
                 "reason": turn.correction_reason,
             }

@@ -11,6 +11,10 @@ from dialogues.models import ImportJob, ImportStatus, Split
 from dialogues.services.corpus_import import FORMATS, corpus_import_create
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def problem_line(p: dict) -> str:
     line = f", line {p['line']}" if p.get("line") else ""
     return f"  {p['file']}{line}, field '{p['field']}': {p['message']}"
@@ -58,13 +62,19 @@ class Command(BaseCommand):
         for p in job.skipped:
             self.stdout.write(f"skipped:{problem_line(p)[1:]}")
         c = job.counts
+        runs = ", ".join(f"run #{run.pk} ({run.name}, /runs/{run.pk}/)" for run in job.runs.order_by("id"))
         self.stdout.write(
             self.style.SUCCESS(
-                f"Import #{job.pk} ({job.format}) done: {c['dialogues']} dialogues, {c['turns']} turns, "
-                f"{c['tasks_created']} tasks rebuilt, {c['tasks_reused']} found in the library, "
-                f"{c['already_here']} dialogues already here, {c['skipped']} records skipped."
+                f"Import #{job.pk} of {job.files[0]['name']} ({job.format}): {_n(c['dialogues'], 'dialogue')} "
+                f"({_n(c['turns'], 'turn')}), {_n(c['tasks_created'], 'task')} rebuilt, "
+                f"{c['tasks_reused']} found in the library, {c['already_here']} already here, "
+                f"{_n(c['skipped'], 'record')} skipped." + (f" Into {runs}." if runs else "")
             )
         )
+        if c.get("eval_split"):
+            self.stdout.write(
+                self.style.WARNING(f"{_n(c['eval_split'], 'dialogue')} on eval-split tasks (a library task matched).")
+            )
 
     def _follow(self, pk: int, verbosity: int) -> ImportJob:
         while True:
