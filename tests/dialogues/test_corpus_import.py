@@ -361,8 +361,10 @@ def test_upload_a_corpus_and_browse_what_came_in_escaped(client_for, tmp_path):
     page = researcher.get(f"/dialogues/{dialogue.pk}/").content.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt; hi" in page and "<script>alert(1)" not in page
     assert "imported" in page and "Fork from here" not in page and "Made elsewhere" in page
-    task_page = researcher.get(f"/tasks/{dialogue.task_id}/")
-    assert task_page.status_code == 200 and b"Mia Davis" in task_page.content
+    task_page = researcher.get(f"/tasks/{dialogue.task_id}/").content.decode()
+    assert "Mia Davis" in task_page and "partial" in task_page and "exactly as this agent's prompts" in task_page
+    other_side = researcher.get(f"/tasks/{dialogue.task_id}/context/agent2/").content.decode()
+    assert "holds no prompt of this agent" in other_side and "relationship between them is unknown" in other_side
     assert researcher.get("/dialogues/").status_code == 200 and researcher.get("/imports/").status_code == 200
 
 
