@@ -58,6 +58,7 @@ class TurnData:
     rating: dict[str, Any] | None
     annotations: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] | None = None  # imported turns: the source record's fields no format knows
+    pk: int | None = None  # the Turn row (evaluation stores per-turn results)
 
     @property
     def text(self) -> str:
@@ -279,6 +280,7 @@ def _turn(
             "rejected": rating.rejected,
         },
         extra=imported.get("extra"),
+        pk=turn.pk,
         annotations=[
             *imported.get("annotations", []),
             *(
