@@ -69,3 +69,11 @@ def dialogue_human_step_task(dialogue_id: int, action_type: str, argument: str, 
 def _start_stepping_loop(**kwargs: object) -> None:
     """Every worker starts its loop at once, so its reconciler runs even if no task ever arrives (a lost queue)."""
     process_loop()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def evaluation_sdiv_task(dialogue_ids: list[int]) -> int:
+    """S_div for these dialogues (embeddings computed here, on a worker: torch never enters the web process)."""
+    from evaluation.services import sdiv_evaluate
+
+    return sdiv_evaluate(dialogue_ids).recomputed

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from dialogues.views import annotation, corpora, dialogues, experiments, imports, runs, tasks
+from evaluation import views as evaluation_views
 
 urlpatterns = [
     path("tasks/", tasks.task_list, name="task_list"),
@@ -40,5 +41,7 @@ urlpatterns = [
     path("labels/", annotation.label_list, name="label_list"),
     path("labels/edit/", annotation.label_edit, name="label_edit"),
     path("dialogues/<int:pk>/calls/<int:call_id>/", dialogues.dialogue_call, name="dialogue_call"),
+    path("dialogues/<int:pk>/sif/", evaluation_views.dialogue_sif, name="dialogue_sif"),
+    path("dialogues/<int:pk>/sif/compute/", evaluation_views.dialogue_sif_compute, name="dialogue_sif_compute"),
     path("dialogues/<int:pk>/<slug:action>/", dialogues.dialogue_action, name="dialogue_action"),
 ]

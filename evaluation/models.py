@@ -43,3 +43,7 @@ class DiversityScore(models.Model):
 
     def __str__(self) -> str:
         return f"S_div of agent {self.speaker + 1} in dialogue {self.dialogue_id}"
+
+    @property
+    def s_div_100(self) -> float | None:
+        return None if self.s_div is None else 100 * self.s_div

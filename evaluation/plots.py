@@ -205,3 +205,47 @@ def distribution_chart(
         shapes=shapes,
     )
     return json.loads(figure.to_json())
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return html.escape(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def similarity_heatmap(turn_indices: list[int], texts: list[str], matrix: Any) -> dict[str, Any]:
+    """One agent's n×n cosine-similarity matrix (paper Fig. 3 e–h): axes are its actions by turn; hovering a cell
+    shows both actions' text (escaped) and their similarity."""
+    labels = [f"#{i}" for i in turn_indices]
+    hover = [
+        [
+            f"turn {turn_indices[r]}: {_short(texts[r])}<br>turn {turn_indices[c]}: {_short(texts[c])}"
+            for c in range(len(texts))
+        ]
+        for r in range(len(texts))
+    ]
+    figure = go.Figure(
+        go.Heatmap(
+            z=[[round(float(v), 4) for v in row] for row in matrix],
+            x=labels,
+            y=labels,
+            zmin=0,
+            zmax=1,
+            colorscale="Blues",
+            customdata=hover,
+            hovertemplate="%{customdata}<br>cosine similarity %{z:.2f}<extra></extra>",
+            showscale=False,  # a colour bar needs an inline <style> (the CSP forbids it): the panel explains
+            xgap=1,
+            ygap=1,
+        )
+    )
+    size = min(120 + 26 * len(texts), 520)
+    figure.update_layout(
+        margin={"l": 45, "r": 10, "t": 10, "b": 40},
+        height=size,
+        xaxis={"title": "turn", "fixedrange": True, "type": "category"},
+        yaxis={"autorange": "reversed", "fixedrange": True, "type": "category", "scaleanchor": "x"},
+        plot_bgcolor="#ffffff",
+        paper_bgcolor="#ffffff",
+        hoverlabel={"align": "left"},
+    )
+    return json.loads(figure.to_json())

@@ -126,3 +126,46 @@ def _vectors(actions: list[tuple[int, str]], counts: SdivCounts) -> dict[int, np
             )
         found.update(zip(missing, encoded, strict=True))
     return found
+
+
+@dataclass
+class AgentDiversity:
+    """What the dialogue page shows of one agent: its score (if evaluated) and the similarity heatmap."""
+
+    speaker: int
+    name: str
+    score: DiversityScore | None
+    stale: bool  # its texts changed since it was scored
+    figure: str  # JSON, "" when there is nothing to draw
+
+
+def dialogue_diversity(dialogue_id: int) -> list[AgentDiversity]:
+    """Per agent: the stored score and a heatmap from the stored embeddings (no model is loaded here)."""
+    import json
+
+    from evaluation.plots import similarity_heatmap
+
+    data = next(iter(dialogues([dialogue_id], annotations=False)), None)
+    if data is None:
+        return []
+    scores = {s.speaker: s for s in DiversityScore.objects.filter(dialogue_id=dialogue_id)}
+    out = []
+    for speaker in (0, 1):
+        actions = agent_actions(data, speaker)
+        score = scores.get(speaker)
+        digest = _sha("\x1e".join(text for _, text in actions))
+        stale = score is not None and score.texts_sha256 != digest
+        stored = {
+            row.turn_id: row
+            for row in ActionEmbedding.objects.filter(
+                turn_id__in=[pk for pk, _ in actions], model=embeddings.MODEL_NAME
+            )
+        }
+        figure = ""
+        usable = [(pk, text) for pk, text in actions if pk in stored and stored[pk].text_sha256 == _sha(text)]
+        if score is not None and len(usable) >= 2 and len(usable) == len(actions):
+            matrix = sdiv.similarity_matrix(np.stack([embeddings.from_bytes(stored[pk].vector) for pk, _ in usable]))
+            index = {t.pk: t.index for t in data.turns}
+            figure = json.dumps(similarity_heatmap([index[pk] for pk, _ in usable], [t for _, t in usable], matrix))
+        out.append(AgentDiversity(speaker, data.spec.names[speaker], score, stale, figure))
+    return out

@@ -1,0 +1,40 @@
+"""Evaluation on the dialogue page: the S-IF panel (S_div per agent with its similarity heatmap), loaded after the
+page, and the action that computes it on a worker."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_POST
+
+from dialogues.tasks import evaluation_sdiv_task
+from dialogues.views.dialogues import dialogue_or_404
+from evaluation import sdiv
+from evaluation.services import dialogue_diversity
+from omega_web.roles import Capability, capability_map, requires
+
+
+def _panel(request: HttpRequest, dialogue, *, computing: bool = False) -> HttpResponse:
+    agents = dialogue_diversity(dialogue.pk)
+    waiting = computing or (request.GET.get("computing") == "1" and not all(a.score for a in agents))
+    context = {
+        "dialogue": dialogue,
+        "agents": agents,
+        "computing": waiting,
+        "alpha": sdiv.ALPHA,
+        "can": capability_map(request.user),
+    }
+    return render(request, "evaluation/_sif_panel.html", context)
+
+
+@requires(Capability.VIEW)
+def dialogue_sif(request: HttpRequest, pk: int) -> HttpResponse:
+    return _panel(request, dialogue_or_404(pk))
+
+
+@requires(Capability.RUN)
+@require_POST
+def dialogue_sif_compute(request: HttpRequest, pk: int) -> HttpResponse:
+    dialogue = dialogue_or_404(pk)
+    evaluation_sdiv_task.delay([dialogue.pk])
+    return _panel(request, dialogue, computing=True)
