@@ -1,4 +1,4 @@
-"""python -m bench [throughput|pages|export|import ...] [--smoke] [--tasks N] [--scenario C:LATENCY] [--dialogues N]"""
+"""python -m bench [throughput|pages|export|import|sdiv ...] [--smoke] [--tasks N] [--scenario C:LAT] [--dialogues N]"""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from bench.export import EXPORT_COLUMNS, ExportScenario, run_export
 from bench.imports import IMPORT_COLUMNS, ImportScenario, run_imports
 from bench.pages import PAGE_COLUMNS, PagesScenario, run_pages
+from bench.sdiv import SDIV_COLUMNS, SdivScenario, run_sdiv
 from bench.throughput import Scenario, run_scenario
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -112,6 +113,16 @@ def imports(args: argparse.Namespace, work: Path) -> None:
     save("import", args.smoke, rows)
 
 
+def sdiv_bench(args: argparse.Namespace, work: Path) -> None:
+    scenario = SdivScenario(dialogues=20) if args.smoke else SdivScenario()
+    print(f"running: S_div of {scenario.dialogues:,} dialogues, cold and warm, against raw encode …", flush=True)
+    rows = run_sdiv(scenario, work)
+    print()
+    print("S_div throughput (all-MiniLM-L6-v2 on the CPU; embedded SQLite; one process)")
+    print(table(rows, SDIV_COLUMNS))
+    save("sdiv", args.smoke, rows)
+
+
 def save(kind: str, smoke: bool, rows: list[dict]) -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{kind}-{'smoke-' if smoke else ''}{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -122,7 +133,10 @@ def save(kind: str, smoke: bool, rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="omega-web benchmarks")
     parser.add_argument(
-        "which", nargs="*", choices=["throughput", "pages", "export", "import"], help="benchmarks to run (default: all)"
+        "which",
+        nargs="*",
+        choices=["throughput", "pages", "export", "import", "sdiv"],
+        help="benchmarks to run (default: all)",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny runs that check the harness (CI)")
     parser.add_argument("--tasks", type=int, default=1000, help="throughput: tasks in the run")
@@ -144,8 +158,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="omega-bench-") as work:
-        for which in args.which or ["import", "export", "pages", "throughput"]:
-            {"throughput": throughput, "pages": pages, "export": export, "import": imports}[which](args, Path(work))
+        benches = {"throughput": throughput, "pages": pages, "export": export, "import": imports, "sdiv": sdiv_bench}
+        for which in args.which or ["sdiv", "import", "export", "pages", "throughput"]:
+            benches[which](args, Path(work))
 
 
 if __name__ == "__main__":

@@ -76,3 +76,15 @@ def test_bench_import_smoke():
     for row in rows:
         assert row["dialogues"] > 0 and row["turns"] == 20 * row["dialogues"] and row["seconds"] > 0, row
         assert row["peak_rss_mb"] >= row["rss_before_mb"] > 0, row
+
+
+def test_bench_sdiv_smoke():
+    """Embedded SQLite and the local embedding model: no services needed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "sdiv", "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    path = result.stdout.strip().splitlines()[-1].split("results: ")[1]
+    (row,) = json.loads(Path(path).read_text())
+    assert row["dialogues"] == 20 and row["actions"] == 400 and row["raw_per_s"] > 0 and row["cold_per_s"] > 0
+    assert row["warm_s"] >= 0
