@@ -103,3 +103,18 @@ def test_agent_actions_leave_out_empty_contents():
         SimpleNamespace(pk=4, speaker=0, text=" More "),
     ]
     assert agent_actions(SimpleNamespace(turns=turns), 0) == [(1, "Hello"), (4, "More")]
+
+
+def test_the_web_process_never_imports_torch():
+    """Every URL's view module is loaded, yet torch and sentence-transformers stay out until embeddings are needed."""
+    import subprocess
+    import sys
+
+    code = (
+        "import django, sys; django.setup(); import omega_web.urls, omega_web.asgi, evaluation.services; "
+        "print(sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "omega_web.settings"})  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
