@@ -249,3 +249,58 @@ def similarity_heatmap(turn_indices: list[int], texts: list[str], matrix: Any) -
         hoverlabel={"align": "left"},
     )
     return json.loads(figure.to_json())
+
+
+def sorted_scores_chart(points: list[tuple[int, float, float | None]], *, metric: str) -> dict[str, Any]:
+    """Dialogues sorted by a metric (×100) with their final goal_c and a cubic fit of goal_c (paper Fig. 3 a–d)."""
+    import numpy as np
+
+    ranks = list(range(1, len(points) + 1))
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(
+            x=ranks,
+            y=[100 * p[1] for p in points],
+            mode="markers",
+            name=f"{metric} ×100",
+            marker={"color": "#3451b2", "size": 6},
+            customdata=[p[0] for p in points],
+            hovertemplate="dialogue #%{customdata}<br>%{y:.1f}<extra></extra>",
+        )
+    )
+    goals = [(r, p[2]) for r, p in zip(ranks, points, strict=True) if p[2] is not None]
+    if goals:
+        figure.add_trace(
+            go.Scatter(
+                x=[r for r, _ in goals],
+                y=[10 * g for _, g in goals],
+                mode="markers",
+                name="final goal_c ×10",
+                marker={"color": "#c2410c", "size": 5, "symbol": "diamond"},
+                text=[f"{g:.2f}" for _, g in goals],
+                hovertemplate="goal_c %{text}<extra></extra>",
+            )
+        )
+    if len(goals) >= 4:
+        xs, ys = np.array([r for r, _ in goals], float), np.array([10 * g for _, g in goals], float)
+        fit = np.polyval(np.polyfit(xs, ys, 3), xs)
+        figure.add_trace(
+            go.Scatter(
+                x=xs.tolist(),
+                y=fit.tolist(),
+                mode="lines",
+                name="goal_c ×10, cubic fit",
+                line={"color": "#c2410c", "dash": "dot"},
+                hoverinfo="skip",
+            )
+        )
+    figure.update_layout(
+        margin={"l": 45, "r": 10, "t": 10, "b": 40},
+        height=300,
+        xaxis={"title": f"dialogues sorted by {metric}", "fixedrange": True},
+        yaxis={"range": [-2, 102], "fixedrange": True},
+        legend={"orientation": "h", "y": -0.3, "font": {"size": 11}},
+        plot_bgcolor="#ffffff",
+        paper_bgcolor="#ffffff",
+    )
+    return json.loads(figure.to_json())

@@ -3,6 +3,8 @@ and similarity heatmap appear (hover labels escaped). Screenshot 70."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -30,3 +32,12 @@ def test_compute_s_div_and_read_the_heatmaps(page: Page, snap, artifacts):
     expect(page.locator(".hoverlayer .hovertext").first).to_contain_text("cosine similarity")
     snap("70-dialogue-sdiv-heatmaps")
     panel.screenshot(path=artifacts / "71-sif-panel-1366.png", animations="disabled")
+
+    # the run: S_div for all its finished dialogues, the table and the dialogues sorted by S_div with goal_c
+    page.locator("nav.crumbs a").nth(1).click()
+    run_panel = page.locator("section.run-sif")
+    run_panel.get_by_role("button", name=re.compile("Compute S_div|Evaluate again")).click()
+    expect(run_panel.locator("table.sif-table")).to_be_visible()
+    expect(run_panel.locator(".plot .main-svg").first).to_be_visible()
+    expect(run_panel).not_to_contain_text("Computing on a worker")
+    snap("72-run-sdiv")

@@ -46,3 +46,15 @@ def test_the_panel_computes_and_shows_s_div_with_escaped_hovers(dialogue, client
     assert len(hover) == 3 and "&lt;script&gt;alert(1)&lt;/script&gt;" in hover[0][1]
     score = DiversityScore.objects.get(dialogue=dialogue, speaker=1)
     assert score.actions == 2 and f"{100 * score.s_div:.1f}" in panel
+
+
+def test_the_run_panel_shows_the_table_and_the_sorted_chart(dialogue, client_for):
+    researcher = client_for(Role.RESEARCHER)
+    run = dialogue.run
+    assert "Not evaluated yet" in researcher.get(f"/runs/{run.pk}/sif/").content.decode()
+    assert client_for(Role.VIEWER).post(f"/runs/{run.pk}/sif/compute/").status_code == 403
+    assert researcher.post(f"/runs/{run.pk}/sif/compute/").status_code == 200
+    panel = researcher.get(f"/runs/{run.pk}/sif/").content.decode()
+    scores = {s.speaker: 100 * s.s_div for s in DiversityScore.objects.filter(dialogue=dialogue)}
+    assert f"{scores[0]:.1f}" in panel and f"{scores[1]:.1f}" in panel and f"{(scores[0] + scores[1]) / 2:.1f}" in panel
+    assert "1 of 1" in panel and "average turns" in panel
