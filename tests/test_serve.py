@@ -31,11 +31,16 @@ def prepared(tmp_path):
 
 def wait_for(ws, wanted, timeout: float = 30) -> str:
     deadline = time.monotonic() + timeout
+    last = None
     while time.monotonic() < deadline:
-        message = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+        try:
+            message = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+        except TimeoutError:
+            break
         if wanted(message):
             return message
-    raise AssertionError(f"no matching message within {timeout} s")
+        last = message
+    raise AssertionError(f"no matching message within {timeout} s; the last one: {str(last)[:600]!r}")
 
 
 def wait_for_status(ws, status: str, timeout: float = 30) -> str:

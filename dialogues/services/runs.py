@@ -189,8 +189,7 @@ def run_dispatch(*, run_id: int) -> list[Dispatch]:
             ):
                 dispatched.append(Dispatch(dialogue_id, token))
         if not dispatched and not run.dialogues.filter(status__in=UNFINISHED).exists():
-            run.status = RunStatus.FINISHED
-            run.save(update_fields=["status"])
+            _finish(run)
         return dispatched
 
 
@@ -680,6 +679,15 @@ def run_refresh_status(*, run_id: int) -> str:
     """A run is finished when none of its dialogues is pending, running or paused."""
     run = Run.objects.get(pk=run_id)
     if run.status == RunStatus.RUNNING and not run.dialogues.filter(status__in=UNFINISHED).exists():
-        run.status = RunStatus.FINISHED
-        run.save(update_fields=["status"])
+        _finish(run)
     return run.status
+
+
+def _finish(run: Run) -> None:
+    """The run is over: its pages hear it once the change is committed (the last step's own announcement may
+    have gone out before, showing it still running)."""
+    from dialogues import events
+
+    run.status = RunStatus.FINISHED
+    run.save(update_fields=["status"])
+    events.run_changed(run.pk)
