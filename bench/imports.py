@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.throughput import ROOT
+from bench.throughput import _manage
 
 TURNS = 20
 WORDS = ("we", "could", "share", "the", "seats", "fairly", "if", "you", "help", "me", "with", "the", "schedule",
@@ -232,6 +230,17 @@ def write_sft(path: Path, megabytes: float) -> None:
             n += 1
 
 
+def embedded_env(var_dir: Path) -> dict[str, str]:
+    """A fresh embedded instance (SQLite in var_dir) for one benchmark process."""
+    return {
+        "OMEGA_VAR_DIR": str(var_dir),
+        "OMEGA_IGNORE_DOTENV": "1",
+        "DJANGO_SETTINGS_MODULE": "omega_web.settings",
+        "OMEGA_LOG_LEVEL": "WARNING",
+        "PATH": "/usr/bin:/bin",
+    }
+
+
 def run_imports(scenario: ImportScenario, work_dir: Path) -> list[dict]:
     rows = []
     for kind, sizes, writer in (("full", scenario.full_mb, write_full), ("sotopia-sft", scenario.sft_mb, write_sft)):
@@ -240,15 +249,9 @@ def run_imports(scenario: ImportScenario, work_dir: Path) -> list[dict]:
             var_dir.mkdir(parents=True, exist_ok=True)
             path = var_dir / f"corpus-{kind}.jsonl"
             writer(path, megabytes)
-            env = {
-                "OMEGA_VAR_DIR": str(var_dir),
-                "OMEGA_IGNORE_DOTENV": "1",
-                "DJANGO_SETTINGS_MODULE": "omega_web.settings",
-                "OMEGA_LOG_LEVEL": "WARNING",
-                "PATH": "/usr/bin:/bin",
-            }
-            _run(env, "migrate", "--no-input", "-v", "0")
-            result = json.loads(_run(env, "shell", "-v", "0", "-c", IMPORT.format(path=str(path))).splitlines()[-1])
+            env = embedded_env(var_dir)
+            _manage(env, "migrate", "--no-input", "-v", "0")
+            result = json.loads(_manage(env, "shell", "-v", "0", "-c", IMPORT.format(path=str(path))).splitlines()[-1])
             size = path.stat().st_size / 1e6
             rows.append(
                 {
@@ -266,10 +269,3 @@ def run_imports(scenario: ImportScenario, work_dir: Path) -> list[dict]:
             print(f"  {kind} {size:.0f} MB: {result['seconds']:.1f} s, peak {result['peak_rss_mb']:.0f} MB", flush=True)
             path.unlink()
     return rows
-
-
-def _run(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout

@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.imports import _run
+from bench.imports import embedded_env
+from bench.throughput import _manage
 
 SCRIPT = """
 import json, random, time
@@ -69,11 +70,10 @@ class SdivScenario:
 def run_sdiv(scenario: SdivScenario, work_dir: Path) -> list[dict]:
     var_dir = work_dir / "sdiv"
     var_dir.mkdir(parents=True, exist_ok=True)
-    env = {"OMEGA_VAR_DIR": str(var_dir), "OMEGA_IGNORE_DOTENV": "1", "DJANGO_SETTINGS_MODULE": "omega_web.settings",
-           "OMEGA_LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin"}  # fmt: skip
-    _run(env, "migrate", "--no-input", "-v", "0")
+    env = embedded_env(var_dir)
+    _manage(env, "migrate", "--no-input", "-v", "0")
     result = json.loads(
-        _run(env, "shell", "-v", "0", "-c", SCRIPT.format(dialogues=scenario.dialogues)).splitlines()[-1]
+        _manage(env, "shell", "-v", "0", "-c", SCRIPT.format(dialogues=scenario.dialogues)).splitlines()[-1]
     )
     assert result["encoded"] == result["actions"] and result["warm_encoded"] == 0 and result["warm_recomputed"] == 0
     raw, cold = result["actions"] / result["raw_s"], result["actions"] / result["cold_s"]

@@ -5,13 +5,16 @@ the same, and an agent's score is recomputed only when its texts (or α) changed
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from statistics import fmean
 
 import numpy as np
 from django.db import transaction
 
 from dialogues.corpus.data import CHUNK, DialogueData, dialogues
+from dialogues.models import Dialogue, DialogueStatus
 from evaluation import embeddings, sdiv
 from evaluation.models import ActionEmbedding, DiversityScore
 
@@ -141,9 +144,7 @@ class AgentDiversity:
 
 def dialogue_diversity(dialogue_id: int) -> list[AgentDiversity]:
     """Per agent: the stored score and a heatmap from the stored embeddings (no model is loaded here)."""
-    import json
-
-    from evaluation.plots import similarity_heatmap
+    from evaluation.plots import similarity_heatmap  # plotly only where a figure is drawn
 
     data = next(iter(dialogues([dialogue_id], annotations=False)), None)
     if data is None:
@@ -183,10 +184,6 @@ class RunDiversity:
 
 
 def run_diversity(run_id: int) -> RunDiversity:
-    from statistics import fmean
-
-    from dialogues.models import Dialogue, DialogueStatus
-
     finished = Dialogue.objects.filter(run_id=run_id, status=DialogueStatus.FINISHED)
     facts = {pk: (turns, goal) for pk, turns, goal in finished.values_list("pk", "turns_count", "final_goal_c")}
     scores: dict[int, dict[int, float | None]] = {}
@@ -214,6 +211,4 @@ def run_diversity(run_id: int) -> RunDiversity:
 
 
 def _mean(values: list[float]) -> float | None:
-    from statistics import fmean
-
     return fmean(values) if values else None

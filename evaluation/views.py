@@ -3,6 +3,8 @@ page, and the action that computes it on a worker."""
 
 from __future__ import annotations
 
+import json
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
@@ -11,7 +13,7 @@ from dialogues.models import DialogueStatus, Run
 from dialogues.tasks import evaluation_sdiv_task
 from dialogues.views.dialogues import dialogue_or_404
 from evaluation import sdiv
-from evaluation.services import dialogue_diversity
+from evaluation.services import dialogue_diversity, run_diversity
 from omega_web.roles import Capability, capability_map, requires
 
 
@@ -42,10 +44,7 @@ def dialogue_sif_compute(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _run_panel(request: HttpRequest, run: Run, *, computing: bool = False) -> HttpResponse:
-    import json
-
-    from evaluation.plots import sorted_scores_chart
-    from evaluation.services import run_diversity
+    from evaluation.plots import sorted_scores_chart  # plotly only where a figure is drawn
 
     report = run_diversity(run.pk)
     waiting = computing or (request.GET.get("computing") == "1" and report.evaluated < report.finished)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dialogues.corpus.data import AGENT_FIELDS, SCENARIO_FIELDS
 from dialogues.engine.actions import ActionType
 
 from .sotopia import RELATIONSHIP_CODES, Problem, _type_name
@@ -13,10 +14,9 @@ SCHEMA_PREFIX = "omega-web/full/"
 SCHEMAS = {"omega-web/full/2"}
 BRANCHES = {"NSC", "SSI", "NSI", "forced", "human", "import"}
 ACTION_TYPES = {t.value for t in ActionType}
-AGENT_TEXT = ("external_id", "first_name", "last_name", "occupation", "gender", "gender_pronoun", "public_info",
-              "big_five", "personality_and_values", "decision_making_style", "secret", "mbti", "source")  # fmt: skip
-SCENARIO_TEXT = ("external_id", "codename", "source", "text", "agent1_goal", "agent2_goal", "relationship",
-                 "age_constraint", "occupation_constraint", "agent_constraint")  # fmt: skip
+NOT_TEXT = {"age", "moral_values", "schwartz_personal_values", "partial"}  # checked on their own
+AGENT_TEXT = tuple(name for name in AGENT_FIELDS if name not in NOT_TEXT)
+SCENARIO_TEXT = tuple(name for name in SCENARIO_FIELDS if name not in NOT_TEXT)
 
 
 def is_full(record: dict[str, Any]) -> bool:

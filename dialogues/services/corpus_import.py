@@ -377,6 +377,14 @@ class _Writer:
         self.counts["turns"] += turns
         self.counts["eval_split"] += task.split == Split.EVAL
 
+    def _here(self, keys: list[str]) -> set[str]:
+        """Which of these dialogue keys are here already: imported before under that key, or made here and not
+        deleted since (a deleted one is restored from its export). One query per chunk."""
+        here = set(Dialogue.objects.filter(external_key__in=keys).values_list("external_key", flat=True))
+        local = {pk: key for key in keys if (pk := local_dialogue_id(key)) is not None}
+        made_here = Dialogue.objects.filter(pk__in=list(local), external_key="").values_list("pk", flat=True)
+        return here | {local[pk] for pk in made_here}
+
     def _remember(self, kind: str, pk: int) -> None:
         self.created[kind].append(pk)
 
@@ -426,8 +434,9 @@ class _FullWriter(_Writer):
 
         def flush() -> None:
             with transaction.atomic():
+                here = self._here([record["key"] for record in pending])
                 for record in pending:
-                    self._dialogue(record, tasks)
+                    self._dialogue(record, tasks, here)
                 self._save_created()
             pending.clear()
 
@@ -469,15 +478,12 @@ class _FullWriter(_Writer):
         self.counts["tasks_created"] += 1
         return task
 
-    def _dialogue(self, record: dict[str, Any], tasks: dict[str, Task]) -> None:
+    def _dialogue(self, record: dict[str, Any], tasks: dict[str, Task], here: set[str]) -> None:
         key = record["key"]
-        local = local_dialogue_id(key)  # made here: already here unless it was deleted since (then restored)
-        if (
-            Dialogue.objects.filter(pk=local, external_key="").exists()
-            or Dialogue.objects.filter(external_key=key).exists()
-        ):
+        if key in here:
             self.counts["already_here"] += 1
             return
+        here.add(key)
         task = tasks.get(record["task"])
         if task is None:
             task = tasks[record["task"]] = Task.objects.get(external_id=record["task"])
@@ -592,11 +598,13 @@ class _SftWriter(_Writer):
 
         def flush() -> None:
             with transaction.atomic():
-                for d in pending:
-                    key = _sft_dialogue_key(collector.tasks[d.task], d)
-                    if Dialogue.objects.filter(external_key=key).exists():
+                keys = [_sft_dialogue_key(collector.tasks[d.task], d) for d in pending]
+                here = self._here(keys)
+                for d, key in zip(pending, keys, strict=True):
+                    if key in here:
                         self.counts["already_here"] += 1
                         continue
+                    here.add(key)
                     if d.task not in tasks:
                         tasks[d.task] = self._sft_task(collector.tasks[d.task])
                     task = tasks[d.task]

@@ -58,12 +58,16 @@ def import_file(path: Path, **options) -> ImportJob:
     return import_job_run(job_id=job.pk)
 
 
-def full_files(corpus_id: int, user) -> dict[str, str]:
+def exported(corpus_id: int, user, formats: list[str], *, llm_calls: bool = False) -> dict[str, str]:
     version = corpus_export(
-        corpus_id=corpus_id, formats=["full"], options=ExportOptions(llm_calls=True), created_by=user
+        corpus_id=corpus_id, formats=formats, options=ExportOptions(llm_calls=llm_calls), created_by=user
     )
     with zipfile.ZipFile(version_path(version)) as archive:
-        files = {Path(n).name: archive.read(n).decode() for n in archive.namelist()}
+        return {Path(n).name: archive.read(n).decode() for n in archive.namelist()}
+
+
+def full_files(corpus_id: int, user) -> dict[str, str]:
+    files = exported(corpus_id, user, ["full"], llm_calls=True)
     return {n: files[n] for n in ("omega_tasks.jsonl", "omega_dialogues.jsonl")}
 
 
@@ -425,7 +429,7 @@ def test_an_import_cut_off_while_writing_starts_over_from_nothing(tmp_path):
 
 def test_exports_of_an_sft_import_leave_out_the_side_whose_goal_is_unknown(db, people):  # noqa: F811
     import_file(RL)  # Mia's records only: Benjamin's goal is unknown
-    files = full_files_and_sft(everything(people, "rl").pk, people["cur"])
+    files = exported(everything(people, "rl").pk, people["cur"], ["sotopia-sft", "sharegpt", "full"])
     records = [json.loads(line) for line in files["sotopia_omega.jsonl"].splitlines()]
     assert len(records) == 4 and all("Imagine you are Mia Davis" in r["instruction"] for r in records)
     assert "Negotiate with your friend" in records[0]["instruction"]
@@ -434,29 +438,3 @@ def test_exports_of_an_sft_import_leave_out_the_side_whose_goal_is_unknown(db, p
     dialogue = json.loads(files["omega_dialogues.jsonl"])
     assert [t["branch"] for t in dialogue["turns"]] == ["import"] * 7 and dialogue["source"]["format"] == "sotopia-sft"
     assert dialogue["turns"][0]["extra"] == {"line": 2, "value": 9.0} and dialogue["turns"][0]["rating"] is None
-
-
-def full_files_and_sft(corpus_id: int, user) -> dict[str, str]:
-    version = corpus_export(corpus_id=corpus_id, formats=["sotopia-sft", "sharegpt", "full"], created_by=user)
-    with zipfile.ZipFile(version_path(version)) as archive:
-        return {Path(n).name: archive.read(n).decode() for n in archive.namelist()}
-
-
-def test_library_agents_are_recognised_from_either_side_of_a_prompt(imported_sotopia):
-    """Mia's prompts show her in full and Benjamin as a friend sees him (no secret): both are the library's."""
-    agents_before = AgentProfile.objects.count()
-    job = import_file(RL)
-    task = Dialogue.objects.get().task
-    assert job.counts["tasks_created"] == 1 and AgentProfile.objects.count() == agents_before
-    assert not task.agent1.partial and not task.agent2.partial and task.scenario.partial
-
-
-def test_the_same_words_in_another_scenario_are_another_dialogue(tmp_path):
-    records = json.loads(RL.read_text())
-    import_file(RL)
-    moved = [dict(r, input=r["input"].replace("wizarding series", "space opera")) for r in records]
-    path = tmp_path / "moved.json"
-    path.write_text(json.dumps(moved))
-    job = import_file(path)
-    assert job.counts["dialogues"] == 1 and job.counts["already_here"] == 0 and Dialogue.objects.count() == 2
-    assert import_file(path).counts["already_here"] == 1  # and the same file again adds nothing

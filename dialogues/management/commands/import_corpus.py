@@ -7,17 +7,13 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from dialogues import services
+from dialogues.importers.sotopia import Problem
 from dialogues.models import ImportJob, ImportStatus, Split
 from dialogues.services.corpus_import import FORMATS, corpus_import_create
 
 
 def _n(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def problem_line(p: dict) -> str:
-    line = f", line {p['line']}" if p.get("line") else ""
-    return f"  {p['file']}{line}, field '{p['field']}': {p['message']}"
 
 
 class Command(BaseCommand):
@@ -55,12 +51,12 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         job = self._follow(job.pk, options["verbosity"]) if celery else services.import_job_run(job_id=job.pk)
         if job.status != ImportStatus.SUCCEEDED:
-            lines = "\n".join(problem_line(p) for p in job.problems)
+            lines = "\n".join(f"  {Problem(**p)}" for p in job.problems)
             raise CommandError(f"Nothing was imported (import #{job.pk}); problems:\n{lines}")
         if options["verbosity"] == 0:
             return
         for p in job.skipped:
-            self.stdout.write(f"skipped:{problem_line(p)[1:]}")
+            self.stdout.write(f"skipped: {Problem(**p)}")
         c = job.counts
         runs = ", ".join(f"run #{run.pk} ({run.name}, /runs/{run.pk}/)" for run in job.runs.order_by("id"))
         self.stdout.write(

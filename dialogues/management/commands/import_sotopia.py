@@ -5,7 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from dialogues import services
-from dialogues.importers.sotopia import FILE_KINDS, ImportRejected, discover
+from dialogues.importers.sotopia import FILE_KINDS, ImportRejected, Problem, discover
 from dialogues.models import ImportStatus, Split
 
 
@@ -39,10 +39,7 @@ class Command(BaseCommand):
         )
         job = services.import_job_run(job_id=job.pk)
         if job.status != ImportStatus.SUCCEEDED:
-            lines = "\n".join(
-                f"  {p['file']}{', line ' + str(p['line']) if p['line'] else ''}, field '{p['field']}': {p['message']}"
-                for p in job.problems
-            )
+            lines = "\n".join(f"  {Problem(**p)}" for p in job.problems)
             raise CommandError(f"Nothing was imported (import #{job.pk}); {len(job.problems)} problem(s):\n{lines}")
         if options["verbosity"] == 0:
             return
