@@ -438,3 +438,23 @@ def test_exports_of_an_sft_import_leave_out_the_side_whose_goal_is_unknown(db, p
     dialogue = json.loads(files["omega_dialogues.jsonl"])
     assert [t["branch"] for t in dialogue["turns"]] == ["import"] * 7 and dialogue["source"]["format"] == "sotopia-sft"
     assert dialogue["turns"][0]["extra"] == {"line": 2, "value": 9.0} and dialogue["turns"][0]["rating"] is None
+
+
+def test_library_agents_are_recognised_from_either_side_of_a_prompt(imported_sotopia):
+    """Mia's prompts show her in full and Benjamin as a friend sees him (no secret): both are the library's."""
+    agents_before = AgentProfile.objects.count()
+    job = import_file(RL)
+    task = Dialogue.objects.get().task
+    assert job.counts["tasks_created"] == 1 and AgentProfile.objects.count() == agents_before
+    assert not task.agent1.partial and not task.agent2.partial and task.scenario.partial
+
+
+def test_the_same_words_in_another_scenario_are_another_dialogue(tmp_path):
+    records = json.loads(RL.read_text())
+    import_file(RL)
+    moved = [dict(r, input=r["input"].replace("wizarding series", "space opera")) for r in records]
+    path = tmp_path / "moved.json"
+    path.write_text(json.dumps(moved))
+    job = import_file(path)
+    assert job.counts["dialogues"] == 1 and job.counts["already_here"] == 0 and Dialogue.objects.count() == 2
+    assert import_file(path).counts["already_here"] == 1  # and the same file again adds nothing
