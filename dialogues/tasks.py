@@ -72,8 +72,8 @@ def _start_stepping_loop(**kwargs: object) -> None:
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def evaluation_sdiv_task(dialogue_ids: list[int]) -> int:
-    """S_div for these dialogues (embeddings computed here, on a worker: torch never enters the web process)."""
-    from evaluation.services import sdiv_evaluate
+def evaluation_job_task(job_id: int) -> str:
+    """An evaluation job (S_div, relevance judge, SOTOPIA-EVAL) on a worker: torch never enters the web process."""
+    from evaluation.jobs import job_run
 
-    return sdiv_evaluate(dialogue_ids).recomputed
+    return job_run(job_id).status

@@ -157,10 +157,13 @@ def compare_chart(a: list[Any], b: list[Any], *, fork_at: int | None, labels: tu
         )
         figure.add_trace(
             go.Scatter(
-                x=[None], y=[None], mode="lines", name=f"fork after turn {fork_at}",
+                x=[None],
+                y=[None],
+                mode="lines",
+                name=f"fork after turn {fork_at}",
                 line={"color": "#111827", "width": 1.5, "dash": "dot"},
             )
-        )  # fmt: skip
+        )
     _layout(figure, x_range, height=320)
     figure.update_layout(shapes=shapes)
     return json.loads(figure.to_json())
@@ -189,8 +192,9 @@ def distribution_chart(
     if parent is not None:
         shown = f"{parent:g}" if float(parent).is_integer() else f"{parent:.2f}"
         line = {"color": "#111827", "width": 1.5, "dash": "dot"}
-        shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": parent, "y1": parent,
-                       "line": line})  # fmt: skip
+        shapes.append(
+            {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": parent, "y1": parent, "line": line}
+        )
         figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"parent: {shown}", line=line))
     figure.update_layout(
         margin={"l": 40, "r": 10, "t": 30, "b": 30},
@@ -304,3 +308,73 @@ def sorted_scores_chart(points: list[tuple[int, float, float | None]], *, metric
         paper_bgcolor="#ffffff",
     )
     return json.loads(figure.to_json())
+
+
+RELEVANCE_COLOURS = [[0, "#b91c1c"], [0.5, "#f5f5f4"], [1, "#15803d"]]  # red = poor (paper Fig. 3 e–h)
+
+
+def sif_figure(diversity: Any, relevance: list[tuple[Any, Any]]) -> dict[str, Any]:
+    """One agent's similarity heatmap (when S_div is computed) beside its per-action relevance strip (when
+    judged), rows aligned by turn; hovering the strip shows the action and the judge's justification (escaped)."""
+    by_turn = {turn.index: (turn, row) for turn, row in relevance}
+    figure = json.loads(diversity.figure) if diversity.figure else None
+    if figure:
+        labels = list(figure["data"][0]["y"])
+    else:
+        labels = [f"#{turn.index}" for turn, _ in relevance]
+        figure = {
+            "data": [],
+            "layout": {
+                "margin": {"l": 45, "r": 10, "t": 10, "b": 40},
+                "height": min(120 + 26 * len(labels), 520),
+                "plot_bgcolor": "#ffffff",
+                "paper_bgcolor": "#ffffff",
+                "hoverlabel": {"align": "left"},
+                "yaxis": {"autorange": "reversed", "fixedrange": True, "type": "category"},
+            },
+        }
+    scores, hover = [], []
+    for label in labels:
+        turn, row = by_turn.get(int(label.lstrip("#")), (None, None))
+        score = row.score if row is not None else None
+        scores.append([score])
+        if row is None or turn is None:
+            hover.append(["not judged"])
+        elif score is None:
+            hover.append(
+                [f"turn {turn.index}: {_short(turn.argument or turn.action_type)}<br>failed: {_short(row.problem)}"]
+            )
+        else:
+            why = row.samples[0].get("justification", "") if row.samples else ""
+            hover.append(
+                [
+                    f"turn {turn.index}: {_short(turn.argument or turn.action_type)}<br>relevance {score:+.2f}"
+                    f"<br>{_short(why, 240)}"
+                ]
+            )
+    if any(s[0] is not None for s in scores) or not figure["data"]:
+        strip = {
+            "type": "heatmap",
+            "z": scores,
+            "x": ["relevance"],
+            "y": labels,
+            "zmin": -1,
+            "zmax": 1,
+            "colorscale": RELEVANCE_COLOURS,
+            "showscale": False,
+            "customdata": hover,
+            "hovertemplate": "%{customdata}<extra></extra>",
+            "xgap": 1,
+            "ygap": 1,
+            "xaxis": "x2" if figure["data"] else "x",
+            "yaxis": "y",
+        }
+        if figure["data"]:
+            figure["layout"]["xaxis"] = {**figure["layout"].get("xaxis", {}), "domain": [0, 0.84]}
+            figure["layout"]["xaxis2"] = {"domain": [0.88, 1], "fixedrange": True, "type": "category"}
+            figure["layout"]["yaxis"].pop("scaleanchor", None)
+        else:
+            figure["layout"]["xaxis"] = {"fixedrange": True, "type": "category"}
+            figure["layout"]["width"] = 220
+        figure["data"].append(strip)
+    return figure

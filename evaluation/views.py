@@ -1,69 +1,351 @@
-"""Evaluation on the dialogue page: the S-IF panel (S_div per agent with its similarity heatmap), loaded after the
-page, and the action that computes it on a worker."""
+"""Evaluation pages: the S-IF and SOTOPIA-EVAL panel of a dialogue, the panel on a run's page, a run's full report
+(the paper's tables and figures, each downloadable as CSV), runs compared, and evaluation jobs (start, progress,
+cancel) for a dialogue, a run or a corpus. Pages only lay out what evaluation/report.py prepares."""
 
 from __future__ import annotations
 
+import csv
 import json
+from typing import Any
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from dialogues.models import DialogueStatus, Run
-from dialogues.tasks import evaluation_sdiv_task
+from dialogues.models import Corpus, Dialogue, Run
 from dialogues.views.dialogues import dialogue_or_404
-from evaluation import sdiv
-from evaluation.services import dialogue_diversity, run_diversity
+from evaluation import judges, report, sdiv
+from evaluation.jobs import METRIC_LABELS, METRICS, JobError, job_cancel, job_create, job_enqueue
+from evaluation.judges import EPISODE, RELEVANCE
+from evaluation.models import EpisodeScore, EvaluationJob, JobScope, RelevanceScore
+from evaluation.services import dialogue_diversity
 from omega_web.roles import Capability, capability_map, requires
 
 
-def _panel(request: HttpRequest, dialogue, *, computing: bool = False) -> HttpResponse:
-    agents = dialogue_diversity(dialogue.pk)
-    waiting = computing or (request.GET.get("computing") == "1" and not all(a.score for a in agents))
+def _metrics(request: HttpRequest) -> list[str]:
+    return [m for m in request.POST.getlist("metrics") if m in METRICS]
+
+
+def _start(request: HttpRequest, **kwargs: Any) -> EvaluationJob | None:
+    try:
+        job = job_create(metrics=_metrics(request), user=request.user, **kwargs)
+    except (JobError, ValueError) as exc:
+        messages.error(request, f"Not started: {exc}")
+        return None
+    job_enqueue(job)
+    return job
+
+
+def _jobs_for(**scope: Any) -> list[EvaluationJob]:
+    return list(EvaluationJob.objects.filter(**scope)[:5])
+
+
+def _form_context(request: HttpRequest) -> dict[str, Any]:
+    return {"metric_choices": [(m, METRIC_LABELS[m]) for m in METRICS], "can": capability_map(request.user)}
+
+
+# --- one dialogue ----------------------------------------------------------------------------------------
+
+
+def _dialogue_panel(request: HttpRequest, dialogue: Dialogue) -> HttpResponse:
+    from evaluation.plots import sif_figure  # plotly only where a figure is drawn
+
+    ids = [dialogue.pk]
+    srel, srel_versions = report.pick_version(RELEVANCE, ids, request.GET.get("srel"))
+    episode, episode_versions = report.pick_version(EPISODE, ids, request.GET.get("sotopia"))
+    sif = report.agent_sif(ids, srel)
+    relevance: dict[int, RelevanceScore] = {}
+    if srel:
+        relevance = {
+            r.turn_id: r
+            for r in RelevanceScore.objects.filter(
+                dialogue=dialogue, judge_model=srel.model, prompt_version=srel.version
+            )
+        }
+    turns = list(dialogue.turns.order_by("index"))
+    episode_rows = {r.speaker: r for r in report.episode_rows(ids, episode)}
+    agents = []
+    for diversity in dialogue_diversity(dialogue.pk):
+        speaker = diversity.speaker
+        own = [t for t in turns if t.speaker == speaker]
+        rel_rows = [(t, relevance.get(t.pk)) for t in own]
+        agents.append(
+            {
+                "diversity": diversity,
+                "sif": sif[(dialogue.pk, speaker)],
+                "relevance": rel_rows,
+                "episode": episode_rows.get(speaker),
+                "figure": json.dumps(sif_figure(diversity, rel_rows)) if (diversity.figure or relevance) else "",
+            }
+        )
+    jobs = _jobs_for(dialogue=dialogue)
     context = {
         "dialogue": dialogue,
+        "panel_target": f"#sif-{dialogue.pk}",
         "agents": agents,
-        "computing": waiting,
         "alpha": sdiv.ALPHA,
-        "can": capability_map(request.user),
+        "srel": srel,
+        "srel_versions": srel_versions,
+        "episode": episode,
+        "episode_versions": episode_versions,
+        "dimensions": judges.DIMENSIONS,
+        "jobs": jobs,
+        "computing": any(j.active for j in jobs),
+        **_form_context(request),
     }
     return render(request, "evaluation/_sif_panel.html", context)
 
 
 @requires(Capability.VIEW)
 def dialogue_sif(request: HttpRequest, pk: int) -> HttpResponse:
-    return _panel(request, dialogue_or_404(pk))
+    return _dialogue_panel(request, dialogue_or_404(pk))
 
 
 @requires(Capability.RUN)
 @require_POST
-def dialogue_sif_compute(request: HttpRequest, pk: int) -> HttpResponse:
+def dialogue_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
     dialogue = dialogue_or_404(pk)
-    evaluation_sdiv_task.delay([dialogue.pk])
-    return _panel(request, dialogue, computing=True)
+    _start(request, scope=JobScope.DIALOGUE, dialogue_ids=[dialogue.pk], dialogue=dialogue)
+    if request.htmx:
+        return _dialogue_panel(request, dialogue)
+    return redirect(reverse("dialogue_detail", args=[dialogue.pk]) + "#evaluation")
 
 
-def _run_panel(request: HttpRequest, run: Run, *, computing: bool = False) -> HttpResponse:
-    from evaluation.plots import sorted_scores_chart  # plotly only where a figure is drawn
-
-    report = run_diversity(run.pk)
-    waiting = computing or (request.GET.get("computing") == "1" and report.evaluated < report.finished)
-    figure = json.dumps(sorted_scores_chart(report.points, metric="S_div")) if report.points else ""
-    context = {"run": run, "report": report, "figure": figure, "computing": waiting, "alpha": sdiv.ALPHA,
-               "can": capability_map(request.user)}  # fmt: skip
-    return render(request, "evaluation/_run_sif_panel.html", context)
+# --- a run -----------------------------------------------------------------------------------------------
 
 
 @requires(Capability.VIEW)
 def run_sif(request: HttpRequest, pk: int) -> HttpResponse:
-    return _run_panel(request, get_object_or_404(Run, pk=pk))
+    """The summary on the run's page: Table 3's S-IF and the SOTOPIA-EVAL line, linking to the full report."""
+    run = get_object_or_404(Run, pk=pk)
+    ids, which = report.run_dialogue_ids(run)
+    srel, _ = report.pick_version(RELEVANCE, ids, None)
+    episode, _ = report.pick_version(EPISODE, ids, None)
+    jobs = _jobs_for(run=run)
+    context = {
+        "run": run,
+        "which": which,
+        "count": len(ids),
+        "sif": report.sif_table(ids, srel),
+        "srel": srel,
+        "episode": episode,
+        "episode_table": report.episode_table(ids, episode),
+        "labels": report.LABELS,
+        "jobs": jobs,
+        "computing": any(j.active for j in jobs),
+        **_form_context(request),
+    }
+    return render(request, "evaluation/_run_sif_panel.html", context)
+
+
+def _report_data(run: Run, request: HttpRequest) -> dict[str, Any]:
+    which = request.GET.get("dialogues", "auto")
+    ids, which = report.run_dialogue_ids(run, which if which in {"auto", "kept", "finished"} else "auto")
+    srel, srel_versions = report.pick_version(RELEVANCE, ids, request.GET.get("srel"))
+    episode, episode_versions = report.pick_version(EPISODE, ids, request.GET.get("sotopia"))
+    return {
+        "ids": ids,
+        "which": which,
+        "srel": srel,
+        "srel_versions": srel_versions,
+        "episode": episode,
+        "episode_versions": episode_versions,
+    }
+
+
+def _tables(run: Run, data: dict[str, Any]) -> dict[str, tuple[list[str], list[dict[str, Any]]]]:
+    """Every table and figure of the report as CSV columns and rows, by name."""
+    from evaluation import trajectories
+
+    ids = data["ids"]
+    sif = report.sif_table(ids, data["srel"])
+    episode = report.episode_table(ids, data["episode"])
+    kept_only = data["which"] == "kept"
+    tables = {
+        "sif": (
+            ["agent", "s_div", "s_div_n", "s_rel", "s_rel_n", "s_sif", "s_sif_n"],
+            [{"agent": r["label"], **{k: v for k, v in r.items() if k != "label"}} for r in sif.rows],
+        ),
+        "sotopia": (
+            ["subset", "tasks", "dimension", "mean", "ci95_half_width", "low", "high"],
+            [
+                {
+                    "subset": row["subset"],
+                    "tasks": row["n"],
+                    "dimension": label,
+                    "mean": row[label].mean,
+                    "ci95_half_width": row[label].half_width,
+                    "low": row[label].low,
+                    "high": row[label].high,
+                }
+                for row in episode.rows
+                for label in report.LABELS
+            ],
+        ),
+        "dialogues": (["dialogue", "agent", "s_div", "s_rel", "s_sif", "actions", "relevance_missing"], []),
+    }
+    for (pk, speaker), agent in sorted(report.agent_sif(ids, data["srel"]).items()):
+        tables["dialogues"][1].append(
+            {
+                "dialogue": pk,
+                "agent": speaker + 1,
+                "s_div": agent.s_div,
+                "s_rel": agent.s_rel,
+                "s_sif": agent.s_sif,
+                "actions": agent.actions,
+                "relevance_missing": agent.missing,
+            }
+        )
+    for name, build in (
+        ("goal-by-turn", trajectories.goal_by_turn),
+        ("ratings-by-strategy", trajectories.ratings_by_strategy),
+        ("strategy-use", trajectories.strategy_use),
+    ):
+        result = build(run.pk, kept_only=kept_only)
+        tables[name] = (result.columns, result.rows)
+    return tables
+
+
+@requires(Capability.VIEW)
+def run_report(request: HttpRequest, pk: int) -> HttpResponse:
+    from evaluation import trajectories
+    from evaluation.plots import sorted_scores_chart
+
+    run = get_object_or_404(Run, pk=pk)
+    data = _report_data(run, request)
+    ids = data["ids"]
+    sif = report.sif_table(ids, data["srel"])
+    kept_only = data["which"] == "kept"
+    figures = {}
+    for metric, label in (("s_div", "S_div"), ("s_rel", "S_rel")):
+        if sif.points[metric]:
+            figures[metric] = json.dumps(sorted_scores_chart(sif.points[metric], metric=label))
+    for name, build in (
+        ("goal_by_turn", trajectories.goal_by_turn),
+        ("ratings_by_strategy", trajectories.ratings_by_strategy),
+        ("strategy_use", trajectories.strategy_use),
+    ):
+        result = build(run.pk, kept_only=kept_only)
+        figures[name] = "" if result.empty else json.dumps(result.figure)
+    jobs = _jobs_for(run=run)
+    context = {
+        "run": run,
+        **data,
+        "count": len(ids),
+        "sif": sif,
+        "episode_table": report.episode_table(ids, data["episode"]),
+        "labels": report.LABELS,
+        "figures": figures,
+        "jobs": jobs,
+        "computing": any(j.active for j in jobs),
+        "query": request.GET.urlencode(),
+        "other_runs": Run.objects.exclude(pk=run.pk).order_by("-created_at")[:50],
+        **_form_context(request),
+    }
+    return render(request, "evaluation/report.html", context)
+
+
+@requires(Capability.VIEW)
+def run_report_csv(request: HttpRequest, pk: int, table: str) -> HttpResponse:
+    run = get_object_or_404(Run, pk=pk)
+    tables = _tables(run, _report_data(run, request))
+    if table not in tables:
+        raise Http404(f"no table {table!r}: one of {', '.join(tables)}")
+    columns, rows = tables[table]
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-{table}.csv"'
+    writer = csv.DictWriter(response, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return response
 
 
 @requires(Capability.RUN)
 @require_POST
-def run_sif_compute(request: HttpRequest, pk: int) -> HttpResponse:
+def run_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(Run, pk=pk)
-    ids = list(run.dialogues.filter(status=DialogueStatus.FINISHED).order_by("id").values_list("pk", flat=True))
-    if ids:
-        evaluation_sdiv_task.delay(ids)
-    return _run_panel(request, run, computing=bool(ids))
+    which = request.POST.get("dialogues", "auto")
+    ids, _ = report.run_dialogue_ids(run, which if which in {"auto", "kept", "finished"} else "auto")
+    if _start(request, scope=JobScope.RUN, dialogue_ids=ids, run=run):
+        messages.success(request, "Evaluation started on a worker: the report updates when it is done.")
+    return redirect("run_report", pk=run.pk)
+
+
+# --- a corpus --------------------------------------------------------------------------------------------
+
+
+@requires(Capability.RUN)
+@require_POST
+def corpus_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
+    from dialogues.corpus.selection import CorpusFilters, selected
+
+    corpus = get_object_or_404(Corpus, pk=pk)
+    ids = selected(CorpusFilters.from_json(corpus.filters), corpus.includes, corpus.excludes).values_list(
+        "pk", flat=True
+    )
+    job = _start(request, scope=JobScope.CORPUS, dialogue_ids=list(ids), corpus=corpus)
+    return redirect("evaluation_detail", pk=job.pk) if job else redirect("corpus_detail", pk=corpus.pk)
+
+
+# --- jobs ------------------------------------------------------------------------------------------------
+
+
+def _job_context(job: EvaluationJob) -> dict[str, Any]:
+    done, total = job.progress.get("done", 0), job.progress.get("total", 0)
+    return {"job": job, "percent": round(100 * done / total) if total else 0}
+
+
+@requires(Capability.VIEW)
+def evaluation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(EvaluationJob, pk=pk)
+    context = _job_context(job)
+    if request.htmx:
+        return render(request, "evaluation/_job.html", context)
+    ids = list(job.dialogue_ids)
+    srel, _ = report.pick_version(RELEVANCE, ids, f"{job.judge_model}@{job.versions.get(RELEVANCE, '')}")
+    episode, _ = report.pick_version(EPISODE, ids, f"{job.judge_model}@{job.versions.get(EPISODE, '')}")
+    context.update(
+        sif=report.sif_table(ids, srel),
+        episode_table=report.episode_table(ids, episode),
+        srel=srel,
+        episode=episode,
+        labels=report.LABELS,
+        can=capability_map(request.user),
+    )
+    return render(request, "evaluation/job.html", context)
+
+
+@requires(Capability.RUN)
+@require_POST
+def evaluation_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(EvaluationJob, pk=pk)
+    if job_cancel(job):
+        messages.info(request, "Evaluation cancelled: results computed so far are kept.")
+    return redirect("evaluation_detail", pk=job.pk)
+
+
+@requires(Capability.VIEW)
+def evaluation_list(request: HttpRequest) -> HttpResponse:
+    jobs = EvaluationJob.objects.select_related("run", "dialogue", "corpus", "created_by")[:100]
+    return render(request, "evaluation/list.html", {"jobs": jobs})
+
+
+# --- runs compared ---------------------------------------------------------------------------------------
+
+
+@requires(Capability.VIEW)
+def evaluation_compare(request: HttpRequest) -> HttpResponse:
+    ids = [int(v) for v in request.GET.getlist("run") if v.isdigit()]
+    runs = {r.pk: r for r in Run.objects.filter(pk__in=ids)}
+    chosen = [runs[i] for i in dict.fromkeys(ids) if i in runs]
+    comparison = report.compare_runs(chosen) if len(chosen) >= 2 else None
+    context = {
+        "comparison": comparison,
+        "chosen": chosen,
+        "all_runs": Run.objects.order_by("-created_at")[:200],
+        "episode_failed": EpisodeScore.objects.filter(dialogue__run__in=chosen, overall__isnull=True).count(),
+    }
+    return render(request, "evaluation/compare.html", context)

@@ -296,6 +296,9 @@ OMEGA_LLM_MAX_IN_FLIGHT = env_int("OMEGA_LLM_MAX_IN_FLIGHT", 256)  # concurrent 
 OMEGA_LLM_TRANSPORT_RETRIES = env_int("OMEGA_LLM_TRANSPORT_RETRIES", 5)
 # Ask for JSON through response_format (vLLM and others accept it); switch off for servers that refuse it.
 OMEGA_LLM_STRUCTURED_OUTPUT = env_bool("OMEGA_LLM_STRUCTURED_OUTPUT", True)
+# The evaluation judges (S_rel, SOTOPIA-EVAL): another server or model if set, otherwise the expert's.
+OMEGA_JUDGE_BASE_URLS = env_list("OMEGA_JUDGE_BASE_URLS")
+OMEGA_JUDGE_MODEL = env("OMEGA_JUDGE_MODEL")
 # The simulated expert answers at once; a latency makes demos and tests look like a real server.
 OMEGA_SIMULATED_LATENCY_MS = float(env("OMEGA_SIMULATED_LATENCY_MS", "0"))
 

@@ -13,6 +13,7 @@ from dialogues.engine.config import RunConfig
 from dialogues.generation import configured_backend
 from dialogues.models import AgentProfile, Corpus, CorpusVersion, ImportJob, LLMCall, Task, Turn
 from dialogues.services import run_create
+from evaluation.models import EvaluationJob
 from omega_web.roles import ROLE_ORDER, Capability, Role, permission_matrix_markdown, role_capabilities
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +61,9 @@ def samples(demo_tasks, make_user, settings, tmp_path):
     corpus = Corpus.objects.create(name="sample")
     version = CorpusVersion.objects.create(corpus=corpus, number=1, path="sample-v1.zip", status="succeeded")
     turn = Turn.objects.create(dialogue=dialogue, index=0, speaker=0, action_type="speak", argument="hi", branch="NSC")
+    evaluation = EvaluationJob.objects.create(scope="run", run=run, dialogue_ids=[dialogue.pk], metrics=["sdiv"])
     return {
+        "evaluation": evaluation.pk,
         "task": task.pk,
         "agent": AgentProfile.objects.first().pk,
         "import": job.pk,
@@ -86,6 +89,8 @@ def concrete_url(name: str, samples: dict[str, int]) -> str:
             kwargs["viewer"] = "agent1"
         elif param == "call_id":
             kwargs["call_id"] = samples["call"]
+        elif param == "table":
+            kwargs["table"] = "sif"
         elif param == "action":
             kwargs["action"] = "pause"  # harmless on a paused sample run
         else:

@@ -108,6 +108,10 @@ class SimulatedExpert:
     # --- answers by purpose ------------------------------------------------------------------------------
 
     def _answer(self, purpose: str, meta: dict[str, Any], prompt: str, sample: int) -> str:
+        if purpose == "eval.relevance":
+            return self._relevance(meta)
+        if purpose == "eval.sotopia":
+            return self._episode(meta, sample)
         rng = _rng(purpose, meta.get("seed"), meta.get("turn"), meta.get("attempt"), sample)
         names = meta.get("names") or ["Agent One", "Agent Two"]
         speaker = int(meta.get("turn", 0)) % 2
@@ -166,6 +170,50 @@ class SimulatedExpert:
                 }
             )
         raise ValueError(f"the simulated expert does not know the purpose {purpose!r}")
+
+    # --- the simulated judges of evaluation -----------------------------------------------------------------
+
+    @staticmethod
+    def _relevance(meta: dict[str, Any]) -> str:
+        """Relevance from plain facts: a fitting leave is aligned, a repeated one or pointless silence is not; a
+        spoken action scores by how many of the goal's words it uses, less when it repeats itself."""
+        kind = meta.get("action_type")
+        if kind == "leave":
+            score = 1.0 if meta.get("last") and not meta.get("repeated") else -1.0
+            why = "leaves at the end" if score > 0 else "leaves again / too early"
+        elif kind == "none":
+            score, why = (-0.5, "does nothing again") if meta.get("repeated") else (0.0, "stays silent once")
+        else:
+            goal_words = {w for w in re.findall(r"[a-z]{4,}", str(meta.get("goal", "")).lower())}
+            said = set(re.findall(r"[a-z]{4,}", str(meta.get("text", "")).lower()))
+            share = len(goal_words & said) / len(goal_words) if goal_words else 0.0
+            score = 1.0 if share >= 0.3 else 0.5 if share >= 0.12 else 0.0 if share > 0 else -0.5
+            if meta.get("repeated"):
+                score = max(-1.0, score - 0.5)
+            why = f"uses {share:.0%} of the goal's words" + (", repeating itself" if meta.get("repeated") else "")
+        return json.dumps({"score_justification": f"Simulated judge: {why}.", "score": score})
+
+    @staticmethod
+    def _episode(meta: dict[str, Any], sample: int) -> str:
+        """SOTOPIA-EVAL scores in range: GOAL follows each side's last goal_c, the rest vary a little by seed."""
+        goals = meta.get("goals") or [5.0, 5.0]
+        answer = {}
+        for side, goal in enumerate(goals):
+            rng = _rng("episode", meta.get("seed"), side, sample)
+            scores = {
+                "believability": rng.choice([7, 8, 8, 9]),
+                "relationship": rng.choice([0, 1, 2, 2, 3]),
+                "knowledge": rng.choice([3, 4, 5, 6, 7]),
+                "secret": rng.choice([0, 0, 0, 0, -1, -3]),
+                "social_rules": rng.choice([0, 0, 0, 0, 0, -2]),
+                "financial_and_material_benefits": rng.choice([0, 0, 1, 2, -1]),
+                "goal": max(0, min(10, round(goal + rng.choice([-1, 0, 0, 1])))),
+            }
+            answer[f"agent_{side + 1}"] = {
+                key: {"reasoning": f"Simulated judge: {key.replace('_', ' ')} {value}.", "score": value}
+                for key, value in scores.items()
+            }
+        return json.dumps(answer)
 
     @staticmethod
     def _own_goal(prompt: str, me: str) -> str:

@@ -173,3 +173,21 @@ document.body.addEventListener("htmx:oobAfterSwap", () => {
     window.htmx.ajax("GET", slot.dataset.turnAnnotation, { source: slot, target: slot, swap: "outerHTML" });
   });
 });
+
+// A figure's PNG / SVG button: Plotly draws the image in the browser from the figure on the page.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-download]");
+  if (!button || typeof Plotly === "undefined") {
+    return;
+  }
+  const el = document.getElementById(button.dataset.target);
+  if (!el || !el.data) {
+    return;
+  }
+  Plotly.downloadImage(el, {
+    format: button.dataset.download,
+    filename: button.dataset.filename || "figure",
+    width: el.offsetWidth || 800,
+    height: el.offsetHeight || 400,
+  });
+});

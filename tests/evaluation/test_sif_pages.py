@@ -1,60 +1,172 @@
-"""The S-IF panel of the dialogue page: not evaluated, computed on a worker by a researcher, then each agent's
-S_div and heatmap, with the actions' text escaped in the hover labels."""
+"""Evaluation pages: a dialogue's panel (S_div heatmap beside the relevance strip, SOTOPIA-EVAL with reasons), a
+run's report with its tables and CSV downloads, runs compared with paired tests, jobs for a corpus. Viewers read,
+researchers start; model and uploaded text stays escaped."""
 
 from __future__ import annotations
 
+import csv
+import html as html_lib
+import io
 import json
 import re
 
 import pytest
 
-from dialogues.models import Dialogue, DialogueStatus, Run, Task, Turn
-from evaluation.models import DiversityScore
+from dialogues.models import Corpus, Dialogue, DialogueStatus, Run, Task, Turn
+from evaluation import judges, report
+from evaluation.judges import EPISODE
+from evaluation.models import DiversityScore, EpisodeScore, EvaluationJob, JobStatus, RelevanceScore
+from evaluation.stats import paired
 from omega_web.roles import Role
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
+ALL = {"metrics": ["sdiv", "srel", "sotopia"]}
+
+
+def make_run(name: str, tasks, *, texts=None, variant="dsi") -> Run:
+    run = Run.objects.create(name=name, variant=variant, config={}, prompt_set_version="x", backend="simulated",
+                             model="m")  # fmt: skip
+    texts = texts or ["Hello <script>alert(1)</script> there", "Hi, nice to see you.", "Could we share the seats?",
+                      "Sure, six each.", "Then it is settled, six each."]  # fmt: skip
+    for task in tasks:
+        d = Dialogue.objects.create(run=run, task=task, status=DialogueStatus.FINISHED, turns_count=len(texts),
+                                    kept=True, final_goal_c=7.5)  # fmt: skip
+        for i, text in enumerate(texts):
+            Turn.objects.create(dialogue=d, index=i, speaker=i % 2, action_type="speak", argument=text, branch="NSC")
+    return run
+
 
 @pytest.fixture
 def dialogue(demo_tasks):
-    task = Task.objects.first()
-    run = Run.objects.create(name="r", variant="dsi", config={}, prompt_set_version="x", backend="simulated", model="m")
-    d = Dialogue.objects.create(run=run, task=task, status=DialogueStatus.FINISHED, turns_count=5)
-    texts = ["Hello <script>alert(1)</script> there", "Hi, nice to see you.", "Could we share the seats?",
-             "Sure, six each.", "Then it is settled, six each."]  # fmt: skip
-    for i, text in enumerate(texts):
-        Turn.objects.create(dialogue=d, index=i, speaker=i % 2, action_type="speak", argument=text, branch="NSC")
-    return d
+    return make_run("r", [Task.objects.first()]).dialogues.get()
 
 
-def test_the_panel_computes_and_shows_s_div_with_escaped_hovers(dialogue, client_for):
+def figures(page: str) -> list[dict]:
+    return [json.loads(html_lib.unescape(f)) for f in re.findall(r'data-figure="([^"]*)"', page)]
+
+
+def test_the_dialogue_panel_evaluates_and_shows_every_score_escaped(dialogue, client_for):
     viewer, researcher = client_for(Role.VIEWER), client_for(Role.RESEARCHER)
     panel = viewer.get(f"/dialogues/{dialogue.pk}/sif/").content.decode()
-    assert "Not evaluated yet" in panel and "Compute S_div" not in panel  # a viewer cannot start it
-    assert viewer.post(f"/dialogues/{dialogue.pk}/sif/compute/").status_code == 403
-    answer = researcher.post(f"/dialogues/{dialogue.pk}/sif/compute/")  # eager Celery in tests: done at once
+    assert "not computed" in panel and "Evaluate</button>" not in panel  # a viewer cannot start it
+    assert viewer.post(f"/dialogues/{dialogue.pk}/evaluate/", ALL).status_code == 403
+    answer = researcher.post(f"/dialogues/{dialogue.pk}/evaluate/", ALL, HTTP_HX_REQUEST="true")  # eager Celery
     assert answer.status_code == 200
+    job = EvaluationJob.objects.get()
+    assert job.status == JobStatus.DONE and job.judge_model == "simulated-expert" and job.dialogue == dialogue
     assert DiversityScore.objects.filter(dialogue=dialogue).count() == 2
+    assert RelevanceScore.objects.filter(dialogue=dialogue, score__isnull=False).count() == 5
+    assert EpisodeScore.objects.filter(dialogue=dialogue, overall__isnull=False).count() == 2
     panel = researcher.get(f"/dialogues/{dialogue.pk}/sif/").content.decode()
-    assert "S_div ×100" in panel and "Evaluate again" in panel and "<script>alert(1)" not in panel
-    figures = re.findall(r'data-figure="([^"]*)"', panel)
-    assert len(figures) == 2
-    import html as html_lib
+    assert "<script>alert(1)" not in panel and "simulated: not a language model" in panel
+    agents = report.agent_sif([dialogue.pk], report.pick_version("srel", [dialogue.pk], None)[0])
+    for speaker in (0, 1):
+        a = agents[(dialogue.pk, speaker)]
+        assert f"{100 * a.s_div:.1f}" in panel and f"{100 * a.s_rel:.1f}" in panel and f"{100 * a.s_sif:.1f}" in panel
+    first = figures(panel)[0]
+    heatmap, strip = first["data"]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in heatmap["customdata"][0][1]
+    assert strip["x"] == ["relevance"] and len(strip["z"]) == 3 and "&lt;script&gt;" in strip["customdata"][0][0]
+    overall = EpisodeScore.objects.get(dialogue=dialogue, speaker=0).overall
+    assert f"Overall {overall:.2f}" in panel and "BEL" in panel
 
-    first = json.loads(html_lib.unescape(figures[0]))
-    hover = first["data"][0]["customdata"]
-    assert len(hover) == 3 and "&lt;script&gt;alert(1)&lt;/script&gt;" in hover[0][1]
-    score = DiversityScore.objects.get(dialogue=dialogue, speaker=1)
-    assert score.actions == 2 and f"{100 * score.s_div:.1f}" in panel
+
+def test_a_run_report_shows_the_tables_and_downloads_them(demo_tasks, client_for):
+    tasks = list(Task.objects.all()[:3])
+    run = make_run("dsi", tasks)
+    Task.objects.filter(pk=tasks[0].pk).update(hard=True)
+    viewer, researcher = client_for(Role.VIEWER), client_for(Role.RESEARCHER)
+    assert "Not evaluated yet" in viewer.get(f"/runs/{run.pk}/sif/").content.decode()
+    assert viewer.post(f"/runs/{run.pk}/evaluate/", ALL).status_code == 403
+    assert researcher.post(f"/runs/{run.pk}/evaluate/", ALL).status_code == 302
+    job = EvaluationJob.objects.get(run=run)
+    assert job.status == JobStatus.DONE and len(job.dialogue_ids) == 3
+    page = viewer.get(f"/runs/{run.pk}/report/").content.decode()
+    ids = list(run.dialogues.values_list("pk", flat=True))
+    version, _ = report.pick_version(EPISODE, ids, None)
+    table = report.episode_table(ids, version)
+    assert table.rows[0]["n"] == 3 and table.rows[1]["n"] == 1
+    overall = table.rows[0]["Overall"]
+    assert f"{overall.mean:.2f} ± {overall.half_width:.2f}" in page
+    assert "Mean goal_c per turn" in page and "Strategy use over turns" in page and "Dialogues sorted by S_rel" in page
+    # the S-IF table as CSV: the same numbers
+    rows = list(csv.DictReader(io.StringIO(viewer.get(f"/runs/{run.pk}/report/sif.csv").content.decode())))
+    sif = report.sif_table(ids, report.pick_version("srel", ids, None)[0])
+    assert [r["agent"] for r in rows] == ["agent 1", "agent 2", "average"]
+    assert float(rows[2]["s_sif"]) == pytest.approx(sif.rows[2]["s_sif"])
+    sotopia = list(csv.DictReader(io.StringIO(viewer.get(f"/runs/{run.pk}/report/sotopia.csv").content.decode())))
+    goal_all = next(r for r in sotopia if r["subset"] == "all" and r["dimension"] == "GOAL")
+    assert float(goal_all["mean"]) == pytest.approx(table.rows[0]["GOAL"].mean) and goal_all["tasks"] == "3"
+    per_dialogue = viewer.get(f"/runs/{run.pk}/report/dialogues.csv").content.decode().splitlines()
+    assert per_dialogue[0] == "dialogue,agent,s_div,s_rel,s_sif,actions,relevance_missing" and len(per_dialogue) == 7
+    for name in ("goal-by-turn", "ratings-by-strategy", "strategy-use"):
+        assert viewer.get(f"/runs/{run.pk}/report/{name}.csv").status_code == 200
+    assert viewer.get(f"/runs/{run.pk}/report/nothing.csv").status_code == 404
+    # the summary on the run's page
+    summary = viewer.get(f"/runs/{run.pk}/sif/").content.decode()
+    assert "Full report" in summary and f"{sif.rows[2]['s_sif']:.1f}" in summary
 
 
-def test_the_run_panel_shows_the_table_and_the_sorted_chart(dialogue, client_for):
-    researcher = client_for(Role.RESEARCHER)
-    run = dialogue.run
-    assert "Not evaluated yet" in researcher.get(f"/runs/{run.pk}/sif/").content.decode()
-    assert client_for(Role.VIEWER).post(f"/runs/{run.pk}/sif/compute/").status_code == 403
-    assert researcher.post(f"/runs/{run.pk}/sif/compute/").status_code == 200
-    panel = researcher.get(f"/runs/{run.pk}/sif/").content.decode()
-    scores = {s.speaker: 100 * s.s_div for s in DiversityScore.objects.filter(dialogue=dialogue)}
-    assert f"{scores[0]:.1f}" in panel and f"{scores[1]:.1f}" in panel and f"{(scores[0] + scores[1]) / 2:.1f}" in panel
-    assert "1 of 1" in panel and "average turns" in panel
+def test_runs_compared_in_table_4_with_paired_tests(demo_tasks, client_for):
+    tasks = list(Task.objects.all()[:4])
+    base = make_run("dsi", tasks)
+    other = make_run("raw", tasks[:3], variant="raw", texts=["Yes.", "Yes.", "Yes.", "Yes.", "Yes."])
+    for run, goals in ((base, [8, 9, 7, 6]), (other, [5, 7, 6])):
+        for d, goal in zip(run.dialogues.order_by("task_id"), goals, strict=True):
+            for speaker in (0, 1):
+                EpisodeScore.objects.create(dialogue=d, speaker=speaker, judge_model="j", prompt_version="v",
+                                            prompt_sha256="s", bel=8, rel=1, kno=4, sec=0, soc=0, fin=0, goal=goal,
+                                            overall=(13 + goal) / 7)  # fmt: skip
+    page = client_for(Role.VIEWER).get(f"/evaluations/compare/?run={base.pk}&run={other.pk}").content.decode()
+    comparison = report.compare_runs([base, other])
+    goal_test = next(t["result"] for t in comparison.tests if t["metric"] == "GOAL")
+    a = dict(zip(other.dialogues.order_by("task_id").values_list("task_id", flat=True), [5, 7, 6], strict=True))
+    b = dict(zip(base.dialogues.order_by("task_id").values_list("task_id", flat=True), [8, 9, 7, 6], strict=True))
+    expected = paired(a, b)
+    assert goal_test == expected and goal_test.n == 3 and goal_test.only_b == 1
+    assert f"{goal_test.p_t:.4f}" in page and f"{goal_test.cohen_dz:.2f}" in page
+    summary = comparison.summaries[1]
+    assert summary.records == 3 and summary.usable == 3 and summary.goal == pytest.approx(6)
+    assert "In the layout of the paper" in page and "baseline" in page
+
+
+def test_a_corpus_is_evaluated_as_one_job(demo_tasks, client_for):
+    run = make_run("dsi", list(Task.objects.all()[:2]))
+    Task.objects.update(split="train")
+    Dialogue.objects.update(filter_passed=True)
+    corpus = Corpus.objects.create(name="c", filters={"runs": [run.pk], "exclude_simulated": False})
+    answer = client_for(Role.RESEARCHER).post(f"/corpora/{corpus.pk}/evaluate/", {"metrics": ["srel"]})
+    job = EvaluationJob.objects.get(corpus=corpus)
+    assert answer.status_code == 302 and answer["Location"] == f"/evaluations/{job.pk}/"
+    assert job.status == JobStatus.DONE
+    assert sorted(job.dialogue_ids) == sorted(run.dialogues.values_list("pk", flat=True))
+    viewer = client_for(Role.VIEWER)
+    page = viewer.get(f"/evaluations/{job.pk}/").content.decode()
+    assert "corpus c" in page and "S-IF ×100" in page
+    assert f"/evaluations/{job.pk}/" in viewer.get("/evaluations/").content.decode()
+
+
+def test_nothing_finished_nothing_started(demo_tasks, client_for):
+    run = Run.objects.create(name="r", variant="dsi", config={}, prompt_set_version="x", backend="simulated", model="m")
+    answer = client_for(Role.RESEARCHER).post(f"/runs/{run.pk}/evaluate/", ALL, follow=True)
+    assert "Not started: nothing to evaluate: no finished dialogue" in answer.content.decode()
+    assert not EvaluationJob.objects.exists()
+
+
+def test_episode_table_uses_t_intervals_over_tasks(demo_tasks):
+    from scipy import stats
+
+    run = make_run("dsi", list(Task.objects.all()[:3]))
+    goals = [[8, 6], [9, 9], [4, 6]]  # per task, both agents
+    for d, pair in zip(run.dialogues.order_by("task_id"), goals, strict=True):
+        for speaker, goal in enumerate(pair):
+            EpisodeScore.objects.create(dialogue=d, speaker=speaker, judge_model="j", prompt_version="v",
+                                        prompt_sha256="s", bel=8, rel=1, kno=4, sec=0, soc=0, fin=0, goal=goal,
+                                        overall=(13 + goal) / 7)  # fmt: skip
+    ids = list(run.dialogues.values_list("pk", flat=True))
+    table = report.episode_table(ids, report.JudgeVersion("j", "v", 6))
+    # self-play means per task: 7, 9, 5
+    half = stats.t.ppf(0.975, 2) * 2 / 3**0.5  # s = sqrt((0 + 4 + 4) / 2) = 2
+    assert table.rows[0]["GOAL"].mean == pytest.approx(7) and table.rows[0]["GOAL"].half_width == pytest.approx(half)
+    assert judges.DIMENSIONS[-1].label == "GOAL"

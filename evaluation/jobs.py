@@ -1,0 +1,368 @@
+"""Evaluation jobs: one mechanism for a dialogue, a run or a corpus. A job runs its metrics in order — S_div
+(embeddings, evaluation/services.py), then the relevance judge (S_rel) and SOTOPIA-EVAL — chunk by chunk, writing
+results and progress after every chunk, so the page shows it moving and a stopped worker loses one chunk at most.
+
+Judged results are kept per (judge model, prompt version): another judge's results sit beside the first. A result
+whose exact prompt is unchanged (same texts, goals, history) is not asked again; a failed one is. An item the judge
+cannot score after the bounded retries is listed on the job with why; the other items still get their scores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from dialogues.corpus.data import DialogueData, dialogues
+from dialogues.engine.simulated import MODEL_NAME
+from dialogues.generation import close_llm, make_llm
+from dialogues.models import Dialogue, DialogueStatus
+from dialogues.services.runs import Backend
+from evaluation import judges, sdiv
+from evaluation.judges import EPISODE, RELEVANCE, JudgeConfig, Judgement
+from evaluation.models import EpisodeScore, EvaluationJob, JobScope, JobStatus, RelevanceScore
+
+logger = logging.getLogger(__name__)
+
+SDIV = "sdiv"
+METRICS = (SDIV, RELEVANCE, EPISODE)
+METRIC_LABELS = {SDIV: "S_div", RELEVANCE: "S_rel (relevance judge)", EPISODE: "SOTOPIA-EVAL"}
+JUDGE_CHUNK = 20  # dialogues judged at once: their requests go out together
+
+
+class JobError(ValueError):
+    pass
+
+
+def judge_backend(*, simulated: bool = False) -> Backend:
+    """The judge: OMEGA_JUDGE_BASE_URLS / OMEGA_JUDGE_MODEL if set, else the expert's server and model; the
+    simulated judge when none is configured or when asked for (its scores say so: model simulated-expert)."""
+    urls = settings.OMEGA_JUDGE_BASE_URLS or settings.OMEGA_LLM_BASE_URLS
+    model = settings.OMEGA_JUDGE_MODEL or ("" if settings.OMEGA_JUDGE_BASE_URLS else settings.OMEGA_LLM_MODEL)
+    if simulated or not urls:
+        return Backend(kind="simulated", model=MODEL_NAME)
+    if not model:
+        raise JobError("a judge server is set but no model: set OMEGA_JUDGE_MODEL (or OMEGA_LLM_MODEL).")
+    return Backend(kind="openai", model=model, base_urls=tuple(urls))
+
+
+def evaluable(ids: Iterable[int]) -> list[int]:
+    """The finished dialogues among `ids`, in id order (only a finished dialogue is evaluated)."""
+    return list(
+        Dialogue.objects.filter(pk__in=list(ids), status=DialogueStatus.FINISHED)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def job_create(
+    *,
+    scope: str,
+    dialogue_ids: Iterable[int],
+    metrics: Iterable[str],
+    user: Any = None,
+    run: Any = None,
+    dialogue: Any = None,
+    corpus: Any = None,
+    simulated: bool = False,
+    config: JudgeConfig | None = None,
+    alpha: float | None = None,
+) -> EvaluationJob:
+    chosen = [m for m in METRICS if m in set(metrics)]
+    unknown = set(metrics) - set(METRICS)
+    if unknown:
+        raise JobError(f"unknown metrics {sorted(unknown)}: choose from {', '.join(METRICS)}")
+    if not chosen:
+        raise JobError("choose at least one metric")
+    ids = evaluable(dialogue_ids)
+    if not ids:
+        raise JobError("nothing to evaluate: no finished dialogue")
+    judged = [m for m in chosen if m != SDIV]
+    backend = judge_backend(simulated=simulated) if judged else None
+    return EvaluationJob.objects.create(
+        scope=JobScope(scope),
+        run=run,
+        dialogue=dialogue,
+        corpus=corpus,
+        dialogue_ids=ids,
+        metrics=chosen,
+        judge_backend=backend.kind if backend else "",
+        judge_model=backend.model if backend else "",
+        judge_endpoints=list(backend.base_urls) if backend else [],
+        config={**(config or JudgeConfig()).to_json(), "alpha": sdiv.ALPHA if alpha is None else alpha},
+        versions={m: judges.prompt_version(m) for m in judged},
+        progress={"phase": "queued", "done": 0, "total": len(ids) * len(chosen)},
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+
+
+def job_enqueue(job: EvaluationJob) -> None:
+    from dialogues.tasks import evaluation_job_task
+
+    transaction.on_commit(lambda: evaluation_job_task.delay(job.pk))
+
+
+def job_cancel(job: EvaluationJob) -> bool:
+    return bool(
+        EvaluationJob.objects.filter(pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+            status=JobStatus.CANCELLED, finished_at=timezone.now()
+        )
+    )
+
+
+def _save(job: EvaluationJob, **changes: Any) -> None:
+    for name, value in changes.items():
+        setattr(job, name, value)
+    EvaluationJob.objects.filter(pk=job.pk).update(**changes)
+
+
+def _cancelled(job: EvaluationJob) -> bool:
+    return EvaluationJob.objects.filter(pk=job.pk, status=JobStatus.CANCELLED).exists()
+
+
+def job_run(job_id: int, on_progress: Callable[[dict[str, Any]], None] | None = None) -> EvaluationJob:
+    """Run a queued job to its end (on a worker, or in the CLI's process)."""
+    taken = EvaluationJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=timezone.now()
+    )
+    job = EvaluationJob.objects.get(pk=job_id)
+    if not taken:
+        return job
+    ids = list(job.dialogue_ids)
+    total = len(ids) * len(job.metrics)
+    counts: dict[str, Any] = {}
+    problems: list[dict[str, Any]] = []
+    try:
+        for step, metric in enumerate(job.metrics):
+            base = step * len(ids)
+
+            def progress(done: int, _total: int, *, metric: str = metric, base: int = base) -> None:
+                _save(job, progress={"phase": metric, "done": base + done, "total": total})
+                if on_progress:
+                    on_progress(job.progress)
+
+            progress(0, len(ids))
+            if metric == SDIV:
+                from evaluation.services import sdiv_evaluate
+
+                result = sdiv_evaluate(ids, alpha=job.config.get("alpha", sdiv.ALPHA), on_progress=progress)
+                counts[SDIV] = {
+                    "agents": result.agents,
+                    "recomputed": result.recomputed,
+                    "encoded": result.encoded,
+                    "undefined": result.undefined,
+                }
+            else:
+                counts[metric] = _judge_metric(job, metric, ids, problems, progress)
+            _save(job, counts=counts, problems=problems[:500])
+            if _cancelled(job):
+                return EvaluationJob.objects.get(pk=job.pk)
+        _save(
+            job,
+            status=JobStatus.DONE,
+            finished_at=timezone.now(),
+            progress={"phase": "done", "done": total, "total": total},
+        )
+    except Exception as exc:  # the job says why; the worker logs the trace
+        logger.exception("evaluation job %s failed", job.pk)
+        _save(
+            job,
+            status=JobStatus.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            counts=counts,
+            problems=problems[:500],
+        )
+    return job
+
+
+# --- judged metrics --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Item:
+    dialogue_id: int
+    prompt: str
+    sha: str
+    meta: dict[str, Any]
+    turn_id: int | None = None  # relevance: the judged action
+    speaker: int | None = None
+    label: str = ""  # how a problem names it
+
+
+def _lines(data: DialogueData) -> list[tuple[int, str]]:
+    return [(t.index, t.action().transcript_line(data.spec.names[t.speaker])) for t in data.turns]
+
+
+def _relevance_items(data: DialogueData, config: JudgeConfig) -> list[Item]:
+    lines = _lines(data)
+    items = []
+    for position, turn in enumerate(data.turns):
+        prompt = judges.relevance_prompt(data.spec, turn.speaker, lines, position, config.relevance_history)
+        # facts for the simulated judge only (never sent to a server)
+        meta = {
+            "action_type": turn.action_type,
+            "text": turn.text,
+            "goal": data.spec.goals[turn.speaker],
+            "last": position >= len(data.turns) - 2,
+            "seed": data.seed,
+            "turn": turn.index,
+            "repeated": any(
+                t.speaker == turn.speaker and t.action_type == turn.action_type and t.text.strip() == turn.text.strip()
+                for t in data.turns[:position]
+            ),
+        }
+        items.append(Item(data.id, prompt, judges.sha256(prompt), meta, turn.pk, turn.speaker, f"turn {turn.index}"))
+    return items
+
+
+def _episode_items(data: DialogueData) -> list[Item]:
+    prompt = judges.episode_prompt(data.spec, _lines(data))
+    ratings = [t.rating for t in data.turns if t.rating and t.rating.get("samples")]
+    goals = None
+    if ratings:  # for the simulated judge only: each side's goal_c in the last step rating
+        samples = ratings[-1]["samples"]
+        goals = [sum(s["scores"][step] for s in samples) / len(samples) for step in ("step1", "step2")]
+    meta = {"seed": data.seed, "goals": goals, "turns": len(data.turns)}
+    return [Item(data.id, prompt, judges.sha256(prompt), meta, label="episode")]
+
+
+async def _ask_all(backend: Backend, metric: str, items: list[Item], config: JudgeConfig) -> list[Judgement]:
+    llm = make_llm(backend)
+    relevance = metric == RELEVANCE
+    try:
+        return await asyncio.gather(
+            *(
+                judges.judge(
+                    llm,
+                    purpose="eval.relevance" if relevance else "eval.sotopia",
+                    prompt=item.prompt,
+                    samples=config.relevance_samples if relevance else config.episode_samples,
+                    parse=judges.parse_relevance if relevance else judges.parse_episode,
+                    schema=judges.RELEVANCE_SCHEMA if relevance else judges.EPISODE_SCHEMA,
+                    config=config,
+                    meta=item.meta,
+                )
+                for item in items
+            )
+        )
+    finally:
+        await close_llm(llm)
+
+
+def _judge_metric(
+    job: EvaluationJob, metric: str, ids: list[int], problems: list[dict[str, Any]], progress: Any
+) -> dict[str, int]:
+    backend = Backend(kind=job.judge_backend, model=job.judge_model, base_urls=tuple(job.judge_endpoints))
+    config = JudgeConfig.from_json(job.config)
+    version = job.versions[metric]
+    counts = {"judged": 0, "reused": 0, "failed": 0, "requests": 0, "tokens": 0}
+    done = 0
+    for start in range(0, len(ids), JUDGE_CHUNK):
+        chunk = list(dialogues(ids[start : start + JUDGE_CHUNK], annotations=False))
+        if metric == RELEVANCE:
+            stored = {
+                row.turn_id: row
+                for row in RelevanceScore.objects.filter(
+                    dialogue_id__in=[d.id for d in chunk], judge_model=job.judge_model, prompt_version=version
+                ).only("turn_id", "prompt_sha256", "score")
+            }
+            items = [i for d in chunk for i in _relevance_items(d, config)]
+            fresh = [
+                i
+                for i in items
+                if not ((row := stored.get(i.turn_id)) and row.prompt_sha256 == i.sha and row.score is not None)
+            ]
+        else:
+            stored_ep: dict[int, list[EpisodeScore]] = {}
+            for row in EpisodeScore.objects.filter(
+                dialogue_id__in=[d.id for d in chunk], judge_model=job.judge_model, prompt_version=version
+            ).only("dialogue_id", "prompt_sha256", "overall"):
+                stored_ep.setdefault(row.dialogue_id, []).append(row)
+            items = [i for d in chunk for i in _episode_items(d)]
+            fresh = [
+                i
+                for i in items
+                if not (
+                    len(rows := stored_ep.get(i.dialogue_id, [])) == 2
+                    and all(r.prompt_sha256 == i.sha and r.overall is not None for r in rows)
+                )
+            ]
+        counts["reused"] += len(items) - len(fresh)
+        results = asyncio.run(_ask_all(backend, metric, fresh, config)) if fresh else []
+        for item, result in zip(fresh, results, strict=True):
+            counts["requests"] += result.requests
+            counts["tokens"] += result.tokens
+            counts["judged" if result.ok else "failed"] += 1
+            if not result.ok:
+                problems.append(
+                    {"metric": metric, "dialogue": item.dialogue_id, "item": item.label, "reason": result.problem}
+                )
+        if metric == RELEVANCE:
+            _write_relevance(fresh, results, job.judge_model, version)
+        else:
+            _write_episodes(fresh, results, job.judge_model, version, config)
+        done += len(chunk)
+        progress(done, len(ids))
+        if _cancelled(job):
+            break
+    return counts
+
+
+def _write_relevance(items: list[Item], results: list[Judgement], model: str, version: str) -> None:
+    rows = [
+        RelevanceScore(
+            turn_id=item.turn_id,
+            dialogue_id=item.dialogue_id,
+            speaker=item.speaker,
+            judge_model=model,
+            prompt_version=version,
+            prompt_sha256=item.sha,
+            score=judges.relevance_mean(result.samples) if result.ok else None,
+            samples=result.samples,
+            rejected=result.rejected,
+            problem=result.problem,
+        )
+        for item, result in zip(items, results, strict=True)
+    ]
+    RelevanceScore.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["turn", "judge_model", "prompt_version"],
+        update_fields=["prompt_sha256", "score", "samples", "rejected", "problem", "computed_at", "speaker"],
+    )
+
+
+def _write_episodes(items: list[Item], results: list[Judgement], model: str, version: str, config: JudgeConfig) -> None:
+    rows = []
+    for item, result in zip(items, results, strict=True):
+        for speaker in (0, 1):
+            means = judges.episode_means(result.samples, speaker) if result.ok else {}
+            rows.append(
+                EpisodeScore(
+                    dialogue_id=item.dialogue_id,
+                    speaker=speaker,
+                    judge_model=model,
+                    prompt_version=version,
+                    prompt_sha256=item.sha,
+                    **{d.label.lower(): means.get(d.label) for d in judges.DIMENSIONS},
+                    overall=means.get("Overall"),
+                    samples=[sample[speaker] for sample in result.samples],
+                    requested=config.episode_samples,
+                    rejected=result.rejected,
+                    problem=result.problem,
+                )
+            )
+    dims = [d.label.lower() for d in judges.DIMENSIONS]
+    EpisodeScore.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["dialogue", "speaker", "judge_model", "prompt_version"],
+        update_fields=[*dims, "overall", "prompt_sha256", "samples", "requested", "rejected", "problem", "computed_at"],
+    )

@@ -1,0 +1,282 @@
+"""Reads of evaluation results for a set of dialogues (a run, a corpus, one dialogue), prepared for pages, CSV and
+the CLI: S-IF in the layout of the paper's Table 3, SOTOPIA-EVAL with 95% t-intervals over tasks (all and hard),
+judge versions present, and runs compared in Table 4's layout with paired tests over shared tasks.
+
+S_rel of an agent in a dialogue is sigmoid(mean of its actions' relevance scores) and is defined only when every
+action of the agent was scored by that judge version (a partly judged agent shows how many are missing); S_sif is
+(S_div + S_rel) / 2. Run level: the mean over dialogues of each (METHOD.md §3), all shown ×100.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from statistics import fmean
+from typing import Any
+
+from django.db.models import Count, Max
+
+from dialogues.models import Dialogue, DialogueStatus, Run, Turn
+from evaluation import judges
+from evaluation.judges import DIMENSIONS, EPISODE, RELEVANCE
+from evaluation.models import DiversityScore, EpisodeScore, RelevanceScore
+from evaluation.stats import paired, t_interval
+
+SUBSETS = ("all", "hard")
+
+
+@dataclass(frozen=True)
+class JudgeVersion:
+    model: str
+    version: str
+    results: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}@{self.version}"
+
+
+def judge_versions(metric: str, ids: list[int]) -> list[JudgeVersion]:
+    """The (judge model, prompt version) pairs with results for these dialogues, the most recent first."""
+    model = RelevanceScore if metric == RELEVANCE else EpisodeScore
+    rows = (
+        model.objects.filter(dialogue_id__in=ids)
+        .values("judge_model", "prompt_version")
+        .annotate(n=Count("id"), latest=Max("computed_at"))
+        .order_by("-latest")
+    )
+    return [JudgeVersion(r["judge_model"], r["prompt_version"], r["n"]) for r in rows]
+
+
+def pick_version(metric: str, ids: list[int], wanted: str | None) -> tuple[JudgeVersion | None, list[JudgeVersion]]:
+    versions = judge_versions(metric, ids)
+    chosen = next((v for v in versions if v.key == wanted), versions[0] if versions else None)
+    return chosen, versions
+
+
+# --- S-IF ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AgentSif:
+    dialogue_id: int
+    speaker: int
+    s_div: float | None = None  # 0..1
+    div_actions: int = 0
+    relevance: list[float] = field(default_factory=list)  # scored actions
+    actions: int = 0  # all actions of the agent (each should be judged)
+
+    @property
+    def s_rel(self) -> float | None:
+        if not self.actions or len(self.relevance) < self.actions:
+            return None
+        return judges.sigmoid(fmean(self.relevance))
+
+    @property
+    def missing(self) -> int:
+        return self.actions - len(self.relevance)
+
+    @property
+    def s_sif(self) -> float | None:
+        if self.s_div is None or self.s_rel is None:
+            return None
+        return (self.s_div + self.s_rel) / 2
+
+
+def agent_sif(ids: list[int], srel: JudgeVersion | None) -> dict[tuple[int, int], AgentSif]:
+    """S_div, S_rel and S_sif of every agent of these dialogues (three queries)."""
+    out = {(pk, s): AgentSif(pk, s) for pk in ids for s in (0, 1)}
+    for row in Turn.objects.filter(dialogue_id__in=ids).values("dialogue_id", "speaker").annotate(n=Count("id")):
+        out[(row["dialogue_id"], row["speaker"])].actions = row["n"]
+    for dialogue_id, speaker, value, n in DiversityScore.objects.filter(dialogue_id__in=ids).values_list(
+        "dialogue_id", "speaker", "s_div", "actions"
+    ):
+        out[(dialogue_id, speaker)].s_div = value
+        out[(dialogue_id, speaker)].div_actions = n
+    if srel is not None:
+        for dialogue_id, speaker, score in RelevanceScore.objects.filter(
+            dialogue_id__in=ids, judge_model=srel.model, prompt_version=srel.version, score__isnull=False
+        ).values_list("dialogue_id", "speaker", "score"):
+            out[(dialogue_id, speaker)].relevance.append(score)
+    return out
+
+
+def _mean100(values: list[float | None]) -> tuple[float | None, int]:
+    defined = [100 * v for v in values if v is not None]
+    return (fmean(defined) if defined else None), len(defined)
+
+
+@dataclass
+class SifTable:
+    rows: list[dict[str, Any]]  # agent 1, agent 2, average: s_div, s_rel, s_sif (×100) with counts
+    average_turns: float | None
+    dialogues: int
+    points: dict[str, list[tuple[int, float, float | None]]]  # metric -> (dialogue, score 0..1, final goal_c) sorted
+
+
+def sif_table(ids: list[int], srel: JudgeVersion | None) -> SifTable:
+    agents = agent_sif(ids, srel)
+    facts = dict(Dialogue.objects.filter(pk__in=ids).values_list("pk", "final_goal_c"))
+    turns = list(Dialogue.objects.filter(pk__in=ids).values_list("turns_count", flat=True))
+    rows = []
+    for label, speakers in (("agent 1", (0,)), ("agent 2", (1,)), ("average", (0, 1))):
+        row: dict[str, Any] = {"label": label}
+        for metric in ("s_div", "s_rel", "s_sif"):
+            if len(speakers) == 1:
+                values = [getattr(agents[(pk, speakers[0])], metric) for pk in ids]
+            else:  # per dialogue: the mean of both agents where defined
+                values = []
+                for pk in ids:
+                    both = [v for s in speakers if (v := getattr(agents[(pk, s)], metric)) is not None]
+                    values.append(fmean(both) if both else None)
+            row[metric], row[f"{metric}_n"] = _mean100(values)
+        rows.append(row)
+    points = {}
+    for metric in ("s_div", "s_rel"):
+        per = []
+        for pk in ids:
+            both = [v for s in (0, 1) if (v := getattr(agents[(pk, s)], metric)) is not None]
+            if both:
+                per.append((pk, fmean(both), facts.get(pk)))
+        points[metric] = sorted(per, key=lambda p: p[1])
+    return SifTable(rows, fmean(turns) if turns else None, len(ids), points)
+
+
+# --- SOTOPIA-EVAL ----------------------------------------------------------------------------------------
+
+LABELS = [d.label for d in DIMENSIONS] + ["Overall"]
+
+
+def episode_rows(ids: list[int], version: JudgeVersion | None) -> list[EpisodeScore]:
+    if version is None:
+        return []
+    return list(
+        EpisodeScore.objects.filter(dialogue_id__in=ids, judge_model=version.model, prompt_version=version.version)
+    )
+
+
+def task_scores(
+    ids: list[int], version: JudgeVersion | None, *, speaker: int | None = None
+) -> dict[int, dict[str, float]]:
+    """Per task: each dimension and Overall, self-play averaged (both agents of a dialogue; `speaker` for one side),
+    then averaged over the task's evaluated dialogues. Dialogues whose judgement failed are left out."""
+    task_of = dict(Dialogue.objects.filter(pk__in=ids).values_list("pk", "task_id"))
+    per_dialogue: dict[int, list[EpisodeScore]] = defaultdict(list)
+    for row in episode_rows(ids, version):
+        if row.overall is not None and (speaker is None or row.speaker == speaker):
+            per_dialogue[row.dialogue_id].append(row)
+    per_task: dict[int, list[dict[str, float]]] = defaultdict(list)
+    for dialogue_id, rows in per_dialogue.items():
+        per_task[task_of[dialogue_id]].append({label: fmean(r.value(label) for r in rows) for label in LABELS})
+    return {task: {label: fmean(d[label] for d in dicts) for label in LABELS} for task, dicts in per_task.items()}
+
+
+@dataclass
+class EpisodeTable:
+    rows: list[dict[str, Any]]  # per subset: n tasks, and per label mean, half width
+    failed: int  # agent judgements that failed (reported on the job)
+
+
+def episode_table(ids: list[int], version: JudgeVersion | None) -> EpisodeTable:
+    scores = task_scores(ids, version)
+    hard = set(Dialogue.objects.filter(pk__in=ids, task__hard=True).values_list("task_id", flat=True))
+    rows = []
+    for subset in SUBSETS:
+        tasks = [t for t in scores if subset == "all" or t in hard]
+        row: dict[str, Any] = {"subset": subset, "n": len(tasks)}
+        for label in LABELS:
+            interval = t_interval([scores[t][label] for t in tasks])
+            row[label] = interval
+        rows.append(row)
+    failed = sum(1 for r in episode_rows(ids, version) if r.overall is None)
+    return EpisodeTable(rows, failed)
+
+
+# --- which dialogues of a run --------------------------------------------------------------------------
+
+
+def run_dialogue_ids(run: Run, which: str = "auto") -> tuple[list[int], str]:
+    """The finished dialogues of a run a report covers: `kept` (one per task, what the filter kept), `finished`
+    (every attempt), or `auto` — kept when the run kept any."""
+    finished = Dialogue.objects.filter(run=run, status=DialogueStatus.FINISHED)
+    if which == "auto":
+        which = "kept" if finished.filter(kept=True).exists() else "finished"
+    chosen = finished.filter(kept=True) if which == "kept" else finished
+    return list(chosen.order_by("pk").values_list("pk", flat=True)), which
+
+
+# --- runs compared (Table 4) ------------------------------------------------------------------------------
+
+
+@dataclass
+class RunSummary:
+    run: Run
+    records: int  # finished dialogues (every attempt)
+    usable: int  # kept by the filter
+    ids: list[int]  # the dialogues scored (kept, or finished when none kept)
+    goal: float | None  # SOTOPIA-EVAL GOAL, task mean
+    overall: float | None
+    s_sif: float | None  # ×100
+    s_div: float | None
+    s_rel: float | None
+    per_task: dict[str, dict[int, float]]  # metric -> task -> value, for the paired tests
+
+    @property
+    def usable_ratio(self) -> float | None:
+        return self.usable / self.records if self.records else None
+
+
+METRICS_COMPARED = ("GOAL", "Overall", "S_sif", "S_div", "S_rel", "goal_c")
+
+
+def run_summary(run: Run, *, srel: str | None = None, sotopia: str | None = None) -> RunSummary:
+    finished = Dialogue.objects.filter(run=run, status=DialogueStatus.FINISHED)
+    ids, _ = run_dialogue_ids(run)
+    srel_version, _ = pick_version(RELEVANCE, ids, srel)
+    episode_version, _ = pick_version(EPISODE, ids, sotopia)
+    scores = task_scores(ids, episode_version)
+    sif = sif_table(ids, srel_version)
+    agents = agent_sif(ids, srel_version)
+    task_of = dict(Dialogue.objects.filter(pk__in=ids).values_list("pk", "task_id"))
+    per_task: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for pk in ids:
+        for metric, attr in (("S_sif", "s_sif"), ("S_div", "s_div"), ("S_rel", "s_rel")):
+            both = [v for s in (0, 1) if (v := getattr(agents[(pk, s)], attr)) is not None]
+            if both:
+                per_task[metric][task_of[pk]].append(100 * fmean(both))
+    for task, goal_c in Dialogue.objects.filter(pk__in=ids).values_list("task_id", "final_goal_c"):
+        if goal_c is not None:
+            per_task["goal_c"][task].append(goal_c)
+    flat = {m: {t: fmean(v) for t, v in per.items()} for m, per in per_task.items()}
+    flat["GOAL"] = {t: s["GOAL"] for t, s in scores.items()}
+    flat["Overall"] = {t: s["Overall"] for t, s in scores.items()}
+    average = sif.rows[2]
+    return RunSummary(
+        run=run,
+        records=finished.count(),
+        usable=finished.filter(kept=True).count(),
+        ids=ids,
+        goal=fmean(flat["GOAL"].values()) if flat["GOAL"] else None,
+        overall=fmean(flat["Overall"].values()) if flat["Overall"] else None,
+        s_sif=average["s_sif"],
+        s_div=average["s_div"],
+        s_rel=average["s_rel"],
+        per_task={m: flat.get(m, {}) for m in METRICS_COMPARED},
+    )
+
+
+@dataclass
+class Comparison:
+    summaries: list[RunSummary]
+    tests: list[dict[str, Any]]  # per other run and metric: the Paired result against the baseline (first run)
+
+
+def compare_runs(runs: list[Run]) -> Comparison:
+    summaries = [run_summary(run) for run in runs]
+    tests = []
+    base = summaries[0] if summaries else None
+    for other in summaries[1:]:
+        for metric in METRICS_COMPARED:
+            result = paired(other.per_task[metric], base.per_task[metric])
+            tests.append({"run": other.run, "baseline": base.run, "metric": metric, "result": result})
+    return Comparison(summaries, tests)
