@@ -1,4 +1,4 @@
-"""python -m bench [throughput|pages|export|import|sdiv ...] [--smoke] [--tasks N] [--scenario C:LAT] [--dialogues N]"""
+"""python -m bench [throughput|pages|export|import|sdiv|judges ...] [--smoke] [--tasks N] [--scenario C:LAT] …"""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bench.export import EXPORT_COLUMNS, ExportScenario, run_export
 from bench.imports import IMPORT_COLUMNS, ImportScenario, run_imports
+from bench.judges import JUDGE_COLUMNS, JudgeScenario, run_judges
 from bench.pages import PAGE_COLUMNS, PagesScenario, run_pages
 from bench.sdiv import SDIV_COLUMNS, SdivScenario, run_sdiv
 from bench.throughput import Scenario, run_scenario
@@ -123,6 +124,22 @@ def sdiv_bench(args: argparse.Namespace, work: Path) -> None:
     save("sdiv", args.smoke, rows)
 
 
+def judges_bench(args: argparse.Namespace, work: Path) -> None:
+    if args.smoke:
+        scenarios = [JudgeScenario(dialogues=10, capacity=32, latency=0.05)]
+    else:
+        scenarios = [JudgeScenario(dialogues=300, latency=2.0), JudgeScenario(dialogues=500, latency=0.5)]
+    rows = []
+    for scenario in scenarios:
+        print(f"running: relevance judge + SOTOPIA-EVAL of {scenario.dialogues:,} dialogues against a server of "
+              f"{scenario.capacity} sequences at {scenario.latency} s per call …", flush=True)  # fmt: skip
+        rows += run_judges(scenario, work / f"judges-{scenario.latency}")
+    print()
+    print("Judged evaluation throughput (one process; embedded SQLite; the capacity server as the judge)")
+    print(table(rows, JUDGE_COLUMNS))
+    save("judges", args.smoke, rows)
+
+
 def save(kind: str, smoke: bool, rows: list[dict]) -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{kind}-{'smoke-' if smoke else ''}{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -135,7 +152,7 @@ def main() -> None:
     parser.add_argument(
         "which",
         nargs="*",
-        choices=["throughput", "pages", "export", "import", "sdiv"],
+        choices=["throughput", "pages", "export", "import", "sdiv", "judges"],
         help="benchmarks to run (default: all)",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny runs that check the harness (CI)")
@@ -158,8 +175,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="omega-bench-") as work:
-        benches = {"throughput": throughput, "pages": pages, "export": export, "import": imports, "sdiv": sdiv_bench}
-        for which in args.which or ["sdiv", "import", "export", "pages", "throughput"]:
+        benches = {"throughput": throughput, "pages": pages, "export": export, "import": imports, "sdiv": sdiv_bench,
+                   "judges": judges_bench}  # fmt: skip
+        for which in args.which or ["sdiv", "judges", "import", "export", "pages", "throughput"]:
             benches[which](args, Path(work))
 
 

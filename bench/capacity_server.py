@@ -92,8 +92,17 @@ def _utility() -> dict[str, Any]:
     }
 
 
+EPISODE_KEYS = ("believability", "relationship", "knowledge", "secret", "social_rules",
+                "financial_and_material_benefits", "goal")  # fmt: skip
+
+
 def answer(purpose: str, prompt: str, n: int) -> list[str]:
     deadlock = "[deadlock]" in prompt
+    if purpose == "eval.relevance":
+        return [json.dumps({"score_justification": "It is about the goal.", "score": 0.5})] * n
+    if purpose == "eval.sotopia":
+        agent = {key: {"reasoning": "r", "score": 0} for key in EPISODE_KEYS}
+        return [json.dumps({"agent_1": agent, "agent_2": agent})] * n
     if purpose == "rating":
         turn = _turn(prompt, r"^Turn #(\d+)$")
         if deadlock:

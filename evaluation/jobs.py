@@ -32,8 +32,9 @@ logger = logging.getLogger(__name__)
 
 SDIV = "sdiv"
 METRICS = (SDIV, RELEVANCE, EPISODE)
-METRIC_LABELS = {SDIV: "S_div", RELEVANCE: "S_rel (relevance judge)", EPISODE: "SOTOPIA-EVAL"}
-JUDGE_CHUNK = 20  # dialogues judged at once: their requests go out together
+JUDGES = "judges"  # the phase in which both judges run
+METRIC_LABELS = {SDIV: "S_div", RELEVANCE: "S_rel (relevance judge)", EPISODE: "SOTOPIA-EVAL", JUDGES: "the judges"}
+JUDGE_CHUNK = 100  # dialogues judged at once: their requests go out together (a few thousand for a server to batch)
 
 
 class JobError(ValueError):
@@ -127,7 +128,8 @@ def _cancelled(job: EvaluationJob) -> bool:
 
 
 def job_run(job_id: int, on_progress: Callable[[dict[str, Any]], None] | None = None) -> EvaluationJob:
-    """Run a queued job to its end (on a worker, or in the CLI's process)."""
+    """Run a queued job to its end (on a worker, or in the CLI's process): S_div first, then both judges together
+    (their requests go out side by side, so the judge server stays busy)."""
     taken = EvaluationJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
         status=JobStatus.RUNNING, started_at=timezone.now()
     )
@@ -135,20 +137,22 @@ def job_run(job_id: int, on_progress: Callable[[dict[str, Any]], None] | None = 
     if not taken:
         return job
     ids = list(job.dialogue_ids)
-    total = len(ids) * len(job.metrics)
+    judged = [m for m in job.metrics if m != SDIV]
+    phases = ([SDIV] if SDIV in job.metrics else []) + ([JUDGES] if judged else [])
+    total = len(ids) * len(phases)
     counts: dict[str, Any] = {}
     problems: list[dict[str, Any]] = []
     try:
-        for step, metric in enumerate(job.metrics):
+        for step, phase in enumerate(phases):
             base = step * len(ids)
 
-            def progress(done: int, _total: int, *, metric: str = metric, base: int = base) -> None:
-                _save(job, progress={"phase": metric, "done": base + done, "total": total})
+            def progress(done: int, _total: int, *, phase: str = phase, base: int = base) -> None:
+                _save(job, progress={"phase": phase, "done": base + done, "total": total})
                 if on_progress:
                     on_progress(job.progress)
 
             progress(0, len(ids))
-            if metric == SDIV:
+            if phase == SDIV:
                 from evaluation.services import sdiv_evaluate
 
                 result = sdiv_evaluate(ids, alpha=job.config.get("alpha", sdiv.ALPHA), on_progress=progress)
@@ -159,7 +163,7 @@ def job_run(job_id: int, on_progress: Callable[[dict[str, Any]], None] | None = 
                     "undefined": result.undefined,
                 }
             else:
-                counts[metric] = _judge_metric(job, metric, ids, problems, progress)
+                counts.update(_judge(job, judged, ids, problems, progress))
             _save(job, counts=counts, problems=problems[:500])
             if _cancelled(job):
                 return EvaluationJob.objects.get(pk=job.pk)
@@ -187,6 +191,7 @@ def job_run(job_id: int, on_progress: Callable[[dict[str, Any]], None] | None = 
 
 @dataclass
 class Item:
+    metric: str
     dialogue_id: int
     prompt: str
     sha: str
@@ -218,7 +223,8 @@ def _relevance_items(data: DialogueData, config: JudgeConfig) -> list[Item]:
                 for t in data.turns[:position]
             ),
         }
-        items.append(Item(data.id, prompt, judges.sha256(prompt), meta, turn.pk, turn.speaker, f"turn {turn.index}"))
+        sha = judges.sha256(prompt)
+        items.append(Item(RELEVANCE, data.id, prompt, sha, meta, turn.pk, turn.speaker, f"turn {turn.index}"))
     return items
 
 
@@ -230,84 +236,92 @@ def _episode_items(data: DialogueData) -> list[Item]:
         samples = ratings[-1]["samples"]
         goals = [sum(s["scores"][step] for s in samples) / len(samples) for step in ("step1", "step2")]
     meta = {"seed": data.seed, "goals": goals, "turns": len(data.turns)}
-    return [Item(data.id, prompt, judges.sha256(prompt), meta, label="episode")]
+    return [Item(EPISODE, data.id, prompt, judges.sha256(prompt), meta, label="episode")]
 
 
-async def _ask_all(backend: Backend, metric: str, items: list[Item], config: JudgeConfig) -> list[Judgement]:
-    llm = make_llm(backend)
-    relevance = metric == RELEVANCE
-    try:
-        return await asyncio.gather(
-            *(
-                judges.judge(
-                    llm,
-                    purpose="eval.relevance" if relevance else "eval.sotopia",
-                    prompt=item.prompt,
-                    samples=config.relevance_samples if relevance else config.episode_samples,
-                    parse=judges.parse_relevance if relevance else judges.parse_episode,
-                    schema=judges.RELEVANCE_SCHEMA if relevance else judges.EPISODE_SCHEMA,
-                    config=config,
-                    meta=item.meta,
-                )
-                for item in items
-            )
+def _to_ask(job: EvaluationJob, metric: str, chunk: list[DialogueData], config: JudgeConfig) -> tuple[int, list[Item]]:
+    """(how many items there are, the ones to ask): an item whose stored result has the same prompt is reused."""
+    version = job.versions[metric]
+    ids = [d.id for d in chunk]
+    if metric == RELEVANCE:
+        stored = {
+            row.turn_id: row
+            for row in RelevanceScore.objects.filter(
+                dialogue_id__in=ids, judge_model=job.judge_model, prompt_version=version
+            ).only("turn_id", "prompt_sha256", "score")
+        }
+        items = [i for d in chunk for i in _relevance_items(d, config)]
+        return len(items), [
+            i
+            for i in items
+            if not ((row := stored.get(i.turn_id)) and row.prompt_sha256 == i.sha and row.score is not None)
+        ]
+    stored_ep: dict[int, list[EpisodeScore]] = {}
+    for row in EpisodeScore.objects.filter(
+        dialogue_id__in=ids, judge_model=job.judge_model, prompt_version=version
+    ).only("dialogue_id", "prompt_sha256", "overall"):
+        stored_ep.setdefault(row.dialogue_id, []).append(row)
+    items = [i for d in chunk for i in _episode_items(d)]
+    return len(items), [
+        i
+        for i in items
+        if not (
+            len(rows := stored_ep.get(i.dialogue_id, [])) == 2
+            and all(r.prompt_sha256 == i.sha and r.overall is not None for r in rows)
         )
+    ]
+
+
+async def _ask_all(backend: Backend, items: list[Item], config: JudgeConfig) -> list[Judgement]:
+    llm = make_llm(backend)
+
+    def ask(item: Item) -> Any:
+        relevance = item.metric == RELEVANCE
+        return judges.judge(
+            llm,
+            purpose="eval.relevance" if relevance else "eval.sotopia",
+            prompt=item.prompt,
+            samples=config.relevance_samples if relevance else config.episode_samples,
+            parse=judges.parse_relevance if relevance else judges.parse_episode,
+            schema=judges.RELEVANCE_SCHEMA if relevance else judges.EPISODE_SCHEMA,
+            config=config,
+            meta=item.meta,
+        )
+
+    try:
+        return await asyncio.gather(*(ask(item) for item in items))
     finally:
         await close_llm(llm)
 
 
-def _judge_metric(
-    job: EvaluationJob, metric: str, ids: list[int], problems: list[dict[str, Any]], progress: Any
-) -> dict[str, int]:
+def _judge(
+    job: EvaluationJob, metrics: list[str], ids: list[int], problems: list[dict[str, Any]], progress: Any
+) -> dict[str, dict[str, int]]:
     backend = Backend(kind=job.judge_backend, model=job.judge_model, base_urls=tuple(job.judge_endpoints))
     config = JudgeConfig.from_json(job.config)
-    version = job.versions[metric]
-    counts = {"judged": 0, "reused": 0, "failed": 0, "requests": 0, "tokens": 0}
+    counts = {m: {"judged": 0, "reused": 0, "failed": 0, "requests": 0, "tokens": 0} for m in metrics}
     done = 0
     for start in range(0, len(ids), JUDGE_CHUNK):
         chunk = list(dialogues(ids[start : start + JUDGE_CHUNK], annotations=False))
-        if metric == RELEVANCE:
-            stored = {
-                row.turn_id: row
-                for row in RelevanceScore.objects.filter(
-                    dialogue_id__in=[d.id for d in chunk], judge_model=job.judge_model, prompt_version=version
-                ).only("turn_id", "prompt_sha256", "score")
-            }
-            items = [i for d in chunk for i in _relevance_items(d, config)]
-            fresh = [
-                i
-                for i in items
-                if not ((row := stored.get(i.turn_id)) and row.prompt_sha256 == i.sha and row.score is not None)
-            ]
-        else:
-            stored_ep: dict[int, list[EpisodeScore]] = {}
-            for row in EpisodeScore.objects.filter(
-                dialogue_id__in=[d.id for d in chunk], judge_model=job.judge_model, prompt_version=version
-            ).only("dialogue_id", "prompt_sha256", "overall"):
-                stored_ep.setdefault(row.dialogue_id, []).append(row)
-            items = [i for d in chunk for i in _episode_items(d)]
-            fresh = [
-                i
-                for i in items
-                if not (
-                    len(rows := stored_ep.get(i.dialogue_id, [])) == 2
-                    and all(r.prompt_sha256 == i.sha and r.overall is not None for r in rows)
-                )
-            ]
-        counts["reused"] += len(items) - len(fresh)
-        results = asyncio.run(_ask_all(backend, metric, fresh, config)) if fresh else []
+        fresh: list[Item] = []
+        for metric in metrics:
+            total, ask = _to_ask(job, metric, chunk, config)
+            counts[metric]["reused"] += total - len(ask)
+            fresh += ask
+        results = asyncio.run(_ask_all(backend, fresh, config)) if fresh else []
         for item, result in zip(fresh, results, strict=True):
-            counts["requests"] += result.requests
-            counts["tokens"] += result.tokens
-            counts["judged" if result.ok else "failed"] += 1
+            c = counts[item.metric]
+            c["requests"] += result.requests
+            c["tokens"] += result.tokens
+            c["judged" if result.ok else "failed"] += 1
             if not result.ok:
                 problems.append(
-                    {"metric": metric, "dialogue": item.dialogue_id, "item": item.label, "reason": result.problem}
+                    {"metric": item.metric, "dialogue": item.dialogue_id, "item": item.label, "reason": result.problem}
                 )
-        if metric == RELEVANCE:
-            _write_relevance(fresh, results, job.judge_model, version)
-        else:
-            _write_episodes(fresh, results, job.judge_model, version, config)
+        for metric, write in ((RELEVANCE, _write_relevance), (EPISODE, _write_episodes)):
+            pairs = [(i, r) for i, r in zip(fresh, results, strict=True) if i.metric == metric]
+            if pairs:
+                write([i for i, _ in pairs], [r for _, r in pairs], job.judge_model, job.versions[metric], config)
         done += len(chunk)
         progress(done, len(ids))
         if _cancelled(job):
@@ -315,7 +329,9 @@ def _judge_metric(
     return counts
 
 
-def _write_relevance(items: list[Item], results: list[Judgement], model: str, version: str) -> None:
+def _write_relevance(
+    items: list[Item], results: list[Judgement], model: str, version: str, config: JudgeConfig
+) -> None:
     rows = [
         RelevanceScore(
             turn_id=item.turn_id,

@@ -11,7 +11,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
+        "img-src 'self' data: blob:",  # blob: Plotly draws a figure's PNG download from an in-page SVG
         "font-src 'self'",
         "connect-src 'self'",
         "object-src 'none'",

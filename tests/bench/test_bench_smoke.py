@@ -88,3 +88,15 @@ def test_bench_sdiv_smoke():
     (row,) = json.loads(Path(path).read_text())
     assert row["dialogues"] == 20 and row["actions"] == 400 and row["raw_per_s"] > 0 and row["cold_per_s"] > 0
     assert row["warm_s"] >= 0
+
+
+def test_bench_judges_smoke():
+    """Embedded SQLite and the capacity server as the judge: no services needed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "judges", "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ideal / actual" in result.stdout
+    path = result.stdout.strip().splitlines()[-1].split("results: ")[1]
+    (row,) = json.loads(Path(path).read_text())
+    assert row["dialogues"] == 10 and row["requests"] == 10 * 20 + 10 * 3 and 0 < row["ratio"] <= 1.05

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 
 import pytest
 
@@ -89,8 +90,15 @@ def test_s_rel_is_the_sigmoid_of_the_mean_of_known_scores(dialogue, judge_server
 
 
 def test_several_relevance_samples_are_separate_requests_and_averaged(dialogue, judge_server):
-    answers = iter([1, 0.5] * 5)
-    judge_server.responder = lambda purpose, body: relevance_answer(next(answers))
+    seen: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def answer(purpose, body):  # per action, the first sample says 1 and the second 0.5
+        with lock:
+            seen[turn_of(body)] = seen.get(turn_of(body), 0) + 1
+            return relevance_answer(1 if seen[turn_of(body)] == 1 else 0.5)
+
+    judge_server.responder = answer
     config = JudgeConfig(relevance_samples=2)
     job_run(job_create(scope="dialogue", dialogue_ids=[dialogue.pk], metrics=["srel"], config=config).pk)
     assert len([r for r in judge_server.requests if r["purpose"] == "eval.relevance"]) == 10  # the server refuses n>1
