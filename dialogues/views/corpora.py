@@ -23,6 +23,8 @@ from dialogues.models import Corpus, CorpusVersion, ImportStatus, Label, Run, Ru
 from dialogues.services.annotations import Conflict
 from dialogues.services.corpora import corpus_save, override_record, override_withdraw
 from dialogues.tasks import corpus_version_build_task
+from evaluation.jobs import METRIC_LABELS, METRICS
+from evaluation.models import EvaluationJob
 from omega_web.roles import Capability, requires
 
 _IDS = re.compile(r"[\s,;]+")
@@ -219,6 +221,8 @@ def corpus_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "writing": any(not v.is_done for v in versions),
         "export_form": ExportForm(),
         "excluded_labels": list(Label.objects.filter(pk__in=filters.exclude_labels).values_list("name", flat=True)),
+        "metric_choices": [(m, METRIC_LABELS[m]) for m in METRICS],
+        "evaluations": EvaluationJob.objects.filter(corpus=corpus)[:5],
     }
     return render(request, "dialogues/corpora/detail.html", context)
 
