@@ -313,9 +313,10 @@ def sorted_scores_chart(points: list[tuple[int, float, float | None]], *, metric
 RELEVANCE_COLOURS = [[0, "#b91c1c"], [0.5, "#f5f5f4"], [1, "#15803d"]]  # red = poor (paper Fig. 3 e–h)
 
 
-def sif_figure(diversity: Any, relevance: list[tuple[Any, Any]]) -> dict[str, Any]:
+def sif_figure(diversity: Any, relevance: list[tuple[Any, Any]], texts: dict[int, str]) -> dict[str, Any]:
     """One agent's similarity heatmap (when S_div is computed) beside its per-action relevance strip (when
-    judged), rows aligned by turn; hovering the strip shows the action and the judge's justification (escaped)."""
+    judged), rows aligned by turn; hovering the strip shows the action (as evaluated: a correction applied) and the
+    judge's justification, escaped."""
     by_turn = {turn.index: (turn, row) for turn, row in relevance}
     figure = json.loads(diversity.figure) if diversity.figure else None
     if figure:
@@ -336,22 +337,16 @@ def sif_figure(diversity: Any, relevance: list[tuple[Any, Any]]) -> dict[str, An
     scores, hover = [], []
     for label in labels:
         turn, row = by_turn.get(int(label.lstrip("#")), (None, None))
+        said = _short(texts.get(turn.pk) or turn.action_type) if turn is not None else ""
         score = row.score if row is not None else None
         scores.append([score])
         if row is None or turn is None:
             hover.append(["not judged"])
         elif score is None:
-            hover.append(
-                [f"turn {turn.index}: {_short(turn.argument or turn.action_type)}<br>failed: {_short(row.problem)}"]
-            )
+            hover.append([f"turn {turn.index}: {said}<br>failed: {_short(row.problem)}"])
         else:
             why = row.samples[0].get("justification", "") if row.samples else ""
-            hover.append(
-                [
-                    f"turn {turn.index}: {_short(turn.argument or turn.action_type)}<br>relevance {score:+.2f}"
-                    f"<br>{_short(why, 240)}"
-                ]
-            )
+            hover.append([f"turn {turn.index}: {said}<br>relevance {score:+.2f}<br>{_short(why, 240)}"])
     if any(s[0] is not None for s in scores) or not figure["data"]:
         strip = {
             "type": "heatmap",

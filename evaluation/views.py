@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from dialogues.corpus.data import dialogues as read_dialogues
 from dialogues.models import Corpus, Dialogue, Run
 from dialogues.views.dialogues import dialogue_or_404
 from evaluation import judges, report, sdiv
@@ -65,6 +66,8 @@ def _dialogue_panel(request: HttpRequest, dialogue: Dialogue) -> HttpResponse:
             )
         }
     turns = list(dialogue.turns.order_by("index"))
+    data = next(iter(read_dialogues([dialogue.pk], annotations=False)), None)
+    texts = {t.pk: t.text for t in data.turns} if data else {}  # as evaluated: a curator's correction applied
     episode_rows = {r.speaker: r for r in report.episode_rows(ids, episode)}
     agents = []
     for diversity in dialogue_diversity(dialogue.pk):
@@ -77,7 +80,7 @@ def _dialogue_panel(request: HttpRequest, dialogue: Dialogue) -> HttpResponse:
                 "sif": sif[(dialogue.pk, speaker)],
                 "relevance": rel_rows,
                 "episode": episode_rows.get(speaker),
-                "figure": json.dumps(sif_figure(diversity, rel_rows)) if (diversity.figure or relevance) else "",
+                "figure": json.dumps(sif_figure(diversity, rel_rows, texts)) if (diversity.figure or relevance) else "",
             }
         )
     jobs = _jobs_for(dialogue=dialogue)

@@ -13,6 +13,7 @@ import re
 import pytest
 
 from dialogues.models import Corpus, Dialogue, DialogueStatus, Run, Task, Turn
+from dialogues.services.annotations import TurnAnnotationInput, turn_annotation_save
 from evaluation import judges, report
 from evaluation.judges import EPISODE
 from evaluation.models import DiversityScore, EpisodeScore, EvaluationJob, JobStatus, RelevanceScore
@@ -46,7 +47,7 @@ def figures(page: str) -> list[dict]:
     return [json.loads(html_lib.unescape(f)) for f in re.findall(r'data-figure="([^"]*)"', page)]
 
 
-def test_the_dialogue_panel_evaluates_and_shows_every_score_escaped(dialogue, client_for):
+def test_the_dialogue_panel_evaluates_and_shows_every_score_escaped(dialogue, client_for, make_user):
     viewer, researcher = client_for(Role.VIEWER), client_for(Role.RESEARCHER)
     panel = viewer.get(f"/dialogues/{dialogue.pk}/sif/").content.decode()
     assert "not computed" in panel and "Evaluate</button>" not in panel  # a viewer cannot start it
@@ -70,6 +71,16 @@ def test_the_dialogue_panel_evaluates_and_shows_every_score_escaped(dialogue, cl
     assert strip["x"] == ["relevance"] and len(strip["z"]) == 3 and "&lt;script&gt;" in strip["customdata"][0][0]
     overall = EpisodeScore.objects.get(dialogue=dialogue, speaker=0).overall
     assert f"Overall {overall:.2f}" in panel and "BEL" in panel
+    # a curator's correction: the strip shows the text as evaluated, escaped; S_div says it is stale
+    turn_annotation_save(
+        turn_id=dialogue.turns.get(index=0).pk,
+        annotator=make_user(Role.CURATOR, "cur"),
+        data=TurnAnnotationInput(corrected_text="Corrected <i>words</i>", correction_reason="t"),
+        version=0,
+    )
+    panel = researcher.get(f"/dialogues/{dialogue.pk}/sif/").content.decode()
+    strip = figures(panel)[0]["data"][-1]
+    assert "Corrected &lt;i&gt;words&lt;/i&gt;" in strip["customdata"][0][0] and "evaluate again" in panel
 
 
 def test_a_run_report_shows_the_tables_and_downloads_them(demo_tasks, client_for):
