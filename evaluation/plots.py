@@ -255,8 +255,11 @@ def similarity_heatmap(turn_indices: list[int], texts: list[str], matrix: Any) -
     return json.loads(figure.to_json())
 
 
-def sorted_scores_chart(points: list[tuple[int, float, float | None]], *, metric: str) -> dict[str, Any]:
-    """Dialogues sorted by a metric (×100) with their final goal_c and a cubic fit of goal_c (paper Fig. 3 a–d)."""
+def sorted_scores_chart(
+    points: list[tuple[int, float, float | None]], *, metric: str, goal: str = "final goal_c"
+) -> dict[str, Any]:
+    """Dialogues sorted by a metric (×100) with their goal score (0–10, drawn ×10) and a cubic fit of it (paper
+    Fig. 3 a–d); `goal` names it: SOTOPIA-EVAL's GOAL when judged, else the expert's final goal_c."""
     import numpy as np
 
     ranks = list(range(1, len(points) + 1))
@@ -279,10 +282,10 @@ def sorted_scores_chart(points: list[tuple[int, float, float | None]], *, metric
                 x=[r for r, _ in goals],
                 y=[10 * g for _, g in goals],
                 mode="markers",
-                name="final goal_c ×10",
+                name=f"{goal} ×10",
                 marker={"color": "#c2410c", "size": 5, "symbol": "diamond"},
                 text=[f"{g:.2f}" for _, g in goals],
-                hovertemplate="goal_c %{text}<extra></extra>",
+                hovertemplate=f"{html.escape(goal)} %{{text}}<extra></extra>",
             )
         )
     if len(goals) >= 4:
@@ -293,7 +296,7 @@ def sorted_scores_chart(points: list[tuple[int, float, float | None]], *, metric
                 x=xs.tolist(),
                 y=fit.tolist(),
                 mode="lines",
-                name="goal_c ×10, cubic fit",
+                name=f"{goal} ×10, cubic fit",
                 line={"color": "#c2410c", "dash": "dot"},
                 hoverinfo="skip",
             )

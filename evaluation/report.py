@@ -108,15 +108,22 @@ def _mean100(values: list[float | None]) -> tuple[float | None, int]:
 
 @dataclass
 class SifTable:
-    rows: list[dict[str, Any]]  # agent 1, agent 2, average: s_div, s_rel, s_sif (×100) with counts
+    rows: list[dict[str, Any]]  # agent 1, agent 2, average: s_div, s_rel, s_sif (×100) with counts; s_rel_pooled
     average_turns: float | None
     dialogues: int
-    points: dict[str, list[tuple[int, float, float | None]]]  # metric -> (dialogue, score 0..1, final goal_c) sorted
+    points: dict[str, list[tuple[int, float, float | None]]]  # metric -> (dialogue, score 0..1, goal 0..10) sorted
+    goal_label: str  # what the points' goal is: SOTOPIA-EVAL GOAL when judged, else the expert's final goal_c
 
 
-def sif_table(ids: list[int], srel: JudgeVersion | None) -> SifTable:
+def sif_table(ids: list[int], srel: JudgeVersion | None, episode: JudgeVersion | None = None) -> SifTable:
+    """Table 3 and the points of Fig. 3 a–d. The points' goal is SOTOPIA-EVAL's GOAL (both agents' mean) when
+    `episode` has results, the expert's final goal_c otherwise (the label says which)."""
     agents = agent_sif(ids, srel)
-    facts = dict(Dialogue.objects.filter(pk__in=ids).values_list("pk", "final_goal_c"))
+    goals = {pk: fmean(v) for pk, v in _episode_goals(ids, episode).items()}
+    goal_label = "GOAL (SOTOPIA-EVAL)"
+    if not goals:
+        goals = {pk: g for pk, g in Dialogue.objects.filter(pk__in=ids).values_list("pk", "final_goal_c")}
+        goal_label = "final goal_c"
     turns = list(Dialogue.objects.filter(pk__in=ids).values_list("turns_count", flat=True))
     rows = []
     for label, speakers in (("agent 1", (0,)), ("agent 2", (1,)), ("average", (0, 1))):
@@ -130,6 +137,10 @@ def sif_table(ids: list[int], srel: JudgeVersion | None) -> SifTable:
                     both = [v for s in speakers if (v := getattr(agents[(pk, s)], metric)) is not None]
                     values.append(fmean(both) if both else None)
             row[metric], row[f"{metric}_n"] = _mean100(values)
+        # METHOD.md §3's option: sigmoid of the pooled mean of every scored action of the complete agents
+        pooled = [score for pk in ids for s in speakers if (a := agents[(pk, s)]).s_rel is not None for score in
+                  a.relevance]  # fmt: skip
+        row["s_rel_pooled"] = 100 * judges.sigmoid(fmean(pooled)) if pooled else None
         rows.append(row)
     points = {}
     for metric in ("s_div", "s_rel"):
@@ -137,9 +148,17 @@ def sif_table(ids: list[int], srel: JudgeVersion | None) -> SifTable:
         for pk in ids:
             both = [v for s in (0, 1) if (v := getattr(agents[(pk, s)], metric)) is not None]
             if both:
-                per.append((pk, fmean(both), facts.get(pk)))
+                per.append((pk, fmean(both), goals.get(pk)))
         points[metric] = sorted(per, key=lambda p: p[1])
-    return SifTable(rows, fmean(turns) if turns else None, len(ids), points)
+    return SifTable(rows, fmean(turns) if turns else None, len(ids), points, goal_label)
+
+
+def _episode_goals(ids: list[int], version: JudgeVersion | None) -> dict[int, list[float]]:
+    goals: dict[int, list[float]] = defaultdict(list)
+    for row in episode_rows(ids, version):
+        if row.goal is not None:
+            goals[row.dialogue_id].append(row.goal)
+    return goals
 
 
 # --- SOTOPIA-EVAL ----------------------------------------------------------------------------------------
@@ -235,7 +254,7 @@ def run_summary(run: Run, *, srel: str | None = None, sotopia: str | None = None
     srel_version, _ = pick_version(RELEVANCE, ids, srel)
     episode_version, _ = pick_version(EPISODE, ids, sotopia)
     scores = task_scores(ids, episode_version)
-    sif = sif_table(ids, srel_version)
+    sif = sif_table(ids, srel_version, episode_version)
     agents = agent_sif(ids, srel_version)
     task_of = dict(Dialogue.objects.filter(pk__in=ids).values_list("pk", "task_id"))
     per_task: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))

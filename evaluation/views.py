@@ -131,7 +131,7 @@ def run_sif(request: HttpRequest, pk: int) -> HttpResponse:
         "run": run,
         "which": which,
         "count": len(ids),
-        "sif": report.sif_table(ids, srel),
+        "sif": report.sif_table(ids, srel, episode),
         "srel": srel,
         "episode": episode,
         "episode_table": report.episode_table(ids, episode),
@@ -163,12 +163,12 @@ def _tables(run: Run, data: dict[str, Any]) -> dict[str, tuple[list[str], list[d
     from evaluation import trajectories
 
     ids = data["ids"]
-    sif = report.sif_table(ids, data["srel"])
+    sif = report.sif_table(ids, data["srel"], data["episode"])
     episode = report.episode_table(ids, data["episode"])
     kept_only = data["which"] == "kept"
     tables = {
         "sif": (
-            ["agent", "s_div", "s_div_n", "s_rel", "s_rel_n", "s_sif", "s_sif_n"],
+            ["agent", "s_div", "s_div_n", "s_rel", "s_rel_n", "s_sif", "s_sif_n", "s_rel_pooled"],
             [{"agent": r["label"], **{k: v for k, v in r.items() if k != "label"}} for r in sif.rows],
         ),
         "sotopia": (
@@ -219,12 +219,12 @@ def run_report(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(Run, pk=pk)
     data = _report_data(run, request)
     ids = data["ids"]
-    sif = report.sif_table(ids, data["srel"])
+    sif = report.sif_table(ids, data["srel"], data["episode"])
     kept_only = data["which"] == "kept"
     figures = {}
     for metric, label in (("s_div", "S_div"), ("s_rel", "S_rel")):
         if sif.points[metric]:
-            figures[metric] = json.dumps(sorted_scores_chart(sif.points[metric], metric=label))
+            figures[metric] = json.dumps(sorted_scores_chart(sif.points[metric], metric=label, goal=sif.goal_label))
     for name, build in (
         ("goal_by_turn", trajectories.goal_by_turn),
         ("ratings_by_strategy", trajectories.ratings_by_strategy),
@@ -311,7 +311,7 @@ def evaluation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     srel, _ = report.pick_version(RELEVANCE, ids, f"{job.judge_model}@{job.versions.get(RELEVANCE, '')}")
     episode, _ = report.pick_version(EPISODE, ids, f"{job.judge_model}@{job.versions.get(EPISODE, '')}")
     context.update(
-        sif=report.sif_table(ids, srel),
+        sif=report.sif_table(ids, srel, episode),
         episode_table=report.episode_table(ids, episode),
         srel=srel,
         episode=episode,

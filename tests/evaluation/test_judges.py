@@ -78,6 +78,10 @@ def test_s_rel_is_the_sigmoid_of_the_mean_of_known_scores(dialogue, judge_server
     for speaker in (0, 1):
         assert abs(agents[(dialogue.pk, speaker)].s_rel - expected[speaker]) < 1e-12
         assert agents[(dialogue.pk, speaker)].s_sif is None  # no S_div yet
+    table = report.sif_table([dialogue.pk], version)
+    assert table.rows[2]["s_rel_pooled"] == pytest.approx(100 * judges.sigmoid((1 - 0.5 + 0.5 + 0 + 1) / 5))
+    assert table.rows[2]["s_rel"] == pytest.approx(50 * (expected[0] + expected[1]))  # the mean of both agents
+    assert table.goal_label == "final goal_c"  # no SOTOPIA-EVAL yet
     # every request: temperature 0, one sample, structured output, the speaker's goal and at most 2 turns before
     bodies = [r["body"] for r in judge_server.requests if r["purpose"] == "eval.relevance"]
     assert len(bodies) == 5 and all(b["temperature"] == 0 and b["n"] == 1 and "response_format" in b for b in bodies)

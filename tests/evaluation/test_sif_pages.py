@@ -9,6 +9,7 @@ import html as html_lib
 import io
 import json
 import re
+from statistics import fmean
 
 import pytest
 
@@ -106,6 +107,10 @@ def test_a_run_report_shows_the_tables_and_downloads_them(demo_tasks, client_for
     sif = report.sif_table(ids, report.pick_version("srel", ids, None)[0])
     assert [r["agent"] for r in rows] == ["agent 1", "agent 2", "average"]
     assert float(rows[2]["s_sif"]) == pytest.approx(sif.rows[2]["s_sif"])
+    with_goal = report.sif_table(ids, report.pick_version("srel", ids, None)[0], version)
+    goals = {d: fmean(EpisodeScore.objects.filter(dialogue_id=d).values_list("goal", flat=True)) for d in ids}
+    assert with_goal.goal_label == "GOAL (SOTOPIA-EVAL)"
+    assert all(goal == pytest.approx(goals[pk]) for pk, _, goal in with_goal.points["s_rel"])
     sotopia = list(csv.DictReader(io.StringIO(viewer.get(f"/runs/{run.pk}/report/sotopia.csv").content.decode())))
     goal_all = next(r for r in sotopia if r["subset"] == "all" and r["dimension"] == "GOAL")
     assert float(goal_all["mean"]) == pytest.approx(table.rows[0]["GOAL"].mean) and goal_all["tasks"] == "3"
