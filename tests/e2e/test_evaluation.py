@@ -27,6 +27,7 @@ def test_evaluate_a_dialogue_and_read_the_run_report(page: Page, snap, artifacts
     panel.get_by_role("button", name="Evaluate").click()
     expect(panel.locator(".evaluation-job")).to_have_attribute("data-status", "done")
     expect(panel).to_contain_text("simulated: not a language model")
+    expect(panel).not_to_contain_text("could not score")  # every item judged: the problems would be listed here
     for label in ("S_div", "S_rel", "S_sif"):
         expect(panel.locator(f".sif-scores dt:text-is('{label}') + dd").first).to_have_text(re.compile(r"^\d+\.\d$"))
     expect(panel.locator("table.episode-agent")).to_have_count(2)
