@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from dialogues.engine.actions import Action
-from dialogues.engine.llm import LLM, OpenAIChatClient
+from dialogues.engine.llm import LLM, OpenAIChatClient, SidedLLM
 from dialogues.engine.simulated import MODEL_NAME, SimulatedExpert
 from dialogues.engine.stepper import StepFailed, advance
 from dialogues.events import announce_step
@@ -178,7 +178,11 @@ async def step_dialogue(
     _held[dialogue_id] = begun.token
     try:
         try:
-            result = await advance(begun.state, llms(begun.backend), human)
+            llm = llms(begun.backend)
+            if begun.reference is not None and begun.agent_side is not None:  # the agent against a reference
+                other = llms(begun.reference)
+                llm = SidedLLM(llm, other) if begun.agent_side == 0 else SidedLLM(other, llm)
+            result = await advance(begun.state, llm, human)
         except StepFailed as failure:
             saved = await db(
                 dialogue_fail,

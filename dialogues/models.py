@@ -226,6 +226,14 @@ class RunKind(models.TextChoices):
     GENERATION = "generation", "generation"
     FORK = "fork", "fork (experiment)"
     IMPORTED = "imported", "imported"
+    EVALUATION = "evaluation", "evaluation (benchmark)"
+
+
+class Setting(models.TextChoices):
+    """How an evaluation run pairs the agent under test (paper A.3)."""
+
+    SELF_PLAY = "self_play", "self-play"
+    REFERENCE = "reference", "against a reference model"
 
 
 class Run(models.Model):
@@ -262,6 +270,13 @@ class Run(models.Model):
     # imported runs: the run's key where it was made, and the import that brought it
     external_key = models.CharField(max_length=200, blank=True, db_index=True)
     import_job = models.ForeignKey(ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    # evaluation runs: the setting, the reference model (the run's own backend is the agent under test) and the
+    # task order and partition used, with the check of the paper's hard indices against that order
+    setting = models.CharField(max_length=10, choices=Setting.choices, blank=True)
+    reference_backend = models.CharField(max_length=20, blank=True)
+    reference_model = models.CharField(max_length=200, blank=True)
+    reference_endpoints = models.JSONField(default=list, blank=True, help_text="Base URLs (never the API key)")
+    benchmark = models.JSONField(default=dict, blank=True, help_text="Order and partition sources, the hard check")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -276,6 +291,10 @@ class Run(models.Model):
     @property
     def is_fork(self) -> bool:
         return self.kind == RunKind.FORK
+
+    @property
+    def is_evaluation(self) -> bool:
+        return self.kind == RunKind.EVALUATION
 
 
 class DialogueStatus(models.TextChoices):
@@ -328,6 +347,9 @@ class Dialogue(models.Model):
     )
     arm = models.CharField(max_length=1, blank=True, help_text="Counterfactual batch: setting A or B")
     human_side = models.PositiveSmallIntegerField(null=True, blank=True, help_text="The side a person plays")
+    agent_side = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Evaluation against a reference model: the side the agent under test plays"
+    )
     # imported dialogues: their key where they were made, the import, and what came with them (source file and
     # lines, decisions and adjudication made elsewhere) — never mixed with this instance's own annotations
     external_key = models.CharField(max_length=200, blank=True, db_index=True)

@@ -101,6 +101,15 @@ def agent_sif(ids: list[int], srel: JudgeVersion | None) -> dict[tuple[int, int]
     return out
 
 
+def scored_sides(ids: list[int]) -> dict[int, tuple[int, ...]]:
+    """The sides whose scores count per dialogue: both in self-play, only the agent's against a reference model
+    (an evaluation run's `agent_side`)."""
+    return {
+        pk: (0, 1) if side is None else (side,)
+        for pk, side in Dialogue.objects.filter(pk__in=ids).values_list("pk", "agent_side")
+    }
+
+
 def _mean100(values: list[float | None]) -> tuple[float | None, int]:
     defined = [100 * v for v in values if v is not None]
     return (fmean(defined) if defined else None), len(defined)
@@ -125,28 +134,31 @@ def sif_table(ids: list[int], srel: JudgeVersion | None, episode: JudgeVersion |
         goals = {pk: g for pk, g in Dialogue.objects.filter(pk__in=ids).values_list("pk", "final_goal_c")}
         goal_label = "final goal_c"
     turns = list(Dialogue.objects.filter(pk__in=ids).values_list("turns_count", flat=True))
+    scored = scored_sides(ids)
+    reference = any(len(sides) == 1 for sides in scored.values())
     rows = []
-    for label, speakers in (("agent 1", (0,)), ("agent 2", (1,)), ("average", (0, 1))):
+    scored_label = "agent under test" if reference else "average"
+    for label, speakers in (("agent 1", (0,)), ("agent 2", (1,)), (scored_label, None)):
         row: dict[str, Any] = {"label": label}
         for metric in ("s_div", "s_rel", "s_sif"):
-            if len(speakers) == 1:
+            if speakers is not None:
                 values = [getattr(agents[(pk, speakers[0])], metric) for pk in ids]
-            else:  # per dialogue: the mean of both agents where defined
+            else:  # per dialogue: the mean of the scored sides where defined
                 values = []
                 for pk in ids:
-                    both = [v for s in speakers if (v := getattr(agents[(pk, s)], metric)) is not None]
+                    both = [v for s in scored[pk] if (v := getattr(agents[(pk, s)], metric)) is not None]
                     values.append(fmean(both) if both else None)
             row[metric], row[f"{metric}_n"] = _mean100(values)
         # METHOD.md §3's option: sigmoid of the pooled mean of every scored action of the complete agents
-        pooled = [score for pk in ids for s in speakers if (a := agents[(pk, s)]).s_rel is not None for score in
-                  a.relevance]  # fmt: skip
+        complete = [agents[(pk, s)] for pk in ids for s in (speakers or scored[pk])]
+        pooled = [score for a in complete if a.s_rel is not None for score in a.relevance]
         row["s_rel_pooled"] = 100 * judges.sigmoid(fmean(pooled)) if pooled else None
         rows.append(row)
     points = {}
     for metric in ("s_div", "s_rel"):
         per = []
         for pk in ids:
-            both = [v for s in (0, 1) if (v := getattr(agents[(pk, s)], metric)) is not None]
+            both = [v for s in scored[pk] if (v := getattr(agents[(pk, s)], metric)) is not None]
             if both:
                 per.append((pk, fmean(both), goals.get(pk)))
         points[metric] = sorted(per, key=lambda p: p[1])
@@ -155,8 +167,9 @@ def sif_table(ids: list[int], srel: JudgeVersion | None, episode: JudgeVersion |
 
 def _episode_goals(ids: list[int], version: JudgeVersion | None) -> dict[int, list[float]]:
     goals: dict[int, list[float]] = defaultdict(list)
+    scored = scored_sides(ids)
     for row in episode_rows(ids, version):
-        if row.goal is not None:
+        if row.goal is not None and row.speaker in scored[row.dialogue_id]:
             goals[row.dialogue_id].append(row.goal)
     return goals
 
@@ -177,12 +190,15 @@ def episode_rows(ids: list[int], version: JudgeVersion | None) -> list[EpisodeSc
 def task_scores(
     ids: list[int], version: JudgeVersion | None, *, speaker: int | None = None
 ) -> dict[int, dict[str, float]]:
-    """Per task: each dimension and Overall, self-play averaged (both agents of a dialogue; `speaker` for one side),
-    then averaged over the task's evaluated dialogues. Dialogues whose judgement failed are left out."""
+    """Per task: each dimension and Overall, self-play averaged (both agents of a dialogue; only the agent under test
+    against a reference model; `speaker` for one side), then averaged over the task's evaluated dialogues.
+    Dialogues whose judgement failed are left out."""
     task_of = dict(Dialogue.objects.filter(pk__in=ids).values_list("pk", "task_id"))
+    scored = scored_sides(ids)
     per_dialogue: dict[int, list[EpisodeScore]] = defaultdict(list)
     for row in episode_rows(ids, version):
-        if row.overall is not None and (speaker is None or row.speaker == speaker):
+        counted = row.speaker == speaker if speaker is not None else row.speaker in scored[row.dialogue_id]
+        if row.overall is not None and counted:
             per_dialogue[row.dialogue_id].append(row)
     per_task: dict[int, list[dict[str, float]]] = defaultdict(list)
     for dialogue_id, rows in per_dialogue.items():
@@ -258,9 +274,10 @@ def run_summary(run: Run, *, srel: str | None = None, sotopia: str | None = None
     agents = agent_sif(ids, srel_version)
     task_of = dict(Dialogue.objects.filter(pk__in=ids).values_list("pk", "task_id"))
     per_task: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    scored = scored_sides(ids)
     for pk in ids:
         for metric, attr in (("S_sif", "s_sif"), ("S_div", "s_div"), ("S_rel", "s_rel")):
-            both = [v for s in (0, 1) if (v := getattr(agents[(pk, s)], attr)) is not None]
+            both = [v for s in scored[pk] if (v := getattr(agents[(pk, s)], attr)) is not None]
             if both:
                 per_task[metric][task_of[pk]].append(100 * fmean(both))
     for task, goal_c in Dialogue.objects.filter(pk__in=ids).values_list("task_id", "final_goal_c"):

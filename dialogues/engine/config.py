@@ -15,6 +15,7 @@ class Variant(StrEnum):
     RAW = "raw"  # no strategy injection
     NSI = "nsi"  # the negotiation workflow from turn 6 regardless of ratings
     HNSI = "hnsi"  # one side (drawn per task) runs the workflow from turn 6
+    PLAIN = "plain"  # an evaluation episode as SOTOPIA plays it: plain prompts, no rating, no filter
 
 
 class SsiRule(StrEnum):
@@ -101,6 +102,8 @@ class RunConfig:
             problems.append("judge_min_valid must be between 1 and judge_samples")
         if self.attempts < 1:
             problems.append("attempts must be at least 1")
+        if self.variant == Variant.PLAIN and self.attempts != 1:
+            problems.append("an evaluation episode (plain) has exactly one attempt: nothing is regenerated")
         if self.max_turns < 1 or self.initial_native_turns < 1:
             problems.append("max_turns and initial_native_turns must be at least 1")
         if min(self.judge_reasks, self.unusable_retries, self.exit_overrun_turns, self.none_limit) < 0:

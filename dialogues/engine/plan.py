@@ -9,6 +9,10 @@ The order of the rules is the method (METHOD.md §1, §2):
    termination vote makes the next action a forced leave; Raw always NSC; NSI and h-NSI run the workflow.
 A dialogue that ends with unrated turns after its last rating gets a closing rating first.
 
+An evaluation episode (variant plain) is played as SOTOPIA plays it: plain prompts on every turn, no step rating,
+and it ends when one agent leaves (fewer than two remain), after more than `none_limit` consecutive `none`
+actions, or at the turn limit.
+
 Experiments (forks) may force one branch for every model turn after the native start, or disable SSI / NSI
 (a disabled NSI falls back to SSI, a disabled SSI to NSC). When a person plays one side, that side's actions
 (and its exit confirmation) are theirs to type: the move is HUMAN and the engine waits; forced leaves stay forced.
@@ -69,6 +73,8 @@ def _plan(state: DialogueState) -> Move:
         return _finish(state, EndReason.BOTH_LEFT, "both agents have left")
     if state.trailing_nones() > config.none_limit:
         return _finish(state, EndReason.NONE_LIMIT, f"more than {config.none_limit} consecutive `none` actions")
+    if config.variant == Variant.PLAIN:
+        return _plain_move(state)
     if last is not None and last.is_leave:
         if n >= config.max_turns + config.exit_overrun_turns:
             return _finish(
@@ -96,7 +102,20 @@ def _plan(state: DialogueState) -> Move:
     return _strategy_move(state)
 
 
+def _plain_move(state: DialogueState) -> Move:
+    config, n = state.config, state.next_index
+    last = state.turns[-1] if state.turns else None
+    if last is not None and last.is_leave:
+        who = state.task.names[last.speaker]
+        return _finish(state, EndReason.ONE_LEFT, f"{who} left: fewer than two agents remain (SOTOPIA's rule)")
+    if n >= config.max_turns:
+        return _finish(state, EndReason.TURN_LIMIT, f"the turn limit ({config.max_turns}) is reached")
+    return Move(MoveKind.ACT, "evaluation episode: plain prompt, no strategy, no rating", branch=Branch.NSC)
+
+
 def _finish(state: DialogueState, end_reason: EndReason, why: str) -> Move:
+    if state.config.variant == Variant.PLAIN:  # an evaluation episode is never rated
+        return Move(MoveKind.FINISH, why, end_reason=end_reason)
     latest = state.latest_rating()
     rated_up_to = -1 if latest is None else latest[0]
     unrated = [t for t in state.turns if t.index > rated_up_to and not t.is_leave]

@@ -33,6 +33,7 @@ class EndReason(StrEnum):
     BOTH_LEFT = "both_left"
     TURN_LIMIT = "turn_limit"
     NONE_LIMIT = "none_limit"
+    ONE_LEFT = "one_left"  # evaluation episodes: SOTOPIA ends when fewer than two agents remain
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .config import RunConfig, SsiRule
+from .config import RunConfig, SsiRule, Variant
 
 
 class Branch(StrEnum):
@@ -50,13 +50,17 @@ class AttemptOutcome:
 
 def passes_filter(outcome: AttemptOutcome, config: RunConfig) -> bool:
     """Paper Eq. 4: keep if the final goal_c reaches the threshold (8.0 with NSI, 8.5 without) and both
-    agents left; otherwise regenerate."""
+    agents left; otherwise regenerate. An evaluation episode is never filtered."""
+    if config.variant == Variant.PLAIN:
+        return True
     if not outcome.both_left or outcome.final_goal_c is None:
         return False
     return outcome.final_goal_c >= config.filter_threshold(nsi_used=outcome.nsi_used)
 
 
 def filter_explanation(outcome: AttemptOutcome, config: RunConfig) -> str:
+    if config.variant == Variant.PLAIN:
+        return "evaluation episode: not filtered, kept as played"
     threshold = config.filter_threshold(nsi_used=outcome.nsi_used)
     if outcome.final_goal_c is None:
         return "no final rating"

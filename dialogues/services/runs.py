@@ -39,6 +39,7 @@ from dialogues.models import (
     DialogueStatus,
     LLMCall,
     Run,
+    RunKind,
     RunStatus,
     StepRating,
     Task,
@@ -67,6 +68,13 @@ class Backend:
     @classmethod
     def of(cls, run: Run) -> Backend:
         return cls(kind=run.backend, model=run.model, base_urls=tuple(run.endpoints))
+
+    @classmethod
+    def reference_of(cls, run: Run) -> Backend | None:
+        """An evaluation run's reference model, if it has one (the other side of every dialogue)."""
+        if not run.reference_model:
+            return None
+        return cls(kind=run.reference_backend, model=run.reference_model, base_urls=tuple(run.reference_endpoints))
 
     @classmethod
     def for_dialogue(cls, dialogue: Dialogue) -> Backend:
@@ -132,9 +140,15 @@ def run_create(
     max_in_flight: int | None = None,
     token_budget: int | None = None,
     start_paused: bool = False,
+    kind: str = RunKind.GENERATION,
+    setting: str = "",
+    reference: Backend | None = None,
+    agent_sides: dict[int, int] | None = None,
+    benchmark: dict[str, Any] | None = None,
 ) -> Run:
     """A run with its configuration and the first attempt of every task, all pending (or paused, to be stepped
-    through by hand)."""
+    through by hand). An evaluation run names its setting, the reference model if any, and per task the side the
+    agent under test plays."""
     if not tasks:
         raise ValueError("a run needs at least one task")
     config = config.with_changes(model=backend.model)
@@ -147,13 +161,21 @@ def run_create(
         backend=backend.kind,
         model=backend.model,
         endpoints=list(backend.base_urls),
-        simulated=backend.simulated,
+        simulated=backend.simulated or (reference is not None and reference.simulated),
         seed=config.seed,
         max_in_flight=max_in_flight or settings.OMEGA_MAX_DIALOGUES_IN_FLIGHT,
         token_budget=token_budget,
+        kind=kind,
+        setting=setting,
+        reference_backend=reference.kind if reference else "",
+        reference_model=reference.model if reference else "",
+        reference_endpoints=list(reference.base_urls) if reference else [],
+        benchmark=benchmark or {},
     )
     run.tasks.set(tasks)
     dialogues = [_new_dialogue(run, task, 0, config) for task in tasks]
+    for dialogue in dialogues:
+        dialogue.agent_side = (agent_sides or {}).get(dialogue.task.pk)
     if start_paused:
         for dialogue in dialogues:
             dialogue.status = DialogueStatus.PAUSED
@@ -258,6 +280,8 @@ class Begun:
     token: str  # the execution token the save must present
     run_id: int
     backend: Backend
+    reference: Backend | None = None  # an evaluation run's reference model plays the side the agent does not
+    agent_side: int | None = None
 
 
 @dataclass
@@ -312,6 +336,8 @@ def dialogue_step_begin(*, dialogue_id: int, token: str | None = None, human: bo
         execution,
         dialogue.run_id,
         Backend.for_dialogue(dialogue),
+        Backend.reference_of(run),
+        dialogue.agent_side,
     )
 
 
