@@ -38,6 +38,7 @@ class Order:
     reference_first: set[str]
     partition_source: str
     hard_check: dict[str, Any]
+    from_file: bool = False  # a partition given directly: it names the tasks, whatever the order
 
 
 def default_order() -> list[str]:
@@ -62,14 +63,28 @@ def resolve_order(*, order_file: Path | None = None, partition_file: Path | None
     except (OSError, ValueError) as exc:
         raise BenchmarkError(str(exc)) from exc
     hard = set(Task.objects.filter(hard=True).values_list("external_id", flat=True))
-    check = partition.hard_check(pks, hard)
-    hard_check = {
-        "marked": check.marked,
-        "hard": check.hard,
-        "mismatched": check.mismatched,
-        "fits": check.hard == check.marked,
-    }
-    return Order(source, pks, first, partition_source, hard_check)
+    try:
+        check = partition.hard_check(pks, hard)
+        hard_check = {
+            "marked": check.marked,
+            "hard": check.hard,
+            "mismatched": check.mismatched,
+            "fits": check.hard == check.marked,
+        }
+    except ValueError as exc:  # an order shorter than the paper's 450 tasks
+        hard_check = {"error": f"the paper's hard indices cannot be checked: {exc}"}
+    return Order(source, pks, first, partition_source, hard_check, from_file=partition_file is not None)
+
+
+def hard_check_text(check: dict[str, Any], source: str) -> str:
+    """The check of the paper's hard-marked indices against the order used, in words."""
+    if "error" in check:
+        return check["error"]
+    fits = "fits" if check["fits"] else "does NOT fit"
+    return (
+        f"Of the paper's {check['marked']} hard-marked indices, {check['hard']} point to hard tasks under the "
+        f"{source} order: the paper's partition {fits} it."
+    )
 
 
 def benchmark_create(
@@ -91,13 +106,21 @@ def benchmark_create(
     if not tasks:
         raise BenchmarkError("no task chosen")
     agent_sides: dict[int, int] = {}
-    info: dict[str, Any] = {"tasks": len(tasks), "hard_tasks": sum(1 for t in tasks if t.hard)}
+    info: dict[str, Any] = {
+        "tasks": len(tasks),
+        "hard_tasks": sum(1 for t in tasks if t.hard),
+        "splits": {split: sum(1 for t in tasks if t.split == split) for split in sorted({t.split for t in tasks})},
+    }
     if setting == Setting.REFERENCE:
         if reference is None:
             raise BenchmarkError("the reference setting needs a reference model")
         if sides is None:
             order = order or resolve_order()
-            by_pk = partition.sides(order.pks, order.reference_first)
+            by_pk = (
+                {t.external_id: 1 if t.external_id in order.reference_first else 0 for t in tasks}
+                if order.from_file
+                else partition.sides(order.pks, order.reference_first)
+            )
             missing = [t.external_id for t in tasks if t.external_id not in by_pk]
             if missing:
                 raise BenchmarkError(

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import csv
 import json
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -352,3 +355,83 @@ def evaluation_compare(request: HttpRequest) -> HttpResponse:
         "episode_failed": EpisodeScore.objects.filter(dialogue__run__in=chosen, overall__isnull=True).count(),
     }
     return render(request, "evaluation/compare.html", context)
+
+
+# --- evaluation runs (benchmarks) ------------------------------------------------------------------------
+
+
+def _uploaded(upload: Any, directory: Path) -> Path | None:
+    """An uploaded order or partition file on disk under its own name (the parsers name it in their errors)."""
+    if not upload:
+        return None
+    path = directory / Path(upload.name).name
+    path.write_bytes(upload.read())
+    return path
+
+
+@requires(Capability.RUN)
+def run_benchmark_new(request: HttpRequest) -> HttpResponse:
+    from dialogues.forms import TaskSelectionForm
+    from dialogues.models import Split
+    from dialogues.selectors import task_filter_choices
+    from dialogues.services.runs import run_dispatch
+    from dialogues.views.runs import _check_served
+    from dialogues.worker import enqueue_steps
+    from evaluation import benchmark
+    from evaluation.forms import BenchmarkForm
+
+    data = request.POST or None
+    selection = TaskSelectionForm(
+        data or request.GET or None, choices=task_filter_choices(), initial={"split": Split.EVAL}
+    )
+    form = BenchmarkForm(data, request.FILES or None)
+    if request.method == "POST" and form.is_valid() and selection.is_valid():
+        tasks = selection.tasks()
+        problem = None if tasks else "No task matches the selection."
+        for backend in filter(None, (form.agent, form.reference)):
+            problem = problem or _check_served(backend)
+        if not problem:
+            d = form.cleaned_data
+            try:
+                with tempfile.TemporaryDirectory(prefix="omega-order-") as tmp:
+                    order = benchmark.resolve_order(
+                        order_file=_uploaded(d["order_file"], Path(tmp)),
+                        partition_file=_uploaded(d["partition_file"], Path(tmp)),
+                    )
+                setting_label = "self-play" if d["setting"] == "self_play" else f"vs {form.reference.model}"
+                with transaction.atomic():
+                    run = benchmark.benchmark_create(
+                        name=d["name"] or f"{form.agent.model} · {setting_label} · {len(tasks)} tasks",
+                        setting=d["setting"],
+                        agent=form.agent,
+                        reference=form.reference,
+                        tasks=tasks,
+                        order=order,
+                        max_turns=d["max_turns"],
+                        seed=d["seed"],
+                        user=request.user,
+                    )
+                    transaction.on_commit(lambda: enqueue_steps(run_dispatch(run_id=run.pk)))
+                return redirect("run_detail", pk=run.pk)
+            except benchmark.BenchmarkError as exc:
+                problem = str(exc)
+        form.add_error(None, problem)
+    context = {"form": form, "selection": selection}
+    return render(request, "evaluation/benchmark_new.html", context, status=400 if form.errors else 200)
+
+
+@requires(Capability.VIEW)
+def run_manifest(request: HttpRequest, pk: int) -> HttpResponse:
+    from evaluation import benchmark
+
+    run = get_object_or_404(Run, pk=pk, kind="evaluation")
+    response = HttpResponse(json.dumps(benchmark.manifest(run), indent=2), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="benchmark-run-{run.pk}-manifest.json"'
+    return response
+
+
+@requires(Capability.VIEW)
+def evaluation_leaderboard(request: HttpRequest) -> HttpResponse:
+    from evaluation import benchmark
+
+    return render(request, "evaluation/leaderboard.html", {"rows": benchmark.leaderboard()})

@@ -13,6 +13,7 @@ from dialogues.engine.config import RunConfig
 from dialogues.generation import configured_backend
 from dialogues.models import AgentProfile, Corpus, CorpusVersion, ImportJob, LLMCall, Task, Turn
 from dialogues.services import run_create
+from evaluation.benchmark import benchmark_create
 from evaluation.models import EvaluationJob
 from omega_web.roles import ROLE_ORDER, Capability, Role, permission_matrix_markdown, role_capabilities
 
@@ -62,7 +63,13 @@ def samples(demo_tasks, make_user, settings, tmp_path):
     version = CorpusVersion.objects.create(corpus=corpus, number=1, path="sample-v1.zip", status="succeeded")
     turn = Turn.objects.create(dialogue=dialogue, index=0, speaker=0, action_type="speak", argument="hi", branch="NSC")
     evaluation = EvaluationJob.objects.create(scope="run", run=run, dialogue_ids=[dialogue.pk], metrics=["sdiv"])
+    bench = benchmark_create(name="b", setting="self_play", agent=configured_backend(simulated=True), reference=None,
+                             tasks=[task])  # fmt: skip
+    bench.dialogues.update(status="paused")
+    bench.status = "paused"
+    bench.save()
     return {
+        "benchmark": bench.pk,
         "evaluation": evaluation.pk,
         "task": task.pk,
         "agent": AgentProfile.objects.first().pk,

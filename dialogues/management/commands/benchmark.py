@@ -34,6 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--setting", choices=sorted(SETTINGS), default="self-play")
         parser.add_argument("--tasks", nargs="+", default=["all"], metavar="all|hard|CODENAME")
         parser.add_argument("--limit", type=int, help="at most this many tasks (in the order used)")
+        parser.add_argument("--split", choices=["eval", "train", "any"], default="eval", help="the paper uses eval")
         parser.add_argument("--agent-url", action="append", default=[], help="the agent's server (repeatable)")
         parser.add_argument("--agent-model", default="", help="the agent's served model name")
         parser.add_argument("--reference-url", action="append", default=[], help="the reference model's server")
@@ -84,14 +85,10 @@ class Command(BaseCommand):
             else None
         )
         order = benchmark.resolve_order(order_file=o["order"], partition_file=o["partition"])
-        tasks = self._tasks(o["tasks"], order.pks, o["limit"])
+        tasks = self._tasks(o["tasks"], order.pks, o["limit"], o["split"])
         check = order.hard_check
         if setting == Setting.REFERENCE:
-            fits = "fits" if check["fits"] else "does NOT fit"
-            self.stdout.write(
-                f"Partition: {order.partition_source}. Of the paper's {check['marked']} hard-marked indices, "
-                f"{check['hard']} point to hard tasks under the {order.source} order: the paper's partition {fits} it."
-            )
+            self.stdout.write(f"Partition: {order.partition_source}. {benchmark.hard_check_text(check, order.source)}")
         name = o["name"] or f"{agent.model} · {setting.label} · {' '.join(o['tasks'])} · {len(tasks)} tasks"
         return benchmark.benchmark_create(
             name=name,
@@ -112,8 +109,10 @@ class Command(BaseCommand):
         return benchmark.from_manifest(data, name=o["name"] or None)
 
     @staticmethod
-    def _tasks(selection: list[str], order: list[str], limit: int | None) -> list[Task]:
-        tasks = Task.objects.filter(split=Split.EVAL).select_related("scenario")
+    def _tasks(selection: list[str], order: list[str], limit: int | None, split: str) -> list[Task]:
+        tasks = Task.objects.select_related("scenario")
+        if split != "any":
+            tasks = tasks.filter(split=Split(split))
         if selection == ["hard"]:
             tasks = tasks.filter(hard=True)
         elif selection != ["all"]:
@@ -122,7 +121,7 @@ class Command(BaseCommand):
         chosen = sorted(tasks, key=lambda t: (position.get(t.external_id, len(position)), t.external_id))
         chosen = chosen[:limit] if limit else chosen
         if not chosen:
-            raise CommandError("no eval-split task matches; import the SOTOPIA tasks first (import_sotopia DIR)")
+            raise CommandError(f"no task of the {split} split matches; import the SOTOPIA tasks (import_sotopia DIR)")
         return chosen
 
     def _describe(self, run: Run) -> None:
