@@ -20,6 +20,7 @@ urlpatterns = [
     path("runs/<int:pk>/sif/", evaluation_views.run_sif, name="run_sif"),
     path("runs/benchmark/new/", evaluation_views.run_benchmark_new, name="run_benchmark_new"),
     path("runs/<int:pk>/manifest.json", evaluation_views.run_manifest, name="benchmark_manifest"),
+    path("runs/<int:pk>/repeat/", evaluation_views.benchmark_repeat, name="benchmark_repeat"),
     path("runs/<int:pk>/report/", evaluation_views.run_report, name="run_report"),
     path("runs/<int:pk>/report/<slug:table>.csv", evaluation_views.run_report_csv, name="run_report_csv"),
     path("runs/<int:pk>/evaluate/", evaluation_views.run_evaluate, name="run_evaluate"),

@@ -435,3 +435,23 @@ def evaluation_leaderboard(request: HttpRequest) -> HttpResponse:
     from evaluation import benchmark
 
     return render(request, "evaluation/leaderboard.html", {"rows": benchmark.leaderboard()})
+
+
+@requires(Capability.RUN)
+@require_POST
+def benchmark_repeat(request: HttpRequest, pk: int) -> HttpResponse:
+    """A new evaluation run from this one's manifest: the same models, endpoints, seed, tasks and sides."""
+    from dialogues.services.runs import run_dispatch
+    from dialogues.worker import enqueue_steps
+    from evaluation import benchmark
+
+    run = get_object_or_404(Run, pk=pk, kind="evaluation")
+    try:
+        with transaction.atomic():
+            again = benchmark.from_manifest(benchmark.manifest(run), user=request.user)
+            transaction.on_commit(lambda: enqueue_steps(run_dispatch(run_id=again.pk)))
+    except benchmark.BenchmarkError as exc:
+        messages.error(request, f"Not repeated: {exc}")
+        return redirect("run_detail", pk=run.pk)
+    messages.success(request, f"Run #{again.pk} repeats run #{run.pk} from its manifest.")
+    return redirect("run_detail", pk=again.pk)

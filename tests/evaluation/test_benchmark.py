@@ -157,3 +157,25 @@ def test_the_command_benchmarks_and_evaluates(imported_sotopia):
     text = out.getvalue()
     assert "5 point to hard tasks under the combo file order: the paper's partition does NOT fit it" in text
     assert "2 episodes finished" in text and re.search(r"hard tasks\s+2\s+GOAL", text) and "S-IF of the agent" in text
+
+
+def test_repeat_from_the_run_page_and_download_the_manifest(imported_sotopia, client_for):
+    from omega_web.roles import Role
+
+    tasks = hard_tasks(2)
+    run = benchmark.benchmark_create(
+        name="b", setting=Setting.REFERENCE, agent=Backend("simulated", "simulated-expert"),
+        reference=Backend("simulated", "simulated-expert"), tasks=tasks, max_turns=4,
+    )  # fmt: skip
+    viewer, researcher = client_for(Role.VIEWER), client_for(Role.RESEARCHER)
+    page = viewer.get(f"/runs/{run.pk}/").content.decode()
+    assert "Evaluation run" in page and "does not fit this order" in page
+    data = json.loads(viewer.get(f"/runs/{run.pk}/manifest.json").content)
+    assert data["setting"] == "reference" and len(data["tasks"]) == 2
+    assert viewer.post(f"/runs/{run.pk}/repeat/").status_code == 403
+    answer = researcher.post(f"/runs/{run.pk}/repeat/")
+    again = Dialogue.objects.exclude(run=run).first().run
+    assert answer.status_code == 302 and answer["Location"] == f"/runs/{again.pk}/"
+    pairs = lambda r: sorted(r.dialogues.values_list("task__external_id", "agent_side"))  # noqa: E731
+    assert pairs(again) == pairs(run) and again.name == "b (repeated)"
+    assert "vs simulated-expert" in viewer.get("/evaluations/leaderboard/").content.decode()
