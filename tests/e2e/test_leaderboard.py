@@ -1,7 +1,10 @@
 """Benchmarking a social agent in the browser: two endpoints of the test LLM server stand in for the agent under
 test and a reference model; an evaluation run over the hard tasks (who speaks first from an uploaded partition
 file; an order too short for the paper's indices is refused with the reason), played to the end, judged from its
-report, and shown on the leaderboard. Screenshots 74–76."""
+report, and shown on the leaderboard. Screenshots 74–76.
+
+It plays the demo's hard tasks (library_roof_fund among them), so it sorts after test_dialogues.py, which counts the
+finished dialogues of that scenario on this shared server."""
 
 from __future__ import annotations
 
