@@ -173,6 +173,12 @@ CACHES = {
 }
 
 # --- auth -----------------------------------------------------------------------------------------------
+# Login attempts: this many failures for one account name (or from one address) within the window lock it for the
+# window, whatever the password (omega_web/login.py). Behind a trusted proxy, read the client from X-Forwarded-For.
+OMEGA_LOGIN_MAX_FAILURES_PER_ACCOUNT = env_int("OMEGA_LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)
+OMEGA_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("OMEGA_LOGIN_MAX_FAILURES_PER_ADDRESS", 30)
+OMEGA_LOGIN_WINDOW_SECONDS = env_int("OMEGA_LOGIN_WINDOW_SECONDS", 900)
+OMEGA_TRUST_X_FORWARDED_FOR = env_bool("OMEGA_TRUST_X_FORWARDED_FOR", False)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
