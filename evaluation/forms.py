@@ -4,6 +4,7 @@ the task order or partition used for who speaks first."""
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from django import forms
 
@@ -49,6 +50,11 @@ class BenchmarkForm(forms.Form):
         if d.get(f"{who}_simulated"):
             return Backend("simulated", MODEL_NAME)
         if not urls:
+            return None
+        if any(urlsplit(u).username or urlsplit(u).password for u in urls):
+            self.add_error(
+                f"{who}_urls", "No credentials in a URL (they would be stored and shown): set OMEGA_LLM_API_KEY."
+            )
             return None
         if not d.get(f"{who}_model"):
             self.add_error(f"{who}_model", "Give the served model name for these servers.")

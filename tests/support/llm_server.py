@@ -127,7 +127,14 @@ class ScriptedLLMServer:
                 except ValueError:
                     self._send(400, json.dumps({"error": "body is not JSON"}))
                     return
-                server.requests.append({"path": self.path, "purpose": purpose, "body": body})
+                server.requests.append(
+                    {
+                        "path": self.path,
+                        "purpose": purpose,
+                        "body": body,
+                        "authorization": self.headers.get("Authorization", ""),
+                    }
+                )
                 if not self.path.rstrip("/").endswith("/v1/chat/completions"):
                     self._send(404, json.dumps({"error": "not found"}))
                     return

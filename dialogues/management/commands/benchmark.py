@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -69,6 +70,8 @@ class Command(BaseCommand):
 
     def _backend(self, urls: list[str], model: str, simulated: bool, who: str) -> Backend:
         if urls:
+            if any(urlsplit(u).username or urlsplit(u).password for u in urls):
+                raise CommandError("no credentials in a URL (they would be stored and shown): set OMEGA_LLM_API_KEY")
             if not model:
                 raise CommandError(f"--{who}-url needs --{who}-model (the served model name)")
             return Backend("openai", model, tuple(urls))
