@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 import psycopg
 import pytest
@@ -207,3 +208,34 @@ def test_restart_the_broker_mid_run(tmp_path, pg_url, sotopia_dir):
     output = (tmp_path / "generate.log").read_text()
     assert generate.returncode == 0, output
     assert_run_is_whole(pg_url)
+
+
+def test_the_database_drops_every_connection_mid_run(tmp_path, pg_url, sotopia_dir):
+    """PostgreSQL terminates every connection of the app three times during a run (a failover, a restart): workers
+    and the following `generate` reconnect, a step cut off is redone from its lease, and the run is whole."""
+    database = urlparse(pg_url).path.lstrip("/")
+    with redis_database() as (redis_url, prefix):
+        env = app_env(
+            tmp_path, OMEGA_DATABASE_URL=pg_url, OMEGA_REDIS_URL=redis_url, OMEGA_REDIS_KEY_PREFIX=prefix, **FAST_LEASES
+        )
+        prepare(env, sotopia_dir)
+        generate = start_generate(env, tmp_path / "generate.log")
+        dropped = 0
+        try:
+            with celery_worker(env, concurrency=24):
+                for turns in (200, 600, 1000):
+                    wait_for_turns(pg_url, turns)
+                    with psycopg.connect(pg_url, autocommit=True) as admin:
+                        dropped += admin.execute(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE datname = %s AND pid <> pg_backend_pid()",
+                            (database,),
+                        ).fetchone()[0]
+                generate.wait(480)
+        finally:
+            stop(generate)
+        output = (tmp_path / "generate.log").read_text()
+        assert dropped >= 6, dropped  # the worker's and generate's connections, each time
+        assert generate.returncode == 0, output
+        assert "finished" in output.splitlines()[-1]
+        assert_run_is_whole(pg_url)

@@ -6,6 +6,7 @@ import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import OperationalError, close_old_connections, connection
 from tqdm import tqdm
 
 from dialogues.engine.config import RunConfig, Sampling, Variant
@@ -17,6 +18,8 @@ from dialogues.selectors import run_progress
 from dialogues.services import run_create
 from dialogues.services.runs import run_dispatch
 from dialogues.worker import enqueue_steps
+
+DATABASE_PATIENCE = 300  # seconds `generate --celery` keeps reconnecting while following a run
 
 
 class Command(BaseCommand):
@@ -207,10 +210,25 @@ class Command(BaseCommand):
     def _follow(self, run: Run, started: float) -> None:
         """Poll the rows until the workers are done; Ctrl-C stops following, not the run."""
         bar = self._bar(run)
+        lost_since: float | None = None
         try:
             while True:
-                run.refresh_from_db()
-                progress = run_progress(run)
+                try:
+                    run.refresh_from_db()
+                    progress = run_progress(run)
+                except OperationalError as exc:  # the database went away (restart, failover): reconnect and go on
+                    close_old_connections()
+                    connection.close()
+                    lost_since = lost_since or time.monotonic()
+                    if time.monotonic() - lost_since > DATABASE_PATIENCE:
+                        raise CommandError(
+                            f"the database has been unreachable for {DATABASE_PATIENCE} s: {exc}. Run #{run.pk} "
+                            "goes on on the workers; follow it with `manage.py runs status`."
+                        ) from exc
+                    bar.write(f"The database connection was lost ({str(exc).strip()[:120]}); reconnecting…")
+                    time.sleep(1.0)
+                    continue
+                lost_since = None
                 self._show(bar, progress, started)
                 if run.status != "running":
                     break
