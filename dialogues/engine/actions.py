@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -97,7 +98,10 @@ def parse_json_object(text: str | None) -> dict[str, Any]:
 def _python_literal(text: str) -> Any:
     if len(text) > 200_000:
         raise ValueError("too long")
-    return ast.literal_eval(text)
+    with warnings.catch_warnings():  # a model's stray backslash is its text, not our code: no compiler warnings
+        warnings.simplefilter("ignore", category=SyntaxWarning)
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        return ast.literal_eval(text)
 
 
 def parse_action(text: str | None, *, allowed: frozenset[ActionType] | None = None) -> Action:

@@ -39,8 +39,8 @@ def fill(page: Page, agent: ScriptedLLMServer, reference: ScriptedLLMServer) -> 
     page.get_by_label("Agent's server(s)").fill(agent.base_url)
     page.get_by_label("Reference model: served model name").fill("ref-model")
     page.get_by_label("Reference model's server(s)").fill(reference.base_url)
-    page.get_by_label("Split").select_option("train")  # the demo tasks are training tasks
-    page.get_by_label("Hard").select_option("1")
+    page.locator("select[name=split]").select_option("train")  # the demo tasks are training tasks
+    page.locator("select[name=hard]").select_option("1")
     page.get_by_label("Turn limit").fill("8")
 
 
