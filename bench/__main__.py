@@ -12,6 +12,7 @@ from pathlib import Path
 from bench.export import EXPORT_COLUMNS, ExportScenario, run_export
 from bench.imports import IMPORT_COLUMNS, ImportScenario, run_imports
 from bench.judges import JUDGE_COLUMNS, JudgeScenario, run_judges
+from bench.load import LOAD_COLUMNS, LoadScenario, run_load
 from bench.pages import PAGE_COLUMNS, PagesScenario, run_pages
 from bench.sdiv import SDIV_COLUMNS, SdivScenario, run_sdiv
 from bench.throughput import Scenario, run_scenario
@@ -140,6 +141,17 @@ def judges_bench(args: argparse.Namespace, work: Path) -> None:
     save("judges", args.smoke, rows)
 
 
+def load_bench(args: argparse.Namespace, work: Path) -> None:
+    scenario = LoadScenario(dialogues=30, clients=6, max_turns=6) if args.smoke else LoadScenario()
+    print(f"running: {scenario.dialogues} dialogues in flight, {scenario.clients} websocket clients (half reconnect) …",
+          flush=True)  # fmt: skip
+    row = run_load(scenario, work)
+    print()
+    print("Load: every turn to every watching client; memory of the web and worker processes (PostgreSQL, Redis)")
+    print(table([row], LOAD_COLUMNS))
+    save("load", args.smoke, [row])
+
+
 def save(kind: str, smoke: bool, rows: list[dict]) -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{kind}-{'smoke-' if smoke else ''}{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -152,7 +164,7 @@ def main() -> None:
     parser.add_argument(
         "which",
         nargs="*",
-        choices=["throughput", "pages", "export", "import", "sdiv", "judges"],
+        choices=["throughput", "pages", "export", "import", "sdiv", "judges", "load"],
         help="benchmarks to run (default: all)",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny runs that check the harness (CI)")
@@ -176,8 +188,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="omega-bench-") as work:
         benches = {"throughput": throughput, "pages": pages, "export": export, "import": imports, "sdiv": sdiv_bench,
-                   "judges": judges_bench}  # fmt: skip
-        for which in args.which or ["sdiv", "judges", "import", "export", "pages", "throughput"]:
+                   "judges": judges_bench, "load": load_bench}  # fmt: skip
+        for which in args.which or ["sdiv", "judges", "import", "export", "pages", "load", "throughput"]:
             benches[which](args, Path(work))
 
 

@@ -38,8 +38,9 @@ def interval(value: Any) -> str:
 
 
 @register.filter
-def cell(row: dict[str, Any], key: str) -> Any:
-    return row.get(key)
+def cell(row: Any, key: str) -> Any:
+    """A key of a dict (a table row, a judge's sample); nothing when there is no such dict."""
+    return row.get(key) if isinstance(row, dict) else None
 
 
 @register.filter

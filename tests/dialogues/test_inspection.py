@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from html.parser import HTMLParser
 
 import pytest
 from django.urls import reverse
@@ -16,12 +17,47 @@ from dialogues.generation import configured_backend, run_coroutine, run_to_end
 from dialogues.models import Dialogue, DialogueStatus, LLMCall, Run, RunStatus, StepRating, Task, Turn
 from dialogues.services import run_create
 from dialogues.views.runs import SIMULATED
+from evaluation.models import EpisodeScore, RelevanceScore
 from omega_web.roles import Role
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROOF = "library_roof_fund"  # the simulated expert takes both of its demo tasks into the negotiation workflow
-HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+HOSTILE = (
+    '<script>alert("x")</script><img src=x onerror=alert(1)><a href="javascript:alert(2)">go</a>'
+    "\" onmouseover=\"alert(3)' onfocus='alert(4)"
+)
+
+
+class _Active(HTMLParser):
+    """Markup in a page that would run: a handler attribute, a javascript: URL, a script with the hostile text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+        self._script = False
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self._script = tag == "script"
+        for name, value in attrs:
+            if name.startswith("on"):
+                self.found.append(f"<{tag} {name}=…>")
+            if name in {"href", "src", "action", "formaction"} and (value or "").strip().lower().startswith(
+                "javascript:"
+            ):
+                self.found.append(f"<{tag} {name}={value}>")
+        if tag == "img" and dict(attrs).get("src") == "x":
+            self.found.append("<img src=x>")
+
+    def handle_data(self, data: str) -> None:
+        if self._script and "alert" in data:
+            self.found.append(f"<script>{data[:40]}")
+
+
+def active_markup(html: str) -> list[str]:
+    parser = _Active()
+    parser.feed(html)
+    return parser.found
 
 
 def launch_data(**changes) -> dict[str, str]:
@@ -222,14 +258,24 @@ def test_llm_and_uploaded_text_is_escaped_everywhere(finished_run, client_for):
     call.responses = [HOSTILE]
     call.messages = [{"role": "user", "content": HOSTILE}]
     call.save()
+    # the judges' words too: a relevance justification and a SOTOPIA-EVAL reasoning
+    RelevanceScore.objects.create(turn=turn, dialogue=dialogue, speaker=turn.speaker, judge_model=HOSTILE[:100],
+                                  prompt_version="v1", prompt_sha256="s", score=0.5,
+                                  samples=[{"score": 0.5, "justification": HOSTILE}])  # fmt: skip
+    EpisodeScore.objects.create(dialogue=dialogue, speaker=0, judge_model="j", prompt_version="v2", prompt_sha256="s",
+                                bel=1, rel=0, kno=0, sec=0, soc=0, fin=0, goal=5, overall=6 / 7,
+                                samples=[{"BEL": {"score": 1, "reasoning": HOSTILE}}])  # fmt: skip
     client = client_for(Role.VIEWER)
     for url in (
         reverse("dialogue_detail", args=[dialogue.pk]),
         reverse("dialogue_call", args=[dialogue.pk, call.pk]),
         reverse("dialogue_list") + "?text=Fine",
+        reverse("dialogue_sif", args=[dialogue.pk]),
+        reverse("run_report", args=[dialogue.run_id]),
+        reverse("task_detail", args=[task.pk]),
     ):
         text = client.get(url).content.decode()
-        assert "<script>alert" not in text and "<img src=x" not in text, url
+        assert active_markup(text) == [], url
     assert "&lt;script&gt;alert" in client.get(reverse("dialogue_detail", args=[dialogue.pk])).content.decode()
 
 
