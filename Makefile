@@ -13,7 +13,7 @@ SHELL  := /bin/bash
 # This machine's pip configuration names a local index folder that may be missing; hide only that warning.
 QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 
-.PHONY: run test bench install lint format e2e-browser constraints clean
+.PHONY: run test test-services bench install lint format e2e-browser constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The security, bad-input and data-safety suites again, in-process against this machine's PostgreSQL and Redis
+# (CI runs it after `make test`; the test database is created and dropped by pytest-django).
+SERVICES_ENV = OMEGA_DATABASE_URL=$${OMEGA_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/omega_services_suite} \
+	OMEGA_REDIS_URL=$${OMEGA_TEST_REDIS_URL:-redis://127.0.0.1:6379/13} OMEGA_REDIS_KEY_PREFIX=omega-services-suite
+SERVICES_SUITES = tests/security tests/fuzz tests/test_permissions.py tests/dialogues/test_importer.py \
+	tests/dialogues/test_corpus_import.py tests/dialogues/test_consumers.py tests/dialogues/test_inspection.py \
+	tests/dialogues/test_corpus.py tests/evaluation
+test-services: install
+	$(SERVICES_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS) $(SERVICES_SUITES)
 
 # Benchmarks against this machine's PostgreSQL and Redis; prints tables, writes JSON to bench/results/.
 bench: install

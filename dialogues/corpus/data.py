@@ -36,6 +36,29 @@ from dialogues.selectors import task_spec
 from omega_web.roles import ROLE_ORDER, Capability, role_capabilities
 
 CHUNK = 200
+# The key order of what a person decided, as this instance writes it. What came from elsewhere is stored as JSON,
+# and PostgreSQL's jsonb keeps no key order: records made elsewhere are written back in this order too, so an
+# exported file is the same byte for byte whatever the database.
+ANNOTATION_KEYS = ("annotator", "labels", "quality", "note", "corrected_text", "correction_reason")
+DECISION_KEYS = ("annotator", "decision", "note", "submitted_at")
+ADJUDICATION_KEYS = ("curator", "decision", "note", "decided_at")
+
+
+def canonical(value: Any) -> Any:
+    """A JSON value read from the database with every object's keys sorted: PostgreSQL's jsonb and SQLite's JSON keep
+    different key orders, and an export must be the same byte for byte whichever the database."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
+def in_order(record: Any, keys: tuple[str, ...]) -> Any:
+    """A record made elsewhere with its known keys in `keys` order, then any others sorted."""
+    if not isinstance(record, dict):
+        return record
+    return {**{k: record[k] for k in keys if k in record}, **{k: record[k] for k in sorted(record) if k not in keys}}
 
 
 @dataclass
@@ -200,10 +223,12 @@ def dialogues(ids: list[int], *, calls: bool = False, annotations: bool = True) 
                     _turn(t, ratings.get(t.pk), corrections.get(t.pk), marks.get(t.pk, []), annotations)
                     for t in turns[pk]
                 ],
-                decisions=[*imported.get("decisions", []), *decisions.get(pk, [])] if annotations else [],
-                adjudication=adjudications.get(pk, imported.get("adjudication")),
+                decisions=[*(in_order(x, DECISION_KEYS) for x in imported.get("decisions", [])), *decisions.get(pk, [])]
+                if annotations
+                else [],
+                adjudication=adjudications.get(pk, in_order(imported.get("adjudication"), ADJUDICATION_KEYS)),
                 calls=llm.get(pk, []) if calls else None,
-                source=imported.get("source"),
+                source=canonical(imported.get("source")),
             )
 
 
@@ -264,8 +289,8 @@ def _turn(
         nsi_step=turn.nsi_step,
         proposal=turn.proposal,
         draft=turn.draft,
-        own_utility=turn.own_utility,
-        other_utility=turn.other_utility,
+        own_utility=canonical(turn.own_utility),
+        other_utility=canonical(turn.other_utility),
         human=turn.human,
         rating=None
         if rating is None
@@ -276,13 +301,13 @@ def _turn(
             "valid": rating.valid,
             "requested": rating.requested,
             "closing": rating.closing,
-            "samples": rating.samples,
-            "rejected": rating.rejected,
+            "samples": canonical(rating.samples),
+            "rejected": canonical(rating.rejected),
         },
-        extra=imported.get("extra"),
+        extra=canonical(imported.get("extra")),
         pk=turn.pk,
         annotations=[
-            *imported.get("annotations", []),
+            *(in_order(a, ANNOTATION_KEYS) for a in imported.get("annotations", [])),
             *(
                 {
                     "annotator": m.annotator.get_username(),
@@ -304,10 +329,10 @@ def _call(call: LLMCall) -> dict[str, Any]:
     return {
         "turn_index": call.turn_index,
         "purpose": call.purpose,
-        "messages": call.messages,
-        "params": call.params,
-        "responses": call.responses,
-        "parsed": call.parsed,
+        "messages": canonical(call.messages),
+        "params": canonical(call.params),
+        "responses": canonical(call.responses),
+        "parsed": canonical(call.parsed),
         "error": call.error,
         "prompt_tokens": call.prompt_tokens,
         "completion_tokens": call.completion_tokens,
