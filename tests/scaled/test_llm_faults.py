@@ -20,6 +20,7 @@ from tests.support.services import postgres_database, redis_database
 from .test_celery_runs import FAST_LEASES, query, scalar
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
+SECRET = "sk-omega-fault-test-91c2"
 
 
 class Misbehaving:
@@ -70,13 +71,17 @@ def test_a_misbehaving_model_server_loses_nothing(tmp_path):
         server.responder = faults
         env = app_env(tmp_path, OMEGA_DATABASE_URL=pg_url, OMEGA_REDIS_URL=redis_url, OMEGA_REDIS_KEY_PREFIX=prefix,
                       OMEGA_LLM_BASE_URLS=server.base_url, OMEGA_LLM_MODEL="test-model", OMEGA_LLM_TIMEOUT="1",
-                      OMEGA_LLM_TRANSPORT_RETRIES="1", **FAST_LEASES)  # fmt: skip
+                      OMEGA_LLM_TRANSPORT_RETRIES="1", OMEGA_LLM_API_KEY=SECRET, **FAST_LEASES)  # fmt: skip
         assert manage(env, "migrate", "--no-input", "-v", "0").returncode == 0
         assert manage(env, "load_demo", "-v", "0").returncode == 0
         with celery_worker(env, concurrency=8):
             result = manage(env, "generate", "--tasks", "all", "--celery", "--judge-samples", "3", "--attempts", "3",
                             "--max-turns", "12", timeout=600)  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
+        # the key was sent with every request and appears in no output or log of ours
+        assert all(r["authorization"] == f"Bearer {SECRET}" for r in server.requests if r["purpose"])
+        logs = "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*.log"))
+        assert logs and SECRET not in logs + result.stdout + result.stderr
         kinds = {"outage", "wrong model", "500", "timeout", "empty choices", "truncated", "not json"}
         assert kinds <= set(faults.faults), (faults.faults, len(server.requests))
         assert scalar(pg_url, "SELECT status FROM dialogues_run") == "finished"
