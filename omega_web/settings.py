@@ -222,6 +222,8 @@ OMEGA_UPLOAD_MAX_BYTES = env_int("OMEGA_UPLOAD_MAX_MB", 20) * 1024 * 1024
 # Corpus files uploaded for import are kept here while a worker reads them (a directory the workers share)
 OMEGA_IMPORT_DIR = Path(env("OMEGA_IMPORT_DIR", str(VAR_DIR / "imports"))).resolve()
 OMEGA_CORPUS_UPLOAD_MAX_BYTES = env_int("OMEGA_CORPUS_UPLOAD_MAX_MB", 2048) * 1024 * 1024
+# A zipped corpus may expand to at most this much (a zip bomb is refused before anything is read).
+OMEGA_CORPUS_MAX_UNCOMPRESSED_BYTES = env_int("OMEGA_CORPUS_MAX_UNCOMPRESSED_MB", 51200) * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 

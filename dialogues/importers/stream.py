@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from django.conf import settings
+
 from .sotopia import Problem, _type_name
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # a line (record) longer than this is refused, not read into memory
@@ -51,6 +53,14 @@ class Reader:
         report = on_progress or (lambda done, total: None)
         if not self.members and zipfile.is_zipfile(self.path):
             yield Item(self.name, 0, problem=Problem(self.name, None, "(file)", "the zip holds no .jsonl or .json"))
+            return
+        limit = settings.OMEGA_CORPUS_MAX_UNCOMPRESSED_BYTES
+        if self.members and self.total > limit:  # a zip bomb, or simply more than this installation reads
+            message = (
+                f"the zip expands to {self.total:,} bytes, more than the limit of {limit:,} "
+                "(OMEGA_CORPUS_MAX_UNCOMPRESSED_MB): nothing was read"
+            )
+            yield Item(self.name, 0, problem=Problem(self.name, None, "(file)", message))
             return
         if self.members:
             with zipfile.ZipFile(self.path) as archive:

@@ -116,3 +116,19 @@ def test_urls_with_credentials_are_refused(url, client_for):
 
     form = BenchmarkForm({"setting": "self_play", "agent_model": "m", "agent_urls": url, "max_turns": 20, "seed": 0})
     assert not form.is_valid() and "credentials" in str(form.errors)
+
+
+def test_a_zip_bomb_is_refused_before_anything_is_read(tmp_path, settings):
+    import zipfile as zf
+
+    from dialogues.services import import_job_run
+    from dialogues.services.corpus_import import corpus_import_create
+
+    settings.OMEGA_CORPUS_MAX_UNCOMPRESSED_BYTES = 10 * 1024 * 1024
+    bomb = tmp_path / "corpus.zip"
+    with zf.ZipFile(bomb, "w", compression=zf.ZIP_DEFLATED) as archive:
+        archive.writestr("omega_dialogues.jsonl", b"\n" * (50 * 1024 * 1024))  # 50 MB of nothing, ~50 KB zipped
+    assert bomb.stat().st_size < 1024 * 1024
+    job = import_job_run(job_id=corpus_import_create(created_by=None, origin="cli", path=bomb, enqueue=False).pk)
+    assert job.status == "failed" and not Run.objects.exists()
+    assert any("expands to 52,428,800 bytes" in str(p) for p in job.problems), job.problems
