@@ -36,6 +36,15 @@ class JudgeVersion:
         return f"{self.model}@{self.version}"
 
 
+def interval_text(interval: Any, sep: str = " ± ") -> str:
+    """mean ± 95% half width as tables print it; the mean alone when n < 2; — when there is nothing."""
+    if interval is None or interval.mean is None:
+        return "—"
+    if interval.half_width is None:
+        return f"{interval.mean:.2f}"
+    return f"{interval.mean:.2f}{sep}{interval.half_width:.2f}"
+
+
 def judge_versions(metric: str, ids: list[int]) -> list[JudgeVersion]:
     """The (judge model, prompt version) pairs with results for these dialogues, the most recent first."""
     model = RelevanceScore if metric == RELEVANCE else EpisodeScore
@@ -188,17 +197,16 @@ def episode_rows(ids: list[int], version: JudgeVersion | None) -> list[EpisodeSc
 
 
 def task_scores(
-    ids: list[int], version: JudgeVersion | None, *, speaker: int | None = None
+    ids: list[int], version: JudgeVersion | None, rows: list[EpisodeScore] | None = None
 ) -> dict[int, dict[str, float]]:
     """Per task: each dimension and Overall, self-play averaged (both agents of a dialogue; only the agent under test
-    against a reference model; `speaker` for one side), then averaged over the task's evaluated dialogues.
-    Dialogues whose judgement failed are left out."""
+    against a reference model), then averaged over the task's evaluated dialogues. Dialogues whose judgement failed
+    are left out. `rows`: the version's scores of these dialogues, if already read."""
     task_of = dict(Dialogue.objects.filter(pk__in=ids).values_list("pk", "task_id"))
     scored = scored_sides(ids)
     per_dialogue: dict[int, list[EpisodeScore]] = defaultdict(list)
-    for row in episode_rows(ids, version):
-        counted = row.speaker == speaker if speaker is not None else row.speaker in scored[row.dialogue_id]
-        if row.overall is not None and counted:
+    for row in episode_rows(ids, version) if rows is None else rows:
+        if row.overall is not None and row.speaker in scored[row.dialogue_id]:
             per_dialogue[row.dialogue_id].append(row)
     per_task: dict[int, list[dict[str, float]]] = defaultdict(list)
     for dialogue_id, rows in per_dialogue.items():
@@ -213,7 +221,8 @@ class EpisodeTable:
 
 
 def episode_table(ids: list[int], version: JudgeVersion | None) -> EpisodeTable:
-    scores = task_scores(ids, version)
+    read = episode_rows(ids, version)
+    scores = task_scores(ids, version, read)
     hard = set(Dialogue.objects.filter(pk__in=ids, task__hard=True).values_list("task_id", flat=True))
     rows = []
     for subset in SUBSETS:
@@ -223,7 +232,7 @@ def episode_table(ids: list[int], version: JudgeVersion | None) -> EpisodeTable:
             interval = t_interval([scores[t][label] for t in tasks])
             row[label] = interval
         rows.append(row)
-    failed = sum(1 for r in episode_rows(ids, version) if r.overall is None)
+    failed = sum(1 for r in read if r.overall is None)
     return EpisodeTable(rows, failed)
 
 

@@ -8,13 +8,11 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from statistics import fmean
 
 import numpy as np
 from django.db import transaction
 
 from dialogues.corpus.data import CHUNK, DialogueData, dialogues
-from dialogues.models import Dialogue, DialogueStatus
 from evaluation import embeddings, sdiv
 from evaluation.models import ActionEmbedding, DiversityScore
 
@@ -142,11 +140,12 @@ class AgentDiversity:
     figure: str  # JSON, "" when there is nothing to draw
 
 
-def dialogue_diversity(dialogue_id: int) -> list[AgentDiversity]:
-    """Per agent: the stored score and a heatmap from the stored embeddings (no model is loaded here)."""
+def dialogue_diversity(dialogue_id: int, data: DialogueData | None = None) -> list[AgentDiversity]:
+    """Per agent: the stored score and a heatmap from the stored embeddings (no model is loaded here). `data`: the
+    dialogue as exports read it, if the caller has it already."""
     from evaluation.plots import similarity_heatmap  # plotly only where a figure is drawn
 
-    data = next(iter(dialogues([dialogue_id], annotations=False)), None)
+    data = data or next(iter(dialogues([dialogue_id], annotations=False)), None)
     if data is None:
         return []
     scores = {s.speaker: s for s in DiversityScore.objects.filter(dialogue_id=dialogue_id)}
@@ -170,45 +169,3 @@ def dialogue_diversity(dialogue_id: int) -> list[AgentDiversity]:
             figure = json.dumps(similarity_heatmap([index[pk] for pk, _ in usable], [t for _, t in usable], matrix))
         out.append(AgentDiversity(speaker, data.spec.names[speaker], score, stale, figure))
     return out
-
-
-@dataclass
-class RunDiversity:
-    """A run's S_div in the layout of the paper's Table 3 (S_div columns) and the dialogues behind Fig. 3 (a)."""
-
-    finished: int
-    evaluated: int
-    rows: list[dict]  # agent 1, agent 2, average: mean ×100, dialogues counted, undefined
-    average_turns: float | None
-    points: list[tuple[int, float, float | None]]  # (dialogue id, mean S_div of both agents, final goal_c)
-
-
-def run_diversity(run_id: int) -> RunDiversity:
-    finished = Dialogue.objects.filter(run_id=run_id, status=DialogueStatus.FINISHED)
-    facts = {pk: (turns, goal) for pk, turns, goal in finished.values_list("pk", "turns_count", "final_goal_c")}
-    scores: dict[int, dict[int, float | None]] = {}
-    for dialogue_id, speaker, value in DiversityScore.objects.filter(dialogue_id__in=list(facts)).values_list(
-        "dialogue_id", "speaker", "s_div"
-    ):
-        scores.setdefault(dialogue_id, {})[speaker] = value
-    rows = []
-    for speaker in (0, 1):
-        values = [100 * v for per in scores.values() if (v := per.get(speaker)) is not None]
-        undefined = sum(1 for per in scores.values() if per.get(speaker) is None)
-        rows.append({"label": f"agent {speaker + 1}", "mean": _mean(values), "n": len(values), "undefined": undefined})
-    both = [100 * fmean(d) for per in scores.values() if (d := [v for v in per.values() if v is not None])]
-    rows.append({"label": "average", "mean": _mean(both), "n": len(both), "undefined": 0})
-    points = sorted(
-        (
-            (pk, fmean(defined), facts[pk][1])
-            for pk, per in scores.items()
-            if (defined := [v for v in per.values() if v is not None])
-        ),
-        key=lambda p: p[1],
-    )
-    turns = [facts[pk][0] for pk in scores]
-    return RunDiversity(len(facts), len(scores), rows, _mean(turns), points)
-
-
-def _mean(values: list[float]) -> float | None:
-    return fmean(values) if values else None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,11 +20,11 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from scipy import stats
 
 from dialogues.models import Branch, DialogueStatus, StepRating, Turn
 
 from .plots import BRANCH_COLOURS, _layout
+from .stats import t_interval
 
 
 def _opaque(rgba: str) -> str:
@@ -70,13 +69,9 @@ class Summary:
 
 def summarise(values: list[float]) -> Summary:
     """Mean, sample standard deviation and the 95% t-interval mean ± t(0.975, n−1)·s/√n (none for n < 2)."""
-    n = len(values)
-    mean = statistics.fmean(values)
-    if n < 2:
-        return Summary(n, mean, None, None, None)
-    sd = statistics.stdev(values)
-    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-    return Summary(n, mean, sd, mean - half, mean + half)
+    interval = t_interval(values)
+    sd = statistics.stdev(values) if interval.n >= 2 else None
+    return Summary(interval.n, interval.mean, sd, interval.low, interval.high)
 
 
 def _finished(prefix: str, run_id: int, kept_only: bool) -> dict[str, Any]:

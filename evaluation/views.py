@@ -73,7 +73,7 @@ def _dialogue_panel(request: HttpRequest, dialogue: Dialogue) -> HttpResponse:
     texts = {t.pk: t.text for t in data.turns} if data else {}  # as evaluated: a curator's correction applied
     episode_rows = {r.speaker: r for r in report.episode_rows(ids, episode)}
     agents = []
-    for diversity in dialogue_diversity(dialogue.pk):
+    for diversity in dialogue_diversity(dialogue.pk, data):
         speaker = diversity.speaker
         own = [t for t in turns if t.speaker == speaker]
         rel_rows = [(t, relevance.get(t.pk)) for t in own]

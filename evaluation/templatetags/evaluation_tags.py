@@ -30,11 +30,9 @@ def number(value: float | None, digits: int = 2) -> str:
 @register.filter
 def interval(value: Any) -> str:
     """mean ± 95% half width (t-interval); the mean alone when n < 2; — when nothing."""
-    if value is None or value.mean is None:
-        return "—"
-    if value.half_width is None:
-        return f"{value.mean:.2f}"
-    return f"{value.mean:.2f} ± {value.half_width:.2f}"
+    from evaluation.report import interval_text
+
+    return interval_text(value)
 
 
 @register.filter

@@ -16,7 +16,7 @@ from dialogues.generation import run_coroutine, run_to_end
 from dialogues.models import Run, RunKind, Setting, Split, Task
 from dialogues.selectors import run_progress
 from dialogues.services.runs import Backend
-from evaluation import benchmark
+from evaluation import benchmark, report
 from evaluation.jobs import JobError, job_create, job_run
 from evaluation.models import JobScope
 
@@ -162,7 +162,8 @@ class Command(BaseCommand):
         )
         for subset in ("all", "hard"):
             goal, overall = row.goal[subset], row.overall[subset]
-            self.stdout.write(f"  {subset:4} tasks {goal.n:>4}  GOAL {_ci(goal):>13}  Overall {_ci(overall):>13}")
+            goal_text, overall_text = report.interval_text(goal), report.interval_text(overall)
+            self.stdout.write(f"  {subset:4} tasks {goal.n:>4}  GOAL {goal_text:>13}  Overall {overall_text:>13}")
         self.stdout.write(
             f"  S-IF of the agent ×100: S_div {_f(row.s_div)}  S_rel {_f(row.s_rel)}  S_sif {_f(row.s_sif)}"
         )
@@ -170,9 +171,3 @@ class Command(BaseCommand):
 
 def _f(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
-
-
-def _ci(interval) -> str:
-    if interval.mean is None:
-        return "—"
-    return f"{interval.mean:.2f}" + ("" if interval.half_width is None else f" ± {interval.half_width:.2f}")

@@ -131,17 +131,9 @@ class Command(BaseCommand):
             w("SOTOPIA-EVAL, self-play averaged, mean ± 95% t-interval over tasks:")
             w(f"  {'':5} {'tasks':>5} " + " ".join(f"{label:>12}" for label in report.LABELS))
             for row in result.rows:
-                cells = " ".join(f"{_ci(row[label]):>12}" for label in report.LABELS)
+                cells = " ".join(f"{report.interval_text(row[label], '±'):>12}" for label in report.LABELS)
                 w(f"  {row['subset']:5} {row['n']:>5} {cells}")
 
 
 def _f(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
-
-
-def _ci(interval) -> str:
-    if interval.mean is None:
-        return "—"
-    if interval.half_width is None:
-        return f"{interval.mean:.2f}"
-    return f"{interval.mean:.2f}±{interval.half_width:.2f}"
