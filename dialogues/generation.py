@@ -33,6 +33,7 @@ from dialogues.services.runs import (
     Dispatch,
     dialogue_fail,
     dialogue_step_begin,
+    dialogue_step_prepared,
     dialogue_step_save,
     leases_extend,
     run_dispatch,
@@ -169,7 +170,9 @@ async def step_dialogue(
     With a token, the step is dispatched work and must hold the dialogue's lease; without, it is a manual step,
     which waits afterwards. A person's action (`human`) is a step of its own: the expert goes on after it.
     """
-    begun = await db(dialogue_step_begin, dialogue_id=dialogue_id, token=token, human=human is not None)
+    begun = None if token is None or human is not None else dialogue_step_prepared(dialogue_id=dialogue_id, token=token)
+    if begun is None:
+        begun = await db(dialogue_step_begin, dialogue_id=dialogue_id, token=token, human=human is not None)
     if not isinstance(begun, Begun):
         if begun.waiting:
             await announce_step(dialogue_id=dialogue_id, run_id=None, rated=None, done=True)
@@ -235,6 +238,28 @@ async def step_dialogue(
     )
 
 
+async def drive_dialogue(
+    dialogue_id: int,
+    llms: Callable[[Backend], LLM],
+    token: str | None,
+    *,
+    human: Action | None = None,
+    author: int | None = None,
+    on_step: Callable[[StepReport], Awaitable[object]] | None = None,
+) -> StepReport:
+    """Step a dispatched dialogue for as long as this process holds its lease: until it finishes, fails, waits
+    (paused, or a person's move) or loses the lease. Every step is begun and saved on its own, exactly as a single
+    step is, so a crash loses at most the step in flight; the next step starts here without a trip through the
+    broker and from the state this process just saved. Returns the last step's report."""
+    step = await step_dialogue(dialogue_id, llms, token, human=human, author=author)
+    while True:
+        if on_step is not None:
+            await on_step(step)
+        if step.next_token is None:
+            return step
+        step = await step_dialogue(dialogue_id, llms, step.next_token)
+
+
 # --- a whole run in this process -------------------------------------------------------------------------
 
 
@@ -255,11 +280,7 @@ async def run_to_end(
                 await outcome
 
     async def drive(dispatch: Dispatch) -> None:
-        token: str | None = dispatch.token
-        while token is not None:
-            step = await step_dialogue(dispatch.dialogue_id, llms, token)
-            await report(step)
-            token = step.next_token
+        await drive_dialogue(dispatch.dialogue_id, llms, dispatch.token, on_step=report)
         start(await db(run_dispatch, run_id=run_id))
 
     def start(dispatches: list[Dispatch]) -> None:

@@ -26,18 +26,23 @@ def corpus_version_build_task(version_id: int) -> str:
         return "failed"  # the version holds the reason; a bad export must not be retried forever
 
 
-@shared_task(acks_late=True, ignore_result=True)
-def dialogue_step_task(dialogue_id: int, token: str) -> str:
-    """One step of one dialogue, holding its lease token; then the next step, or the next dialogue."""
-    from dialogues.generation import step_dialogue
+def _drive(dialogue_id: int, token: str | None, **kwargs: object) -> str:
+    """Step the dialogue while this worker holds its lease; when it ends, the run's next dialogues go to the
+    broker, so they spread over all workers."""
+    from dialogues.generation import drive_dialogue
 
     loop = process_loop()
-    report = loop.run(step_dialogue(dialogue_id, loop.llms, token))
-    if report.next_token is not None:
-        dialogue_step_task.apply_async(args=(dialogue_id, report.next_token))
-    elif report.finished and report.run_id is not None:
+    report = loop.run(drive_dialogue(dialogue_id, loop.llms, token, **kwargs))
+    if report.finished and report.run_id is not None:
         enqueue_steps(loop.run(db(run_dispatch, run_id=report.run_id)))
     return report.kind
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def dialogue_step_task(dialogue_id: int, token: str) -> str:
+    """A dispatched dialogue, with its lease token: stepped here, one saved step at a time, until it ends, waits
+    or loses its lease (a worker that dies leaves a stale lease, and the reconciler hands the dialogue on)."""
+    return _drive(dialogue_id, token)
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -54,15 +59,8 @@ def dialogue_human_step_task(dialogue_id: int, action_type: str, argument: str, 
     """A person's action for the side they play, rated as the method says; then the expert goes on until the
     person's next move (or the end)."""
     from dialogues.engine.stepper import human_action
-    from dialogues.generation import step_dialogue
 
-    loop = process_loop()
-    report = loop.run(step_dialogue(dialogue_id, loop.llms, human=human_action(action_type, argument), author=user_id))
-    if report.next_token is not None:
-        dialogue_step_task.apply_async(args=(dialogue_id, report.next_token))
-    elif report.finished and report.run_id is not None:
-        enqueue_steps(loop.run(db(run_dispatch, run_id=report.run_id)))
-    return report.kind
+    return _drive(dialogue_id, None, human=human_action(action_type, argument), author=user_id)
 
 
 @worker_ready.connect

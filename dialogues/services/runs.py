@@ -316,7 +316,7 @@ def dialogue_step_begin(*, dialogue_id: int, token: str | None = None, human: bo
             return Skipped(f"the run is {run.status}")
         state = None
         if dialogue.human_side is not None or human:
-            state = _state_of(dialogue, token)
+            state = _state_of(dialogue)
             move = plan(state)
             if move.kind == MoveKind.HUMAN and not human:
                 _park(dialogue, DialogueStatus.PAUSED)
@@ -330,10 +330,15 @@ def dialogue_step_begin(*, dialogue_id: int, token: str | None = None, human: bo
         dialogue.lease_until = now + _step_lease()
         dialogue.started_at = dialogue.started_at or now
         dialogue.save(update_fields=["status", "step_attempts", "lease_token", "lease_until", "started_at"])
+    return _begun(dialogue, state or _state_of(dialogue), execution)
+
+
+def _begun(dialogue: Dialogue, state: DialogueState, token: str) -> Begun:
+    run = dialogue.run
     return Begun(
-        state or _state_of(dialogue, token),
+        state,
         dialogue.step_attempts,
-        execution,
+        token,
         dialogue.run_id,
         Backend.for_dialogue(dialogue),
         Backend.reference_of(run),
@@ -341,25 +346,29 @@ def dialogue_step_begin(*, dialogue_id: int, token: str | None = None, human: bo
     )
 
 
-# The state each dialogue had after the last step this process wrote, by dialogue id, with its version
-# (saved_steps). A worker that steps a dialogue again reuses it instead of reading every turn back.
-# Valid only for the token that save handed out with it (a uuid: no other process or database can match it).
-_states: OrderedDict[int, tuple[int, str, DialogueState]] = OrderedDict()
-_STATES_KEPT = 4096
-
-
-def _state_of(dialogue: Dialogue, token: str | None) -> DialogueState:
-    cached = _states.pop(dialogue.pk, None)
-    if cached is not None and token is not None and cached[:2] == (dialogue.saved_steps, token):
-        return cached[2]
+def _state_of(dialogue: Dialogue) -> DialogueState:
     full = Dialogue.objects.select_related("run", "task__scenario", "task__agent1", "task__agent2").get(pk=dialogue.pk)
     return dialogue_state(full)
 
 
-def _remember(dialogue_id: int, version: int, token: str, state: DialogueState) -> None:
-    _states[dialogue_id] = (version, token, state)
-    while len(_states) > _STATES_KEPT:
-        _states.popitem(last=False)
+# The next step of each dialogue whose step this process saved last, by the token that save handed out (a uuid:
+# no other process can present it). The save began that step already, in its own transaction: the lease is the
+# step's, the step attempt counted, and the state is the one just written, so the stepper goes on from here
+# without reading anything back. A step that lands elsewhere (a takeover) begins from the rows.
+_prepared: OrderedDict[str, tuple[int, Begun]] = OrderedDict()
+_PREPARED_KEPT = 4096
+
+
+def dialogue_step_prepared(*, dialogue_id: int, token: str) -> Begun | None:
+    """The next step of a dialogue, begun by the save of its last step in this process, if there is one."""
+    prepared = _prepared.pop(token, None)
+    return prepared[1] if prepared is not None and prepared[0] == dialogue_id else None
+
+
+def _prepare(dialogue_id: int, begun: Begun) -> None:
+    _prepared[begun.token] = (dialogue_id, begun)
+    while len(_prepared) > _PREPARED_KEPT:
+        _prepared.popitem(last=False)
 
 
 def _park(dialogue: Dialogue, status: str) -> None:
@@ -439,25 +448,25 @@ def dialogue_step_save(
     nothing is left to do; otherwise keeps it in flight with a new token, or, after a manual step, pauses it."""
     try:
         with transaction.atomic():
-            saved, version = _save_step(dialogue_id, step_attempt, result, token, manual, author_id)
+            saved, following = _save_step(dialogue_id, step_attempt, result, token, manual, author_id)
     except IntegrityError:
         # The same turn (or rating) was written by an earlier run of this step: nothing to add.
         logger.info("dialogue %s: step already saved, skipping the repeat", dialogue_id)
         return StepSaved(saved=False, reason="this step was saved before")
-    if saved.next_token is not None:
-        _remember(dialogue_id, version, saved.next_token, result.state)  # the next step here starts from this
+    if following is not None:
+        _prepare(dialogue_id, following)  # committed: the next step here starts from this
     return saved
 
 
 def _save_step(
     dialogue_id: int, step_attempt: int, result: StepResult, token: str, manual: bool, author_id: int | None
-) -> tuple[StepSaved, int]:
+) -> tuple[StepSaved, Begun | None]:
+    """Returns what was saved and, when the dialogue goes on, its next step, begun."""
     dialogue = Dialogue.objects.select_for_update(of=("self",)).select_related("run").get(pk=dialogue_id)
-    version = dialogue.saved_steps + 1
     if dialogue.status not in ACTIVE:
-        return StepSaved(saved=False, reason=f"the dialogue is {dialogue.status}"), version
+        return StepSaved(saved=False, reason=f"the dialogue is {dialogue.status}"), None
     if dialogue.lease_token != token:
-        return StepSaved(saved=False, reason="the lease was taken over; this step's result is dropped"), version
+        return StepSaved(saved=False, reason="the lease was taken over; this step's result is dropped"), None
     _write_step(dialogue, result, author_id)
     LLMCall.objects.bulk_create(_call_rows(dialogue_id, step_attempt, result.calls))
     tokens = sum(c.prompt_tokens + c.completion_tokens for c in result.calls)
@@ -465,13 +474,14 @@ def _save_step(
     if next_move.kind == MoveKind.FINISH:
         _count_calls(dialogue, result.calls, result)
         _dialogue_finish(dialogue, result.state, next_move.end_reason.value)
-        return StepSaved(saved=True, finished=True), version
+        return StepSaved(saved=True, finished=True), None
     if manual or next_move.kind == MoveKind.HUMAN:
         # stepped by hand: it waits for the next "step"; or the next move is a person's: it waits for them
         _count_calls(dialogue, result.calls, result)
         _park(dialogue, DialogueStatus.PAUSED)
-        return StepSaved(saved=True, waiting=next_move.kind == MoveKind.HUMAN), version
-    return _continue(dialogue, tokens=tokens, counters=_step_counters(result.calls, result)), version
+        return StepSaved(saved=True, waiting=next_move.kind == MoveKind.HUMAN), None
+    saved = _continue(dialogue, tokens=tokens, counters=_step_counters(result.calls, result))
+    return saved, None if saved.next_token is None else _begun(dialogue, result.state, saved.next_token)
 
 
 def _write_step(dialogue: Dialogue, result: StepResult, author_id: int | None = None) -> None:
@@ -514,8 +524,9 @@ def _write_step(dialogue: Dialogue, result: StepResult, author_id: int | None = 
 
 
 def _continue(dialogue: Dialogue, *, tokens: int, counters: dict[str, Any]) -> StepSaved:
-    """After a saved step: keep the dialogue in flight with a fresh token (one update, counters included),
-    unless its run was paused, cancelled or ran out of budget."""
+    """After a saved step: keep the dialogue in flight with a fresh token, and begin its next step for the caller
+    (a step lease, the step attempt counted; one update, counters included), unless its run was paused,
+    cancelled or ran out of budget."""
     run = dialogue.run  # read with the dialogue at the start of this transaction
     over_budget = run.token_budget is not None and run.tokens_used + tokens >= run.token_budget
     if run.status == RunStatus.RUNNING and over_budget:
@@ -526,7 +537,8 @@ def _continue(dialogue: Dialogue, *, tokens: int, counters: dict[str, Any]) -> S
         run.status = RunStatus.PAUSED
     token = _token() if run.status == RunStatus.RUNNING else ""
     if run.status == RunStatus.RUNNING:
-        status, until = DialogueStatus.RUNNING, timezone.now() + _queue_lease()
+        status, until = DialogueStatus.RUNNING, timezone.now() + _step_lease()
+        dialogue.step_attempts += 1  # the row is locked: this is the next step's attempt number
     else:
         status, until = (DialogueStatus.PAUSED if run.status == RunStatus.PAUSED else DialogueStatus.CANCELLED), None
     Dialogue.objects.filter(pk=dialogue.pk).update(
@@ -534,6 +546,7 @@ def _continue(dialogue: Dialogue, *, tokens: int, counters: dict[str, Any]) -> S
         lease_token=token,
         lease_until=until,
         status=status,
+        step_attempts=dialogue.step_attempts,
     )
     # last, so the shared run row is locked for as short a time as possible
     Run.objects.filter(pk=run.pk).update(tokens_used=F("tokens_used") + tokens)
