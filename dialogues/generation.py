@@ -215,6 +215,7 @@ async def step_dialogue(
             token=begun.token,
             manual=token is None and human is None,
             author_id=author,
+            begun=begun,
         )
     finally:
         _held.pop(dialogue_id, None)

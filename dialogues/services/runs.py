@@ -23,8 +23,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Model, Q
 from django.utils import timezone
 
 from dialogues.engine.config import RunConfig, Variant
@@ -421,8 +421,7 @@ def _step_counters(calls: list[CallRecord], result: StepResult | None = None) ->
 
 def _count_calls(dialogue: Dialogue, calls: list[CallRecord], result: StepResult | None = None) -> None:
     Dialogue.objects.filter(pk=dialogue.pk).update(**_step_counters(calls, result))
-    tokens = sum(c.prompt_tokens + c.completion_tokens for c in calls)
-    Run.objects.filter(pk=dialogue.run_id).update(tokens_used=F("tokens_used") + tokens)
+    Run.objects.filter(pk=dialogue.run_id).update(tokens_used=F("tokens_used") + _tokens(calls))
 
 
 @dataclass
@@ -442,13 +441,17 @@ def dialogue_step_save(
     token: str,
     manual: bool = False,
     author_id: int | None = None,
+    begun: Begun | None = None,
 ) -> StepSaved:
     """Write one step: the turn, its rating and its LLM calls, in one transaction, if `token` (from
     dialogue_step_begin) still holds the lease. Finishes the dialogue (and resolves the task's attempts) when
-    nothing is left to do; otherwise keeps it in flight with a new token, or, after a manual step, pauses it."""
+    nothing is left to do; otherwise keeps it in flight with a new token, or, after a manual step, pauses it.
+    With the step's `begun`, a step after which the engine goes on is written in a handful of statements."""
+    going_on = not manual and plan(result.state).kind not in (MoveKind.FINISH, MoveKind.HUMAN)
     try:
         with transaction.atomic():
-            saved, following = _save_step(dialogue_id, step_attempt, result, token, manual, author_id)
+            fast = _save_going_on(dialogue_id, begun, result, author_id) if going_on and begun is not None else None
+            saved, following = fast or _save_step(dialogue_id, step_attempt, result, token, going_on, author_id)
     except IntegrityError:
         # The same turn (or rating) was written by an earlier run of this step: nothing to add.
         logger.info("dialogue %s: step already saved, skipping the repeat", dialogue_id)
@@ -459,36 +462,93 @@ def dialogue_step_save(
 
 
 def _save_step(
-    dialogue_id: int, step_attempt: int, result: StepResult, token: str, manual: bool, author_id: int | None
+    dialogue_id: int, step_attempt: int, result: StepResult, token: str, going_on: bool, author_id: int | None
 ) -> tuple[StepSaved, Begun | None]:
-    """Returns what was saved and, when the dialogue goes on, its next step, begun."""
+    """The full path: the dialogue read and locked first. Returns what was saved and, when the dialogue goes on,
+    its next step, begun."""
     dialogue = Dialogue.objects.select_for_update(of=("self",)).select_related("run").get(pk=dialogue_id)
     if dialogue.status not in ACTIVE:
         return StepSaved(saved=False, reason=f"the dialogue is {dialogue.status}"), None
     if dialogue.lease_token != token:
         return StepSaved(saved=False, reason="the lease was taken over; this step's result is dropped"), None
-    _write_step(dialogue, result, author_id)
-    LLMCall.objects.bulk_create(_call_rows(dialogue_id, step_attempt, result.calls))
-    tokens = sum(c.prompt_tokens + c.completion_tokens for c in result.calls)
+    if going_on:
+        begun = _begun(dialogue, result.state, token)
+        begun.step_attempt = step_attempt
+        return _save_going_on(dialogue_id, begun, result, author_id)
+    _write_step(dialogue, step_attempt, result, author_id)
     next_move = plan(result.state)
     if next_move.kind == MoveKind.FINISH:
         _count_calls(dialogue, result.calls, result)
         _dialogue_finish(dialogue, result.state, next_move.end_reason.value)
         return StepSaved(saved=True, finished=True), None
-    if manual or next_move.kind == MoveKind.HUMAN:
-        # stepped by hand: it waits for the next "step"; or the next move is a person's: it waits for them
-        _count_calls(dialogue, result.calls, result)
-        _park(dialogue, DialogueStatus.PAUSED)
-        return StepSaved(saved=True, waiting=next_move.kind == MoveKind.HUMAN), None
-    saved = _continue(dialogue, tokens=tokens, counters=_step_counters(result.calls, result))
-    return saved, None if saved.next_token is None else _begun(dialogue, result.state, saved.next_token)
+    # stepped by hand: it waits for the next "step"; or the next move is a person's: it waits for them
+    _count_calls(dialogue, result.calls, result)
+    _park(dialogue, DialogueStatus.PAUSED)
+    return StepSaved(saved=True, waiting=next_move.kind == MoveKind.HUMAN), None
 
 
-def _write_step(dialogue: Dialogue, result: StepResult, author_id: int | None = None) -> None:
+def _save_going_on(
+    dialogue_id: int, begun: Begun, result: StepResult, author_id: int | None
+) -> tuple[StepSaved, Begun | None] | None:
+    """A step after which the engine goes on (the common step), written without reading anything first: one
+    conditional update hands the lease to a new token, counts the next step attempt and raises the counters;
+    then the rows; then the run's tokens, last, so the shared run row is locked briefly. Returns the next step,
+    begun, or None when the lease is not the step's any more (the full path says why). A run paused, cancelled
+    or over its token budget keeps the step and parks the dialogue."""
+    token = _token()
+    counters = _step_counters(result.calls, result)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Dialogue._meta.db_table} SET tokens = tokens + %s, calls_count = calls_count + %s, "
+            "saved_steps = saved_steps + 1, turns_count = turns_count + %s, ssi_used = (ssi_used OR %s), "
+            "nsi_used = (nsi_used OR %s), step_attempts = step_attempts + 1, lease_token = %s, lease_until = %s "
+            "WHERE id = %s AND lease_token = %s AND status IN (%s, %s) RETURNING step_attempts",
+            [
+                _tokens(result.calls),
+                len(result.calls),
+                1 if result.turn is not None else 0,
+                counters.get("ssi_used", False),
+                counters.get("nsi_used", False),
+                token,
+                connection.ops.adapt_datetimefield_value(timezone.now() + _step_lease()),
+                dialogue_id,
+                begun.token,
+                *ACTIVE,
+            ],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        _write_step(Dialogue(pk=dialogue_id), begun.step_attempt, result, author_id)
+        cursor.execute(
+            f"UPDATE {Run._meta.db_table} SET tokens_used = tokens_used + %s WHERE id = %s "
+            "RETURNING status, token_budget, tokens_used",
+            [_tokens(result.calls), begun.run_id],
+        )
+        status, budget, used = cursor.fetchone()
+    if status == RunStatus.RUNNING and budget is not None and used >= budget:
+        Run.objects.filter(pk=begun.run_id).update(
+            status=RunStatus.PAUSED, status_reason=f"token budget reached ({used:,} of {budget:,} tokens)"
+        )
+        status = RunStatus.PAUSED
+    if status != RunStatus.RUNNING:  # the step is kept; the dialogue waits with its run, or ends with it
+        parked = DialogueStatus.PAUSED if status == RunStatus.PAUSED else DialogueStatus.CANCELLED
+        Dialogue.objects.filter(pk=dialogue_id).update(status=parked, lease_token="", lease_until=None)
+        return StepSaved(saved=True, reason=f"the run is {status}"), None
+    following = Begun(result.state, row[0], token, begun.run_id, begun.backend, begun.reference, begun.agent_side)
+    return StepSaved(saved=True, next_token=token), following
+
+
+def _tokens(calls: list[CallRecord]) -> int:
+    return sum(c.prompt_tokens + c.completion_tokens for c in calls)
+
+
+def _write_step(dialogue: Dialogue, step_attempt: int, result: StepResult, author_id: int | None = None) -> None:
+    """The step's rows: its turn, its rating and its LLM calls."""
     rated_turn = None
     if result.turn is not None:
         turn = result.turn
-        rated_turn = Turn.objects.create(
+        rated_turn = Turn(
             dialogue=dialogue,
             index=turn.index,
             speaker=turn.speaker,
@@ -505,11 +565,12 @@ def _write_step(dialogue: Dialogue, result: StepResult, author_id: int | None = 
             human=turn.human,
             author_id=author_id if turn.human else None,
         )
+        _insert([rated_turn])
     if result.rating is not None:
         if rated_turn is None or rated_turn.index != result.rating_index:
             rated_turn = Turn.objects.get(dialogue=dialogue, index=result.rating_index)
         rating = result.rating
-        StepRating.objects.create(
+        rating_row = StepRating(
             turn=rated_turn,
             dialogue=dialogue,
             samples=rating["samples"],
@@ -521,38 +582,31 @@ def _write_step(dialogue: Dialogue, result: StepResult, author_id: int | None = 
             terminate=rating["terminate"],
             closing=bool(rating.get("closing")),
         )
+        _insert([rating_row])
+    _insert(_call_rows(dialogue.pk, step_attempt, result.calls))
 
 
-def _continue(dialogue: Dialogue, *, tokens: int, counters: dict[str, Any]) -> StepSaved:
-    """After a saved step: keep the dialogue in flight with a fresh token, and begin its next step for the caller
-    (a step lease, the step attempt counted; one update, counters included), unless its run was paused,
-    cancelled or ran out of budget."""
-    run = dialogue.run  # read with the dialogue at the start of this transaction
-    over_budget = run.token_budget is not None and run.tokens_used + tokens >= run.token_budget
-    if run.status == RunStatus.RUNNING and over_budget:
-        Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-            status=RunStatus.PAUSED,
-            status_reason=f"token budget reached ({run.tokens_used + tokens:,} of {run.token_budget:,} tokens)",
-        )
-        run.status = RunStatus.PAUSED
-    token = _token() if run.status == RunStatus.RUNNING else ""
-    if run.status == RunStatus.RUNNING:
-        status, until = DialogueStatus.RUNNING, timezone.now() + _step_lease()
-        dialogue.step_attempts += 1  # the row is locked: this is the next step's attempt number
-    else:
-        status, until = (DialogueStatus.PAUSED if run.status == RunStatus.PAUSED else DialogueStatus.CANCELLED), None
-    Dialogue.objects.filter(pk=dialogue.pk).update(
-        **counters,
-        lease_token=token,
-        lease_until=until,
-        status=status,
-        step_attempts=dialogue.step_attempts,
+def _insert(rows: list[Model]) -> None:
+    """INSERT rows of one model in one statement, each field prepared as the ORM prepares it, and set their
+    ids. A step writes a few rows and writes them often: the ORM's per-save machinery (signals, the compiler)
+    was a good part of a step's CPU, and nothing listens to these saves."""
+    if not rows:
+        return
+    meta = rows[0]._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES {', '.join([one] * len(rows))} RETURNING {quote(meta.pk.column)}"
     )
-    # last, so the shared run row is locked for as short a time as possible
-    Run.objects.filter(pk=run.pk).update(tokens_used=F("tokens_used") + tokens)
-    if not token:
-        return StepSaved(saved=True, reason=f"the run is {run.status}")
-    return StepSaved(saved=True, next_token=token)
+    params = [f.get_db_prep_save(f.pre_save(row, True), connection) for row in rows for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [r[0] for r in cursor.fetchall()]
+    for row, pk in zip(rows, ids, strict=True):
+        row.pk = pk
+        row._state.adding, row._state.db = False, connection.alias
 
 
 def _outcome(dialogue: Dialogue) -> AttemptOutcome:
@@ -628,7 +682,7 @@ def dialogue_fail(
         dialogue = Dialogue.objects.select_for_update(of=("self",)).select_related("run").get(pk=dialogue_id)
         if dialogue.status not in ACTIVE or dialogue.lease_token != token:
             return StepSaved(saved=False, reason="the dialogue moved on without this step")
-        LLMCall.objects.bulk_create(_call_rows(dialogue_id, step_attempt, calls))
+        _insert(_call_rows(dialogue_id, step_attempt, calls))
         _count_calls(dialogue, calls)
         dialogue.status = DialogueStatus.FAILED
         dialogue.failure_reason = reason
