@@ -261,7 +261,6 @@ class Run(models.Model):
     token_budget = models.BigIntegerField(
         null=True, blank=True, help_text="Pause the run when this many tokens are used"
     )
-    tokens_used = models.BigIntegerField(default=0)
     # annotation
     blind_annotation = models.BooleanField(
         default=True, help_text="Annotators see others' annotations of a dialogue only after submitting their own"

@@ -24,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Model, Q
+from django.db.models import F, Model, Q, Sum
 from django.utils import timezone
 
 from dialogues.engine.config import RunConfig, Variant
@@ -421,7 +421,6 @@ def _step_counters(calls: list[CallRecord], result: StepResult | None = None) ->
 
 def _count_calls(dialogue: Dialogue, calls: list[CallRecord], result: StepResult | None = None) -> None:
     Dialogue.objects.filter(pk=dialogue.pk).update(**_step_counters(calls, result))
-    Run.objects.filter(pk=dialogue.run_id).update(tokens_used=F("tokens_used") + _tokens(calls))
 
 
 @dataclass
@@ -520,17 +519,10 @@ def _save_going_on(
         if row is None:
             return None
         _write_step(Dialogue(pk=dialogue_id), begun.step_attempt, result, author_id)
-        cursor.execute(
-            f"UPDATE {Run._meta.db_table} SET tokens_used = tokens_used + %s WHERE id = %s "
-            "RETURNING status, token_budget, tokens_used",
-            [_tokens(result.calls), begun.run_id],
-        )
-        status, budget, used = cursor.fetchone()
-    if status == RunStatus.RUNNING and budget is not None and used >= budget:
-        Run.objects.filter(pk=begun.run_id).update(
-            status=RunStatus.PAUSED, status_reason=f"token budget reached ({used:,} of {budget:,} tokens)"
-        )
-        status = RunStatus.PAUSED
+        cursor.execute(f"SELECT status, token_budget FROM {Run._meta.db_table} WHERE id = %s", [begun.run_id])
+        status, budget = cursor.fetchone()
+    if status == RunStatus.RUNNING and budget is not None:
+        status = _run_check_budget(begun.run_id, budget)
     if status != RunStatus.RUNNING:  # the step is kept; the dialogue waits with its run, or ends with it
         parked = DialogueStatus.PAUSED if status == RunStatus.PAUSED else DialogueStatus.CANCELLED
         Dialogue.objects.filter(pk=dialogue_id).update(status=parked, lease_token="", lease_until=None)
@@ -541,6 +533,23 @@ def _save_going_on(
 
 def _tokens(calls: list[CallRecord]) -> int:
     return sum(c.prompt_tokens + c.completion_tokens for c in calls)
+
+
+def run_tokens_used(run_id: int) -> int:
+    """The tokens a run has used: the sum of its dialogues' counters. Counted from rows, never kept on the run:
+    every step of every dialogue raising one shared run row serialised the saves of a whole run on its lock."""
+    return Dialogue.objects.filter(run_id=run_id).aggregate(used=Sum("tokens"))["used"] or 0
+
+
+def _run_check_budget(run_id: int, budget: int) -> str:
+    """After a step of a run with a token budget: pause the run once the budget is reached. Returns its status."""
+    used = run_tokens_used(run_id)
+    if used < budget:
+        return RunStatus.RUNNING
+    Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+        status=RunStatus.PAUSED, status_reason=f"token budget reached ({used:,} of {budget:,} tokens)"
+    )
+    return RunStatus.PAUSED
 
 
 def _write_step(dialogue: Dialogue, step_attempt: int, result: StepResult, author_id: int | None = None) -> None:
@@ -719,9 +728,10 @@ def run_resume(*, run_id: int, token_budget: int | None = None) -> list[Dispatch
             return []
         if token_budget is not None:
             run.token_budget = token_budget
-        if run.token_budget is not None and run.tokens_used >= run.token_budget:
+        used = run_tokens_used(run.pk)
+        if run.token_budget is not None and used >= run.token_budget:
             raise ValueError(
-                f"the run has used {run.tokens_used:,} of its {run.token_budget:,} token budget; give a larger budget"
+                f"the run has used {used:,} of its {run.token_budget:,} token budget; give a larger budget"
             )
         run.status, run.status_reason = RunStatus.RUNNING, ""
         run.save(update_fields=["status", "status_reason", "token_budget"])

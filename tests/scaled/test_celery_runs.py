@@ -118,7 +118,7 @@ def assert_run_is_whole(pg_url: str) -> None:
         GROUP BY d.id, d.calls_count HAVING count(c.id) <> d.calls_count""",
     )
     assert mismatched == []
-    assert scalar(pg_url, "SELECT tokens_used FROM dialogues_run") == scalar(
+    assert scalar(pg_url, "SELECT sum(tokens) FROM dialogues_dialogue") == scalar(
         pg_url, "SELECT sum(prompt_tokens + completion_tokens) FROM dialogues_llmcall"
     )
 
