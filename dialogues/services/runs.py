@@ -14,10 +14,12 @@ flight is redone once (its unsaved LLM calls were never written, so nothing is c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -496,7 +498,7 @@ def _save_going_on(
     or over its token budget keeps the step and parks the dialogue."""
     token = _token()
     counters = _step_counters(result.calls, result)
-    with connection.cursor() as cursor:
+    with _step_cursor() as cursor:
         cursor.execute(
             f"UPDATE {Dialogue._meta.db_table} SET tokens = tokens + %s, calls_count = calls_count + %s, "
             "saved_steps = saved_steps + 1, turns_count = turns_count + %s, ssi_used = (ssi_used OR %s), "
@@ -595,6 +597,23 @@ def _write_step(dialogue: Dialogue, step_attempt: int, result: StepResult, autho
     _insert(_call_rows(dialogue.pk, step_attempt, result.calls))
 
 
+@contextlib.contextmanager
+def _step_cursor() -> Iterator[Any]:
+    """A cursor for the statements every step runs, in the caller's transaction. On PostgreSQL it binds its
+    parameters on the server (Django's cursors quote them into the text client-side, a cost for a step's long
+    prompts), and psycopg prepares a statement once it was run a few times, so PostgreSQL stops parsing and
+    planning the same few statements over and over. Database errors are Django's, as from any cursor."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    import psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
+
+
 def _insert(rows: list[Model]) -> None:
     """INSERT rows of one model in one statement, each field prepared as the ORM prepares it, and set their
     ids. A step writes a few rows and writes them often: the ORM's per-save machinery (signals, the compiler)
@@ -610,7 +629,7 @@ def _insert(rows: list[Model]) -> None:
         f"VALUES {', '.join([one] * len(rows))} RETURNING {quote(meta.pk.column)}"
     )
     params = [f.get_db_prep_save(f.pre_save(row, True), connection) for row in rows for f in fields]
-    with connection.cursor() as cursor:
+    with _step_cursor() as cursor:
         cursor.execute(sql, params)
         ids = [r[0] for r in cursor.fetchall()]
     for row, pk in zip(rows, ids, strict=True):
