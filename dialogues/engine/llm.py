@@ -219,7 +219,8 @@ class OpenAIChatClient:
                 async with endpoint.semaphore:
                     answer = await self._http.post(url, json=body, headers={"X-Omega-Purpose": request.purpose})
                 status = answer.status_code
-                last_error = f"HTTP {status} from {endpoint.base_url}: {answer.text[:300]}"
+                if status != 200:
+                    last_error = f"HTTP {status} from {endpoint.base_url}: {answer.text[:300]}"
             except httpx.TimeoutException as exc:
                 status, last_error = None, f"timeout from {endpoint.base_url}: {type(exc).__name__}"
             except httpx.TransportError as exc:
