@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -359,18 +360,24 @@ def _state_of(dialogue: Dialogue) -> DialogueState:
 # without reading anything back. A step that lands elsewhere (a takeover) begins from the rows.
 _prepared: OrderedDict[str, tuple[int, Begun]] = OrderedDict()
 _PREPARED_KEPT = 4096
+_prepared_lock = threading.Lock()
 
 
 def dialogue_step_prepared(*, dialogue_id: int, token: str) -> Begun | None:
     """The next step of a dialogue, begun by the save of its last step in this process, if there is one."""
-    prepared = _prepared.pop(token, None)
-    return prepared[1] if prepared is not None and prepared[0] == dialogue_id else None
+    with _prepared_lock:  # saves put steps here from the database threads
+        prepared = _prepared.get(token)
+        if prepared is None or prepared[0] != dialogue_id:
+            return None
+        del _prepared[token]
+    return prepared[1]
 
 
 def _prepare(dialogue_id: int, begun: Begun) -> None:
-    _prepared[begun.token] = (dialogue_id, begun)
-    while len(_prepared) > _PREPARED_KEPT:
-        _prepared.popitem(last=False)
+    with _prepared_lock:
+        _prepared[begun.token] = (dialogue_id, begun)
+        while len(_prepared) > _PREPARED_KEPT:
+            _prepared.popitem(last=False)
 
 
 def _park(dialogue: Dialogue, status: str) -> None:

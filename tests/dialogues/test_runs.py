@@ -24,6 +24,7 @@ from dialogues.services.runs import (
     dialogue_pause,
     dialogue_resume,
     dialogue_step_begin,
+    dialogue_step_prepared,
     dialogue_step_save,
     run_cancel,
     run_dispatch,
@@ -230,3 +231,37 @@ def test_a_task_is_settled_only_when_none_of_its_attempts_is_left_to_run(demo_ta
     assert run_progress(run)["settled"] == 0
     run_coroutine(lambda llms: run_to_end(run.pk, llms))
     assert run_progress(Run.objects.get(pk=run.pk))["settled"] == 2
+
+
+def test_a_save_begins_the_next_step_for_the_process_that_goes_on(demo_tasks):
+    """The save of a step hands the lease to the next step's token, counts its attempt and keeps the state it wrote,
+    so the same process goes on without reading anything back; any other process begins from the rows."""
+    run = make_run(Task.objects.filter(external_id="omega-demo-task-03"))
+    (dispatch,) = run_dispatch(run_id=run.pk)
+    begun = dialogue_step_begin(dialogue_id=dispatch.dialogue_id, token=dispatch.token)
+    result = asyncio.run(advance(begun.state, SimulatedExpert()))
+    saved = dialogue_step_save(
+        dialogue_id=dispatch.dialogue_id, step_attempt=begun.step_attempt, result=result, token=begun.token, begun=begun
+    )
+    row = Dialogue.objects.get(pk=dispatch.dialogue_id)
+    assert saved.saved and row.lease_token == saved.next_token and row.step_attempts == begun.step_attempt + 1
+    assert row.lease_until > timezone.now() and row.turns_count == 1 and row.calls_count == len(result.calls)
+    assert dialogue_step_prepared(dialogue_id=dispatch.dialogue_id + 1, token=saved.next_token) is None
+    following = dialogue_step_prepared(dialogue_id=dispatch.dialogue_id, token=saved.next_token)
+    assert following.token == saved.next_token and following.step_attempt == row.step_attempts
+    assert following.state is result.state and following.run_id == run.pk
+    assert dialogue_step_prepared(dialogue_id=dispatch.dialogue_id, token=saved.next_token) is None  # taken once
+    # the next step goes on; meanwhile the lease was taken over, so its save is dropped and writes nothing
+    second = asyncio.run(advance(following.state, SimulatedExpert()))
+    Dialogue.objects.filter(pk=dispatch.dialogue_id).update(lease_until=timezone.now() - timedelta(seconds=1))
+    (takeover,) = runs_reconcile()
+    late = dialogue_step_save(
+        dialogue_id=dispatch.dialogue_id,
+        step_attempt=following.step_attempt,
+        result=second,
+        token=following.token,
+        begun=following,
+    )
+    assert not late.saved and "taken over" in late.reason
+    row.refresh_from_db()
+    assert row.turns_count == 1 and row.lease_token == takeover.token and row.turns.count() == 1
