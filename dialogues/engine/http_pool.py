@@ -15,12 +15,18 @@ shard while the client as a whole is below its limit (the LLM client's semaphore
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
+import ssl
 import time
+import typing
 from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator
 
 import httpcore
 import httpx
+from httpcore._utils import is_socket_readable
 
 SWEEP_SECONDS = 1.0  # how often idle connections are probed for a server-side close
 KEEPALIVE_SECONDS = 4.0  # uvicorn (vLLM) closes idle connections after 5 s
@@ -105,6 +111,110 @@ def _origin_key(connection: object) -> tuple:
     return _key(origin) if origin is not None else ()
 
 
+@contextlib.contextmanager
+def _mapped(errors: dict[type[Exception], type[Exception]]) -> Iterator[None]:
+    """Socket errors as httpcore's own, which httpx maps to its transport errors (TimeoutError first: it is an
+    OSError too)."""
+    try:
+        yield
+    except Exception as exc:
+        for kind, mapped in errors.items():
+            if isinstance(exc, kind):
+                raise mapped(str(exc) or type(exc).__name__) from exc
+        raise
+
+
+_READ = {TimeoutError: httpcore.ReadTimeout, OSError: httpcore.ReadError}
+_WRITE = {TimeoutError: httpcore.WriteTimeout, OSError: httpcore.WriteError}
+_CONNECT = {TimeoutError: httpcore.ConnectTimeout, OSError: httpcore.ConnectError}
+
+
+class AsyncioStream(httpcore.AsyncNetworkStream):
+    """A connection over asyncio's streams. httpcore's default for asyncio goes through anyio, which opens a
+    cancel scope for every read and write; with hundreds of requests in flight that was a tenth of a worker's
+    CPU (bench/). Timeouts are asyncio's."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        with _mapped(_READ):
+            async with asyncio.timeout(timeout):
+                return await self._reader.read(max_bytes)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        with _mapped(_WRITE):
+            self._writer.write(buffer)
+            async with asyncio.timeout(timeout):
+                await self._writer.drain()
+
+    async def aclose(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(OSError, asyncio.CancelledError):
+            await self._writer.wait_closed()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            with _mapped({ssl.SSLError: httpcore.ConnectError, **_CONNECT}):
+                async with asyncio.timeout(timeout):
+                    await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+        except Exception:
+            await self.aclose()
+            raise
+        return self
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "ssl_object":
+            return self._writer.get_extra_info("ssl_object")
+        if info == "client_addr":
+            return self._writer.get_extra_info("sockname")
+        if info == "server_addr":
+            return self._writer.get_extra_info("peername")
+        if info == "socket":
+            return self._writer.get_extra_info("socket")
+        if info == "is_readable":
+            return is_socket_readable(self._writer.get_extra_info("socket"))
+        return None
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[tuple] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        with _mapped(_CONNECT):
+            async with asyncio.timeout(timeout):  # asyncio turns TCP_NODELAY on for TCP sockets
+                reader, writer = await asyncio.open_connection(
+                    host, port, local_addr=(local_address, 0) if local_address else None
+                )
+        return _with_options(AsyncioStream(reader, writer), socket_options)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[tuple] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        with _mapped(_CONNECT):
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_unix_connection(path)
+        return _with_options(AsyncioStream(reader, writer), socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def _with_options(stream: AsyncioStream, options: Iterable[tuple] | None) -> AsyncioStream:
+    for option in options or ():
+        stream.get_extra_info("socket").setsockopt(*option)
+    return stream
+
+
 class ShardedTransport(httpx.AsyncBaseTransport):
     """One transport over several connection pools, used in turn."""
 
@@ -123,6 +233,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
                 keepalive_expiry=KEEPALIVE_SECONDS,
                 http1=True,
                 http2=False,
+                network_backend=AsyncioBackend(),
             )
             self._transports.append(transport)
         self._next = itertools.cycle(self._transports)
