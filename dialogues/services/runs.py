@@ -499,18 +499,21 @@ def _save_going_on(
     dialogue_id: int, begun: Begun, result: StepResult, author_id: int | None
 ) -> tuple[StepSaved, Begun | None] | None:
     """A step after which the engine goes on (the common step), written without reading anything first: one
-    conditional update hands the lease to a new token, counts the next step attempt and raises the counters;
-    then the rows; then the run's tokens, last, so the shared run row is locked briefly. Returns the next step,
-    begun, or None when the lease is not the step's any more (the full path says why). A run paused, cancelled
-    or over its token budget keeps the step and parks the dialogue."""
+    conditional update hands the lease to a new token, counts the next step attempt, raises the counters and
+    reads the run's status and budget; then the rows. Returns the next step, begun, or None when the lease is
+    not the step's any more (the full path says why). A run paused, cancelled or over its token budget keeps
+    the step and parks the dialogue."""
     token = _token()
     counters = _step_counters(result.calls, result)
+    dialogues, runs = Dialogue._meta.db_table, Run._meta.db_table
     with _step_cursor() as cursor:
         cursor.execute(
-            f"UPDATE {Dialogue._meta.db_table} SET tokens = tokens + %s, calls_count = calls_count + %s, "
+            f"UPDATE {dialogues} SET tokens = tokens + %s, calls_count = calls_count + %s, "
             "saved_steps = saved_steps + 1, turns_count = turns_count + %s, ssi_used = (ssi_used OR %s), "
             "nsi_used = (nsi_used OR %s), step_attempts = step_attempts + 1, lease_token = %s, lease_until = %s "
-            "WHERE id = %s AND lease_token = %s AND status IN (%s, %s) RETURNING step_attempts",
+            "WHERE id = %s AND lease_token = %s AND status IN (%s, %s) RETURNING step_attempts, "
+            f"(SELECT status FROM {runs} WHERE {runs}.id = {dialogues}.run_id), "
+            f"(SELECT token_budget FROM {runs} WHERE {runs}.id = {dialogues}.run_id)",
             [
                 _tokens(result.calls),
                 len(result.calls),
@@ -527,16 +530,15 @@ def _save_going_on(
         row = cursor.fetchone()
         if row is None:
             return None
+        step_attempt, status, budget = row  # the run read without a lock: a pause shows at this step or the next
         _write_step(Dialogue(pk=dialogue_id), begun.step_attempt, result, author_id)
-        cursor.execute(f"SELECT status, token_budget FROM {Run._meta.db_table} WHERE id = %s", [begun.run_id])
-        status, budget = cursor.fetchone()
     if status == RunStatus.RUNNING and budget is not None:
         status = _run_check_budget(begun.run_id, budget)
     if status != RunStatus.RUNNING:  # the step is kept; the dialogue waits with its run, or ends with it
         parked = DialogueStatus.PAUSED if status == RunStatus.PAUSED else DialogueStatus.CANCELLED
         Dialogue.objects.filter(pk=dialogue_id).update(status=parked, lease_token="", lease_until=None)
         return StepSaved(saved=True, reason=f"the run is {status}"), None
-    following = Begun(result.state, row[0], token, begun.run_id, begun.backend, begun.reference, begun.agent_side)
+    following = Begun(result.state, step_attempt, token, begun.run_id, begun.backend, begun.reference, begun.agent_side)
     return StepSaved(saved=True, next_token=token), following
 
 
