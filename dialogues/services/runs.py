@@ -504,7 +504,7 @@ def _save_going_on(
     not the step's any more (the full path says why). A run paused, cancelled or over its token budget keeps
     the step and parks the dialogue."""
     token = _token()
-    counters = _step_counters(result.calls, result)
+    branch = result.turn.branch.value if result.turn is not None else None
     dialogues, runs = Dialogue._meta.db_table, Run._meta.db_table
     with _step_cursor() as cursor:
         cursor.execute(
@@ -518,8 +518,8 @@ def _save_going_on(
                 _tokens(result.calls),
                 len(result.calls),
                 1 if result.turn is not None else 0,
-                counters.get("ssi_used", False),
-                counters.get("nsi_used", False),
+                branch == Branch.SSI,
+                branch == Branch.NSI,
                 token,
                 connection.ops.adapt_datetimefield_value(timezone.now() + _step_lease()),
                 dialogue_id,
