@@ -15,6 +15,7 @@ flight is redone once (its unsaved LLM calls were never written, so nothing is c
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import threading
@@ -31,7 +32,7 @@ from django.db.models import F, Model, Q, Sum
 from django.utils import timezone
 
 from dialogues.engine.config import RunConfig, Variant
-from dialogues.engine.plan import MoveKind, plan
+from dialogues.engine.plan import Move, MoveKind, plan
 from dialogues.engine.prompts import prompt_set_version
 from dialogues.engine.state import DialogueState
 from dialogues.engine.stepper import CallRecord, StepResult
@@ -336,11 +337,11 @@ def dialogue_step_begin(*, dialogue_id: int, token: str | None = None, human: bo
     return _begun(dialogue, state or _state_of(dialogue), execution)
 
 
-def _begun(dialogue: Dialogue, state: DialogueState, token: str) -> Begun:
+def _begun(dialogue: Dialogue, state: DialogueState, token: str, step_attempt: int | None = None) -> Begun:
     run = dialogue.run
     return Begun(
         state,
-        dialogue.step_attempts,
+        dialogue.step_attempts if step_attempt is None else step_attempt,
         token,
         dialogue.run_id,
         Backend.for_dialogue(dialogue),
@@ -455,11 +456,14 @@ def dialogue_step_save(
     dialogue_step_begin) still holds the lease. Finishes the dialogue (and resolves the task's attempts) when
     nothing is left to do; otherwise keeps it in flight with a new token, or, after a manual step, pauses it.
     With the step's `begun`, a step after which the engine goes on is written in a handful of statements."""
-    going_on = not manual and plan(result.state).kind not in (MoveKind.FINISH, MoveKind.HUMAN)
+    next_move = plan(result.state)
+    going_on = not manual and next_move.kind not in (MoveKind.FINISH, MoveKind.HUMAN)
     try:
         with transaction.atomic():
             fast = _save_going_on(dialogue_id, begun, result, author_id) if going_on and begun is not None else None
-            saved, following = fast or _save_step(dialogue_id, step_attempt, result, token, going_on, author_id)
+            saved, following = fast or _save_step(
+                dialogue_id, step_attempt, result, token, None if going_on else next_move, author_id
+            )
     except IntegrityError:
         # The same turn (or rating) was written by an earlier run of this step: nothing to add.
         logger.info("dialogue %s: step already saved, skipping the repeat", dialogue_id)
@@ -470,29 +474,25 @@ def dialogue_step_save(
 
 
 def _save_step(
-    dialogue_id: int, step_attempt: int, result: StepResult, token: str, going_on: bool, author_id: int | None
+    dialogue_id: int, step_attempt: int, result: StepResult, token: str, stop: Move | None, author_id: int | None
 ) -> tuple[StepSaved, Begun | None]:
-    """The full path: the dialogue read and locked first. Returns what was saved and, when the dialogue goes on,
-    its next step, begun."""
+    """The full path: the dialogue read and locked first. `stop` is the move the dialogue ends or waits on (None:
+    it goes on). Returns what was saved and, when the dialogue goes on, its next step, begun."""
     dialogue = Dialogue.objects.select_for_update(of=("self",)).select_related("run").get(pk=dialogue_id)
     if dialogue.status not in ACTIVE:
         return StepSaved(saved=False, reason=f"the dialogue is {dialogue.status}"), None
     if dialogue.lease_token != token:
         return StepSaved(saved=False, reason="the lease was taken over; this step's result is dropped"), None
-    if going_on:
-        begun = _begun(dialogue, result.state, token)
-        begun.step_attempt = step_attempt
-        return _save_going_on(dialogue_id, begun, result, author_id)
+    if stop is None:
+        return _save_going_on(dialogue_id, _begun(dialogue, result.state, token, step_attempt), result, author_id)
     _write_step(dialogue, step_attempt, result, author_id)
-    next_move = plan(result.state)
-    if next_move.kind == MoveKind.FINISH:
-        _count_calls(dialogue, result.calls, result)
-        _dialogue_finish(dialogue, result.state, next_move.end_reason.value)
+    _count_calls(dialogue, result.calls, result)
+    if stop.kind == MoveKind.FINISH:
+        _dialogue_finish(dialogue, result.state, stop.end_reason.value)
         return StepSaved(saved=True, finished=True), None
     # stepped by hand: it waits for the next "step"; or the next move is a person's: it waits for them
-    _count_calls(dialogue, result.calls, result)
     _park(dialogue, DialogueStatus.PAUSED)
-    return StepSaved(saved=True, waiting=next_move.kind == MoveKind.HUMAN), None
+    return StepSaved(saved=True, waiting=stop.kind == MoveKind.HUMAN), None
 
 
 def _save_going_on(
@@ -631,21 +631,28 @@ def _insert(rows: list[Model]) -> None:
     round trip) without their ids, which no caller needs."""
     if not rows:
         return
-    meta = rows[0]._meta
+    fields, sql, returning = _insert_statement(type(rows[0]), connection.vendor)
+    params = [[f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields] for row in rows]
+    with _step_cursor() as cursor:
+        if len(rows) > 1:
+            cursor.executemany(sql, params)
+            return
+        cursor.execute(returning, params[0])
+        (rows[0].pk,) = cursor.fetchone()
+    rows[0]._state.adding, rows[0]._state.db = False, connection.alias
+
+
+@functools.cache
+def _insert_statement(model: type[Model], vendor: str) -> tuple[list[Any], str, str]:
+    """A model's fields without its key, its INSERT, and the INSERT that returns the key: built once per model."""
+    meta = model._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))})"
     )
-    params = [[f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields] for row in rows]
-    with _step_cursor() as cursor:
-        if len(rows) > 1:
-            cursor.executemany(sql, params)
-            return
-        cursor.execute(f"{sql} RETURNING {quote(meta.pk.column)}", params[0])
-        (rows[0].pk,) = cursor.fetchone()
-    rows[0]._state.adding, rows[0]._state.db = False, connection.alias
+    return fields, sql, f"{sql} RETURNING {quote(meta.pk.column)}"
 
 
 def _outcome(dialogue: Dialogue) -> AttemptOutcome:
