@@ -143,6 +143,14 @@ if DATABASE_URL:
             "max_size": env_int("OMEGA_DB_POOL_SIZE", 10),
             "timeout": 60,
         }
+        # The statements of a dialogue step run on a server-binding cursor (dialogues/services/runs.py); psycopg
+        # prepares a statement the fifth time a connection runs it, so PostgreSQL stops parsing and planning the
+        # same few statements. Django turns preparing off by default for poolers that cannot keep prepared
+        # statements (PgBouncer in transaction mode before 1.21): OMEGA_DB_PREPARED_STATEMENTS=0 for those.
+        # The ORM's own queries bind on the client and are never prepared either way.
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
+            5 if env_bool("OMEGA_DB_PREPARED_STATEMENTS", True) else None
+        )
 else:
     DATABASES = {
         "default": {
