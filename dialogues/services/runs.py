@@ -17,18 +17,19 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import logging
 import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Model, Q, Sum
+from django.db.models import F, JSONField, Model, Q, Sum
 from django.utils import timezone
 
 from dialogues.engine.config import RunConfig, Variant
@@ -455,15 +456,16 @@ def dialogue_step_save(
     """Write one step: the turn, its rating and its LLM calls, in one transaction, if `token` (from
     dialogue_step_begin) still holds the lease. Finishes the dialogue (and resolves the task's attempts) when
     nothing is left to do; otherwise keeps it in flight with a new token, or, after a manual step, pauses it.
-    With the step's `begun`, a step after which the engine goes on is written in a handful of statements."""
+    With the step's `begun`, a step after which the engine goes on is written without reading anything first
+    (on PostgreSQL in one statement)."""
     next_move = plan(result.state)
     going_on = not manual and next_move.kind not in (MoveKind.FINISH, MoveKind.HUMAN)
     try:
-        with transaction.atomic():
-            fast = _save_going_on(dialogue_id, begun, result, author_id) if going_on and begun is not None else None
-            saved, following = fast or _save_step(
-                dialogue_id, step_attempt, result, token, None if going_on else next_move, author_id
-            )
+        done = _save_going_on(dialogue_id, begun, result, author_id) if going_on and begun is not None else None
+        if done is None:
+            with transaction.atomic():
+                done = _save_step(dialogue_id, step_attempt, result, token, None if going_on else next_move, author_id)
+        saved, following = done
     except IntegrityError:
         # The same turn (or rating) was written by an earlier run of this step: nothing to add.
         logger.info("dialogue %s: step already saved, skipping the repeat", dialogue_id)
@@ -500,38 +502,39 @@ def _save_going_on(
 ) -> tuple[StepSaved, Begun | None] | None:
     """A step after which the engine goes on (the common step), written without reading anything first: one
     conditional update hands the lease to a new token, counts the next step attempt, raises the counters and
-    reads the run's status and budget; then the rows. Returns the next step, begun, or None when the lease is
-    not the step's any more (the full path says why). A run paused, cancelled or over its token budget keeps
-    the step and parks the dialogue."""
+    reads the run's status and budget, and the step's rows go in only if it matched. On PostgreSQL that is one
+    statement (one round trip, atomic without a transaction around it); elsewhere it is the update and the
+    inserts in one transaction. Returns the next step, begun, or None when the lease is not the step's any more
+    (the full path says why). A run paused, cancelled or over its token budget keeps the step and parks the
+    dialogue."""
     token = _token()
     branch = result.turn.branch.value if result.turn is not None else None
-    dialogues, runs = Dialogue._meta.db_table, Run._meta.db_table
-    with _step_cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {dialogues} SET tokens = tokens + %s, calls_count = calls_count + %s, "
-            "saved_steps = saved_steps + 1, turns_count = turns_count + %s, ssi_used = (ssi_used OR %s), "
-            "nsi_used = (nsi_used OR %s), step_attempts = step_attempts + 1, lease_token = %s, lease_until = %s "
-            "WHERE id = %s AND lease_token = %s AND status IN (%s, %s) RETURNING step_attempts, "
-            f"(SELECT status FROM {runs} WHERE {runs}.id = {dialogues}.run_id), "
-            f"(SELECT token_budget FROM {runs} WHERE {runs}.id = {dialogues}.run_id)",
-            [
-                _tokens(result.calls),
-                len(result.calls),
-                1 if result.turn is not None else 0,
-                branch == Branch.SSI,
-                branch == Branch.NSI,
-                token,
-                connection.ops.adapt_datetimefield_value(timezone.now() + _step_lease()),
-                dialogue_id,
-                begun.token,
-                *ACTIVE,
-            ],
-        )
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        step_attempt, status, budget = row  # the run read without a lock: a pause shows at this step or the next
-        _write_step(Dialogue(pk=dialogue_id), begun.step_attempt, result, author_id)
+    update = [
+        _tokens(result.calls),
+        len(result.calls),
+        1 if result.turn is not None else 0,
+        branch == Branch.SSI,
+        branch == Branch.NSI,
+        token,
+        connection.ops.adapt_datetimefield_value(timezone.now() + _step_lease()),
+        dialogue_id,
+        begun.token,
+        *ACTIVE,
+    ]
+    rows = _step_rows(dialogue_id, begun.step_attempt, result, author_id)
+    if connection.vendor == "postgresql" and rows.turn is not None and (rows.rating is None or rows.rates_its_turn):
+        with _step_cursor() as cursor:
+            cursor.execute(*_one_statement(update, rows))
+            row = cursor.fetchone()
+    else:
+        with transaction.atomic(), _step_cursor() as cursor:
+            cursor.execute(_step_update_sql(), update)
+            row = cursor.fetchone()
+            if row is not None:
+                _write_rows(rows)
+    if row is None:
+        return None
+    step_attempt, status, budget = row  # the run read without a lock: a pause shows at this step or the next
     if status == RunStatus.RUNNING and budget is not None:
         status = _run_check_budget(begun.run_id, budget)
     if status != RunStatus.RUNNING:  # the step is kept; the dialogue waits with its run, or ends with it
@@ -540,6 +543,20 @@ def _save_going_on(
         return StepSaved(saved=True, reason=f"the run is {status}"), None
     following = Begun(result.state, step_attempt, token, begun.run_id, begun.backend, begun.reference, begun.agent_side)
     return StepSaved(saved=True, next_token=token), following
+
+
+@functools.cache
+def _step_update_sql() -> str:
+    """The common step's update of its dialogue (see _save_going_on), with the run's status and budget."""
+    dialogues, runs = Dialogue._meta.db_table, Run._meta.db_table
+    return (
+        f"UPDATE {dialogues} SET tokens = tokens + %s, calls_count = calls_count + %s, "
+        "saved_steps = saved_steps + 1, turns_count = turns_count + %s, ssi_used = (ssi_used OR %s), "
+        "nsi_used = (nsi_used OR %s), step_attempts = step_attempts + 1, lease_token = %s, lease_until = %s "
+        "WHERE id = %s AND lease_token = %s AND status IN (%s, %s) RETURNING step_attempts, "
+        f"(SELECT status FROM {runs} WHERE {runs}.id = {dialogues}.run_id) AS run_status, "
+        f"(SELECT token_budget FROM {runs} WHERE {runs}.id = {dialogues}.run_id) AS token_budget"
+    )
 
 
 def _tokens(calls: list[CallRecord]) -> int:
@@ -563,13 +580,28 @@ def _run_check_budget(run_id: int, budget: int) -> str:
     return RunStatus.PAUSED
 
 
-def _write_step(dialogue: Dialogue, step_attempt: int, result: StepResult, author_id: int | None = None) -> None:
-    """The step's rows: its turn, its rating and its LLM calls."""
-    rated_turn = None
+@dataclass
+class StepRows:
+    """The rows a step writes: its turn, its rating (of the turn `rated_index`; the rating's turn is set when it
+    is written) and its LLM calls."""
+
+    dialogue_id: int
+    turn: Turn | None
+    rating: StepRating | None
+    rated_index: int | None
+    calls: list[LLMCall]
+
+    @property
+    def rates_its_turn(self) -> bool:
+        return self.turn is not None and self.rating is not None and self.turn.index == self.rated_index
+
+
+def _step_rows(dialogue_id: int, step_attempt: int, result: StepResult, author_id: int | None = None) -> StepRows:
+    turn_row = None
     if result.turn is not None:
         turn = result.turn
-        rated_turn = Turn(
-            dialogue=dialogue,
+        turn_row = Turn(
+            dialogue_id=dialogue_id,
             index=turn.index,
             speaker=turn.speaker,
             action_type=turn.action.action_type.value,
@@ -585,14 +617,11 @@ def _write_step(dialogue: Dialogue, step_attempt: int, result: StepResult, autho
             human=turn.human,
             author_id=author_id if turn.human else None,
         )
-        _insert([rated_turn])
+    rating_row = None
     if result.rating is not None:
-        if rated_turn is None or rated_turn.index != result.rating_index:
-            rated_turn = Turn.objects.get(dialogue=dialogue, index=result.rating_index)
         rating = result.rating
         rating_row = StepRating(
-            turn=rated_turn,
-            dialogue=dialogue,
+            dialogue_id=dialogue_id,
             samples=rating["samples"],
             rejected=rating["rejected"],
             requested=rating["requested"],
@@ -602,8 +631,83 @@ def _write_step(dialogue: Dialogue, step_attempt: int, result: StepResult, autho
             terminate=rating["terminate"],
             closing=bool(rating.get("closing")),
         )
-        _insert([rating_row])
-    _insert(_call_rows(dialogue.pk, step_attempt, result.calls))
+    return StepRows(
+        dialogue_id, turn_row, rating_row, result.rating_index, _call_rows(dialogue_id, step_attempt, result.calls)
+    )
+
+
+def _write_step(dialogue: Dialogue, step_attempt: int, result: StepResult, author_id: int | None = None) -> None:
+    """The step's rows: its turn, its rating and its LLM calls."""
+    _write_rows(_step_rows(dialogue.pk, step_attempt, result, author_id))
+
+
+def _write_rows(rows: StepRows) -> None:
+    if rows.turn is not None:
+        _insert([rows.turn])
+    if rows.rating is not None:
+        if rows.rates_its_turn:
+            rows.rating.turn = rows.turn
+        else:
+            rows.rating.turn = Turn.objects.get(dialogue_id=rows.dialogue_id, index=rows.rated_index)
+        _insert([rows.rating])
+    _insert(rows.calls)
+
+
+def _one_statement(update: list[Any], rows: StepRows) -> tuple[str, list[Any]]:
+    """PostgreSQL: the common step's update and its rows as one statement: a turn, its rating if it has one, and
+    the calls. Each model's rows come as one JSON parameter that PostgreSQL turns into rows of its table, so the
+    statement is the same, and short, whatever the step wrote. The inserts select from the update, so they write
+    nothing when it matched no row (the lease is not the step's)."""
+    rows_json = [_json_values(rows.turn, Turn)]
+    if rows.rating is not None:
+        rows_json.append(_json_values(rows.rating, StepRating, but="turn"))
+    rows_json.append([_json_values(call, LLMCall) for call in rows.calls])
+    return _one_statement_sql(rated=rows.rating is not None), [*update, *map(_dumps, rows_json)]
+
+
+def _json_values(row: Model, model: type[Model], but: str = "") -> dict[str, Any]:
+    """A new row's fields by column, prepared as the ORM prepares them; a JSON field's value as it is."""
+    values = {}
+    for f in _insert_fields(model, but):
+        value = f.pre_save(row, True)
+        values[f.column] = value if isinstance(f, JSONField) else f.get_db_prep_save(value, connection)
+    return values
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+@functools.cache
+def _one_statement_sql(rated: bool) -> str:
+    """The statement of _one_statement, for a turn with or without its rating."""
+    quote = connection.ops.quote_name
+
+    def insert(model: type[Model], source: str, records: str, but: str = "", key: str = "") -> str:
+        table, fields = quote(model._meta.db_table), _insert_fields(model, but)
+        columns = [quote(f.column) for f in fields]
+        targets = [quote(model._meta.get_field(but).column), *columns] if but else columns
+        selected = [key, *(f"x.{c}" for c in columns)] if key else [f"x.{c}" for c in columns]
+        return (
+            f"INSERT INTO {table} ({', '.join(targets)}) SELECT {', '.join(selected)} "
+            f"FROM {source}, {records}(NULL::{table}, %s::jsonb) AS x"
+        )
+
+    parts = [
+        f"WITH d AS ({_step_update_sql()})",
+        f", t AS ({insert(Turn, 'd', 'jsonb_populate_record')} RETURNING id)",
+    ]
+    if rated:
+        parts.append(f", r AS ({insert(StepRating, 't', 'jsonb_populate_record', but='turn', key='t.id')})")
+    parts.append(f", c AS ({insert(LLMCall, 'd', 'jsonb_populate_recordset')})")
+    parts.append(" SELECT step_attempts, run_status, token_budget FROM d")
+    return "".join(parts)
 
 
 @contextlib.contextmanager
@@ -631,8 +735,10 @@ def _insert(rows: list[Model]) -> None:
     round trip) without their ids, which no caller needs."""
     if not rows:
         return
-    fields, sql, returning = _insert_statement(type(rows[0]), connection.vendor)
-    params = [[f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields] for row in rows]
+    model = type(rows[0])
+    fields = _insert_fields(model)
+    sql, returning = _insert_sql(model)
+    params = [_prepared_values(row, fields) for row in rows]
     with _step_cursor() as cursor:
         if len(rows) > 1:
             cursor.executemany(sql, params)
@@ -642,17 +748,27 @@ def _insert(rows: list[Model]) -> None:
     rows[0]._state.adding, rows[0]._state.db = False, connection.alias
 
 
+def _prepared_values(row: Model, fields: list[Any]) -> list[Any]:
+    return [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
+
+
 @functools.cache
-def _insert_statement(model: type[Model], vendor: str) -> tuple[list[Any], str, str]:
-    """A model's fields without its key, its INSERT, and the INSERT that returns the key: built once per model."""
+def _insert_fields(model: type[Model], but: str = "") -> list[Any]:
+    """The fields a new row of `model` is written with: all but its key (and the field named `but`)."""
+    return [f for f in model._meta.concrete_fields if not f.primary_key and f.name != but]
+
+
+@functools.cache
+def _insert_sql(model: type[Model]) -> tuple[str, str]:
+    """A model's INSERT, and the INSERT that returns the key: built once per model."""
     meta = model._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    fields = _insert_fields(model)
     quote = connection.ops.quote_name
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))})"
     )
-    return fields, sql, f"{sql} RETURNING {quote(meta.pk.column)}"
+    return sql, f"{sql} RETURNING {quote(meta.pk.column)}"
 
 
 def _outcome(dialogue: Dialogue) -> AttemptOutcome:

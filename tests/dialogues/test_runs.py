@@ -203,11 +203,12 @@ def test_call_counters_agree_with_the_rows(demo_tasks):
         assert dialogue.tokens == sum(c.prompt_tokens + c.completion_tokens for c in calls)
 
 
-def test_runs_command(demo_tasks):
+def test_runs_command(demo_tasks, settings):
     import io
 
     from django.core.management import CommandError, call_command
 
+    settings.CELERY_BROKER_URL = "memory://"  # the embedded mode: resume leaves the run to the serving process
     run = make_run(Task.objects.all()[:2])
 
     def runs(*args):
@@ -265,3 +266,54 @@ def test_a_save_begins_the_next_step_for_the_process_that_goes_on(demo_tasks):
     assert not late.saved and "taken over" in late.reason
     row.refresh_from_db()
     assert row.turns_count == 1 and row.lease_token == takeover.token and row.turns.count() == 1
+
+
+def test_each_common_step_writes_exactly_its_turn_rating_and_calls(demo_tasks):
+    """The common save (one statement on PostgreSQL) against what each step computed: the turn with its fields,
+    the rating on the turn it rates (the new one, or an older one), the calls under the step's attempt, and the
+    counters, for every kind of step a dialogue takes until it ends."""
+    from dialogues.models import LLMCall, StepRating, Turn
+
+    run = make_run(Task.objects.filter(external_id="omega-demo-task-03"))
+    (dispatch,) = run_dispatch(run_id=run.pk)
+    did = dispatch.dialogue_id
+    begun = dialogue_step_begin(dialogue_id=did, token=dispatch.token)
+    kinds = set()
+    while True:
+        result = asyncio.run(advance(begun.state, SimulatedExpert()))
+        before = Dialogue.objects.get(pk=did)
+        saved = dialogue_step_save(
+            dialogue_id=did, step_attempt=begun.step_attempt, result=result, token=begun.token, begun=begun
+        )
+        assert saved.saved, saved.reason
+        if saved.next_token is None:  # the last step (the full path) ends it
+            break
+        kinds.add("turn and its rating" if result.rating is not None else "turn")
+        after = Dialogue.objects.get(pk=did)
+        calls = LLMCall.objects.filter(dialogue_id=did, step_attempt=begun.step_attempt).order_by("id")
+        assert [(c.purpose, c.turn_index, c.messages, c.responses, c.prompt_tokens) for c in calls] == [
+            (c.purpose, c.turn_index, c.messages, c.responses, c.prompt_tokens) for c in result.calls
+        ]
+        assert after.calls_count - before.calls_count == len(result.calls)
+        assert after.tokens - before.tokens == sum(c.prompt_tokens + c.completion_tokens for c in result.calls)
+        if result.turn is not None:
+            turn = Turn.objects.get(dialogue_id=did, index=result.turn.index)
+            assert (turn.speaker, turn.action_type, turn.argument, turn.branch, turn.own_utility) == (
+                result.turn.speaker,
+                result.turn.action.action_type.value,
+                result.turn.action.argument,
+                result.turn.branch.value,
+                result.turn.own_utility,
+            )
+        assert after.turns_count - before.turns_count == (result.turn is not None)
+        if result.rating is not None:
+            rating = StepRating.objects.get(turn__dialogue_id=did, turn__index=result.rating_index)
+            assert rating.dialogue_id == did and rating.samples == result.rating["samples"]
+            assert (rating.goal_c, rating.goal_p) == (result.rating["goal_c"], result.rating["goal_p"])
+        assert after.lease_token == saved.next_token and after.step_attempts == begun.step_attempt + 1
+        begun = dialogue_step_prepared(dialogue_id=did, token=saved.next_token)
+    assert kinds == {"turn", "turn and its rating"}  # the shapes of the one statement on PostgreSQL
+    finished = Dialogue.objects.get(pk=did)
+    assert finished.status == DialogueStatus.FINISHED
+    assert finished.calls_count == LLMCall.objects.filter(dialogue_id=did).count()
+    assert finished.turns_count == Turn.objects.filter(dialogue_id=did).count()
