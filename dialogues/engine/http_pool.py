@@ -1,250 +1,232 @@
-"""An httpx transport that stays cheap with hundreds of connections in one client.
+"""The LLM client's httpx transport: HTTP/1.1 over keep-alive connections, built for hundreds of requests in flight.
 
-httpcore's AsyncConnectionPool re-examines every connection whenever a request starts or ends, and for each
-idle connection counts all connections again, probing idle sockets with system calls: quadratic in the number
-of connections. With hundreds of requests in flight (the point of one pooled client per worker process) that
-bookkeeping took most of the worker's CPU (bench/: ~40 ms of client CPU per request at 400 connections).
+A worker keeps hundreds of chat requests open at once through one `httpx.AsyncClient` (one connection per
+request in flight). The stock transport (httpcore over anyio, h11's pure-Python parser) spent most of a worker's
+CPU on each request's bookkeeping: its pool walked all connections on every request start and end, anyio opened a
+cancel scope on every read and write, and h11 parsed each response in Python (ADR 0008, ADR 0018; bench/).
 
-Here the one transport of the client spreads requests over small pools (shards) in turn, each doing its
-bookkeeping in one pass over its own connections; idle sockets are probed at most once a second, and a
-connection is reused only before its keep-alive expires (set below the servers' own, so they do not close it
-first). Small shards keep that pass short (bench/: 48 connections a shard cost ~10% more CPU per request than
-16 at 0.2 s per call). A shard may open twice its share of connections, so a request never waits on a busy
-shard while the client as a whole is below its limit (the LLM client's semaphores bound requests in flight).
+Here each connection is an asyncio protocol whose responses llhttp parses (httptools, the parser uvicorn uses):
+a request is one write, and its answer one future, resolved when the parser says the message is complete. Idle
+connections wait per origin and are reused, most recently used first, only before their keep-alive ends (set
+below the servers' own, so they do not close it first). A limit caps the connections open at once; the LLM
+client's per-endpoint semaphores bound the requests in flight well below it.
+
+What it does not do, because a chat request needs none of it: HTTP/2, proxies, request bodies streamed in parts
+(httpx gives a chat request's JSON as bytes) and responses streamed to the caller (each is read whole).
+Failures are httpx's own: httpx.ConnectError / ConnectTimeout, httpx.ReadTimeout, httpx.ReadError and
+httpx.RemoteProtocolError (a malformed response, or a connection closed before its response was complete), which
+the LLM client retries like any transport error.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import ssl
-import time
-import typing
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator
 
-import httpcore
+import httptools
 import httpx
-from httpcore._utils import is_socket_readable
 
-SWEEP_SECONDS = 1.0  # how often idle connections are probed for a server-side close
 KEEPALIVE_SECONDS = 4.0  # uvicorn (vLLM) closes idle connections after 5 s
-CONNECTIONS_PER_SHARD = 16
+Origin = tuple[str, str, int]
 
 
-def _keepalive_expired(connection: object, now: float) -> bool:
-    inner = getattr(connection, "_connection", None)
-    expire_at = getattr(inner, "_expire_at", None)
-    return expire_at is not None and now > expire_at
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: one request at a time, its response parsed as the bytes arrive."""
 
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._answer: asyncio.Future | None = None
+        self._status = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._headers_done = False
+        self._framed = False  # the body's end is known from Content-Length or chunks, not from the close
+        self.closed = False
+        self.idle_until = 0.0
 
-class LinearConnectionPool(httpcore.AsyncConnectionPool):
-    _last_sweep = 0.0
+    # --- asyncio ---
 
-    def _assign_requests_to_connections(self) -> list:
-        closing = []
-        now = time.monotonic()
-        sweep = now - self._last_sweep >= SWEEP_SECONDS
-        if sweep:
-            self._last_sweep = now
-            kept = []
-            for connection in self._connections:
-                if connection.is_closed():
-                    continue
-                if connection.is_idle() and connection.has_expired():  # probes the socket
-                    closing.append(connection)
-                    continue
-                kept.append(connection)
-            self._connections = kept
-        queued = [request for request in self._requests if request.is_queued()]
-        if not queued:
-            return closing
-        taken: set[int] = set()  # connections assigned or closed in this pass
-        available: dict[tuple, deque] = defaultdict(deque)
-        idle = deque()
-        for connection in self._connections:
-            if connection.is_closed():
-                taken.add(id(connection))
-            elif connection.is_available():
-                available[_origin_key(connection)].append(connection)
-                idle.append(connection)
-        self._connections = [c for c in self._connections if id(c) not in taken]
-        for request in queued:
-            origin = request.request.url.origin
-            candidates = available.get(_key(origin))
-            connection = None
-            while candidates:
-                candidate = candidates.popleft()
-                if id(candidate) in taken or not candidate.can_handle_request(origin):
-                    continue
-                if _keepalive_expired(candidate, now):
-                    taken.add(id(candidate))
-                    self._connections.remove(candidate)
-                    closing.append(candidate)
-                    continue
-                connection = candidate
-                break
-            if connection is None:
-                if len(self._connections) >= self._max_connections:
-                    while idle and id(idle[0]) in taken:
-                        idle.popleft()
-                    if not idle:
-                        continue  # stays queued until a connection frees up
-                    victim = idle.popleft()
-                    taken.add(id(victim))
-                    self._connections.remove(victim)
-                    closing.append(victim)
-                connection = self.create_connection(origin)
-                self._connections.append(connection)
-            taken.add(id(connection))
-            request.assign_to_connection(connection)
-        return closing
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
 
-
-def _key(origin: httpcore.Origin) -> tuple:
-    return (origin.scheme, origin.host, origin.port)
-
-
-def _origin_key(connection: object) -> tuple:
-    origin = getattr(connection, "_origin", None)
-    return _key(origin) if origin is not None else ()
-
-
-@contextlib.contextmanager
-def _mapped(errors: dict[type[Exception], type[Exception]]) -> Iterator[None]:
-    """Socket errors as httpcore's own, which httpx maps to its transport errors (TimeoutError first: it is an
-    OSError too)."""
-    try:
-        yield
-    except Exception as exc:
-        for kind, mapped in errors.items():
-            if isinstance(exc, kind):
-                raise mapped(str(exc) or type(exc).__name__) from exc
-        raise
-
-
-_READ = {TimeoutError: httpcore.ReadTimeout, OSError: httpcore.ReadError}
-_WRITE = {TimeoutError: httpcore.WriteTimeout, OSError: httpcore.WriteError}
-_CONNECT = {TimeoutError: httpcore.ConnectTimeout, OSError: httpcore.ConnectError}
-
-
-class AsyncioStream(httpcore.AsyncNetworkStream):
-    """A connection over asyncio's streams. httpcore's default for asyncio goes through anyio, which opens a
-    cancel scope for every read and write; with hundreds of requests in flight that was a tenth of a worker's
-    CPU (bench/). Timeouts are asyncio's."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader, self._writer = reader, writer
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        with _mapped(_READ):
-            async with asyncio.timeout(timeout):
-                return await self._reader.read(max_bytes)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if not buffer:
+    def data_received(self, data: bytes) -> None:
+        if self._answer is None:  # bytes nobody asked for: the connection is out of step
+            self.close()
             return
-        with _mapped(_WRITE):
-            self._writer.write(buffer)
-            async with asyncio.timeout(timeout):
-                await self._writer.drain()
-
-    async def aclose(self) -> None:
-        self._writer.close()
-        with contextlib.suppress(OSError, asyncio.CancelledError):
-            await self._writer.wait_closed()
-
-    async def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.AsyncNetworkStream:
         try:
-            with _mapped({ssl.SSLError: httpcore.ConnectError, **_CONNECT}):
-                async with asyncio.timeout(timeout):
-                    await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
-        except Exception:
-            await self.aclose()
-            raise
-        return self
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(httpx.RemoteProtocolError(f"malformed HTTP response: {exc}"))
+            self.close()
 
-    def get_extra_info(self, info: str) -> typing.Any:
-        if info == "ssl_object":
-            return self._writer.get_extra_info("ssl_object")
-        if info == "client_addr":
-            return self._writer.get_extra_info("sockname")
-        if info == "server_addr":
-            return self._writer.get_extra_info("peername")
-        if info == "socket":
-            return self._writer.get_extra_info("socket")
-        if info == "is_readable":
-            return is_socket_readable(self._writer.get_extra_info("socket"))
-        return None
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._answer is None or self._answer.done():
+            return
+        if self._headers_done and not self._framed:  # a body that ends with the connection
+            self._complete(keep_alive=False)
+        elif exc is not None:
+            self._fail(httpx.ReadError(f"{type(exc).__name__}: {exc}"))
+        else:
+            self._fail(httpx.RemoteProtocolError("the server closed the connection before its response was complete"))
+
+    # --- llhttp ---
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._headers_done = True
+        self._status = self._parser.get_status_code()
+        self._framed = any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in self._headers)
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if 100 <= self._status < 200:  # an interim response: the real one follows
+            self._reset()
+            return
+        self._complete(keep_alive=self._parser.should_keep_alive())
+
+    # --- requests ---
+
+    def _reset(self) -> None:
+        self._status, self._headers, self._body = 0, [], []
+        self._headers_done = self._framed = False
+
+    def send(self, data: bytes) -> asyncio.Future:
+        """Write a request; the future resolves to (status, headers, body, keep_alive)."""
+        self._reset()
+        self._answer = self._loop.create_future()
+        self._transport.write(data)
+        return self._answer
+
+    def _complete(self, keep_alive: bool) -> None:
+        answer, self._answer = self._answer, None
+        if not keep_alive:
+            self.close()
+        if answer is not None and not answer.done():
+            answer.set_result((self._status, self._headers, b"".join(self._body), keep_alive))
+
+    def _fail(self, error: Exception) -> None:
+        answer, self._answer = self._answer, None
+        if answer is not None and not answer.done():
+            answer.set_exception(error)
+
+    def close(self) -> None:
+        self.closed = True
+        if self._transport is not None:
+            self._transport.close()
 
 
-class AsyncioBackend(httpcore.AsyncNetworkBackend):
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[tuple] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        with _mapped(_CONNECT):
-            async with asyncio.timeout(timeout):  # asyncio turns TCP_NODELAY on for TCP sockets
-                reader, writer = await asyncio.open_connection(
-                    host, port, local_addr=(local_address, 0) if local_address else None
-                )
-        return _with_options(AsyncioStream(reader, writer), socket_options)
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[tuple] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        with _mapped(_CONNECT):
-            async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_unix_connection(path)
-        return _with_options(AsyncioStream(reader, writer), socket_options)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
-def _with_options(stream: AsyncioStream, options: Iterable[tuple] | None) -> AsyncioStream:
-    for option in options or ():
-        stream.get_extra_info("socket").setsockopt(*option)
-    return stream
-
-
-class ShardedTransport(httpx.AsyncBaseTransport):
-    """One transport over several connection pools, used in turn."""
+class PooledTransport(httpx.AsyncBaseTransport):
+    """Keep-alive HTTP/1.1 connections for one client, at most `limits.max_connections` open at once."""
 
     def __init__(self, limits: httpx.Limits) -> None:
-        total = limits.max_connections or 100
-        shards = max(1, -(-total // CONNECTIONS_PER_SHARD))
-        per_shard = -(-total // shards)
-        self._transports = []
-        for _ in range(shards):
-            transport = httpx.AsyncHTTPTransport(limits=limits)
-            stock = transport._pool
-            transport._pool = LinearConnectionPool(
-                ssl_context=stock._ssl_context,
-                max_connections=min(total, 2 * per_shard),
-                max_keepalive_connections=per_shard,
-                keepalive_expiry=KEEPALIVE_SECONDS,
-                http1=True,
-                http2=False,
-                network_backend=AsyncioBackend(),
-            )
-            self._transports.append(transport)
-        self._next = itertools.cycle(self._transports)
+        self._max = limits.max_connections or 100
+        self._idle: dict[Origin, deque[_Connection]] = defaultdict(deque)
+        self._open: set[_Connection] = set()
+        self._slots: asyncio.Semaphore | None = None
+        self._ssl: ssl.SSLContext | None = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await next(self._next).handle_async_request(request)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._max)
+        timeouts = request.extensions.get("timeout", {})
+        data = _head(request) + await request.aread()
+        async with self._slots:
+            connection = self._reusable(_origin(request.url)) or await self._connect(request, timeouts.get("connect"))
+            try:
+                async with asyncio.timeout(timeouts.get("read")):
+                    status, headers, body, keep_alive = await connection.send(data)
+            except TimeoutError:
+                connection.close()
+                raise httpx.ReadTimeout("no complete response within the read timeout", request=request) from None
+            except httpx.TransportError as exc:
+                connection.close()
+                exc.request = request
+                raise
+            except BaseException:  # cancelled: an answer may still come on this connection, so it is not reused
+                connection.close()
+                raise
+            finally:
+                if connection.closed:
+                    self._open.discard(connection)
+            if keep_alive and not connection.closed:
+                connection.idle_until = asyncio.get_running_loop().time() + KEEPALIVE_SECONDS
+                self._idle[_origin(request.url)].append(connection)
+        return httpx.Response(status, headers=headers, content=body, request=request)
+
+    def _reusable(self, origin: Origin) -> _Connection | None:
+        idle = self._idle.get(origin)
+        if not idle:
+            return None
+        now = asyncio.get_running_loop().time()
+        if idle[0].idle_until < now:  # the longest idle first: expired ones leave at the bottom, one per request
+            self._discard(idle.popleft())
+        while idle:
+            connection = idle.pop()
+            if not connection.closed and connection.idle_until >= now:
+                return connection
+            self._discard(connection)
+        return None
+
+    async def _connect(self, request: httpx.Request, timeout: float | None) -> _Connection:
+        if len(self._open) >= self._max:  # every slot is held, so some open connection is idle: close one
+            self._close_one_idle()
+        url, loop = request.url, asyncio.get_running_loop()
+        secure = url.scheme == "https"
+        if secure and self._ssl is None:
+            self._ssl = httpx.create_ssl_context()
+        try:
+            async with asyncio.timeout(timeout):
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(loop),
+                    url.host,
+                    _origin(url)[2],
+                    ssl=self._ssl if secure else None,
+                    server_hostname=url.host if secure else None,
+                )
+        except TimeoutError:
+            raise httpx.ConnectTimeout(
+                f"no connection to {url.host} within the connect timeout", request=request
+            ) from None
+        except OSError as exc:
+            raise httpx.ConnectError(f"cannot connect to {url.host}:{_origin(url)[2]}: {exc}", request=request) from exc
+        self._open.add(connection)
+        return connection
+
+    def _close_one_idle(self) -> None:
+        for idle in self._idle.values():
+            if idle:
+                self._discard(idle.popleft())
+                return
+
+    def _discard(self, connection: _Connection) -> None:
+        connection.close()
+        self._open.discard(connection)
 
     async def aclose(self) -> None:
-        for transport in self._transports:
-            await transport.aclose()
+        for connection in list(self._open):
+            connection.close()
+        self._open.clear()
+        self._idle.clear()
+
+
+def _origin(url: httpx.URL) -> Origin:
+    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
+
+
+def _head(request: httpx.Request) -> bytes:
+    """The request line and headers (httpx.Request already carries Host and Content-Length)."""
+    lines = [b"%s %s HTTP/1.1" % (request.method.encode(), request.url.raw_path)]
+    lines.extend(name + b": " + value for name, value in request.headers.raw)
+    return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 def pooled_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    return ShardedTransport(limits)
+    return PooledTransport(limits)
