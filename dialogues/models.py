@@ -330,9 +330,11 @@ class Dialogue(models.Model):
     step_attempts = models.PositiveIntegerField(default=0, help_text="How many steps were started (retries too).")
     saved_steps = models.PositiveIntegerField(default=0, help_text="How many steps were written (its version).")
     # The lease: while a dialogue is in flight, the holder of lease_token may step it until lease_until. A worker
-    # extends it with a heartbeat while it steps; a stale lease is taken over by the reconciler.
+    # extends it with a heartbeat while it steps; a stale lease is taken over by the reconciler. Not indexed: every
+    # step moves the lease, and an update that changes no indexed column writes no index entries (a HOT update on
+    # PostgreSQL); the reconciler finds the running dialogues by status.
     lease_token = models.CharField(max_length=36, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
     tokens = models.PositiveBigIntegerField(default=0, help_text="Prompt + completion tokens of its saved LLM calls")
     calls_count = models.PositiveIntegerField(default=0, help_text="Its saved LLM calls")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -360,7 +362,7 @@ class Dialogue(models.Model):
     class Meta:
         ordering = ["run_id", "task_id", "attempt"]
         constraints = [models.UniqueConstraint(fields=["run", "task", "attempt"], name="one_dialogue_per_attempt")]
-        indexes = [models.Index(fields=["run", "status"]), models.Index(fields=["status", "lease_until"])]
+        indexes = [models.Index(fields=["run", "status"])]
 
     def __str__(self) -> str:
         return f"dialogue #{self.pk} (run {self.run_id}, task {self.task_id}, attempt {self.attempt})"

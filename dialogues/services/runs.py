@@ -304,7 +304,11 @@ def dialogue_step_begin(*, dialogue_id: int, token: str | None = None, human: bo
     now = timezone.now()
     with transaction.atomic():
         try:
-            dialogue = Dialogue.objects.select_for_update(of=("self",)).select_related("run").get(pk=dialogue_id)
+            dialogue = (
+                Dialogue.objects.select_for_update(of=("self",))
+                .select_related("run", "task__scenario", "task__agent1", "task__agent2")
+                .get(pk=dialogue_id)
+            )
         except Dialogue.DoesNotExist:
             return Skipped("no such dialogue")
         run = dialogue.run
@@ -321,7 +325,7 @@ def dialogue_step_begin(*, dialogue_id: int, token: str | None = None, human: bo
             return Skipped(f"the run is {run.status}")
         state = None
         if dialogue.human_side is not None or human:
-            state = _state_of(dialogue)
+            state = dialogue_state(dialogue)
             move = plan(state)
             if move.kind == MoveKind.HUMAN and not human:
                 _park(dialogue, DialogueStatus.PAUSED)
@@ -335,7 +339,7 @@ def dialogue_step_begin(*, dialogue_id: int, token: str | None = None, human: bo
         dialogue.lease_until = now + _step_lease()
         dialogue.started_at = dialogue.started_at or now
         dialogue.save(update_fields=["status", "step_attempts", "lease_token", "lease_until", "started_at"])
-    return _begun(dialogue, state or _state_of(dialogue), execution)
+    return _begun(dialogue, state or dialogue_state(dialogue), execution)
 
 
 def _begun(dialogue: Dialogue, state: DialogueState, token: str, step_attempt: int | None = None) -> Begun:
@@ -349,11 +353,6 @@ def _begun(dialogue: Dialogue, state: DialogueState, token: str, step_attempt: i
         Backend.reference_of(run),
         dialogue.agent_side,
     )
-
-
-def _state_of(dialogue: Dialogue) -> DialogueState:
-    full = Dialogue.objects.select_related("run", "task__scenario", "task__agent1", "task__agent2").get(pk=dialogue.pk)
-    return dialogue_state(full)
 
 
 # The next step of each dialogue whose step this process saved last, by the token that save handed out (a uuid:
@@ -488,10 +487,10 @@ def _save_step(
     if stop is None:
         return _save_going_on(dialogue_id, _begun(dialogue, result.state, token, step_attempt), result, author_id)
     _write_step(dialogue, step_attempt, result, author_id)
-    _count_calls(dialogue, result.calls, result)
     if stop.kind == MoveKind.FINISH:
-        _dialogue_finish(dialogue, result.state, stop.end_reason.value)
+        _dialogue_finish(dialogue, result.state, stop.end_reason.value, _step_counters(result.calls, result))
         return StepSaved(saved=True, finished=True), None
+    _count_calls(dialogue, result.calls, result)
     # stepped by hand: it waits for the next "step"; or the next move is a person's: it waits for them
     _park(dialogue, DialogueStatus.PAUSED)
     return StepSaved(saved=True, waiting=stop.kind == MoveKind.HUMAN), None
@@ -781,7 +780,9 @@ def _outcome(dialogue: Dialogue) -> AttemptOutcome:
     )
 
 
-def _dialogue_finish(dialogue: Dialogue, state: DialogueState, end_reason: str) -> None:
+def _dialogue_finish(dialogue: Dialogue, state: DialogueState, end_reason: str, counters: dict[str, Any]) -> None:
+    """The last step's save: the step's counters (`_step_counters`) raised and the dialogue finished in one update,
+    then its task's attempts resolved."""
     final = state.final_rating()
     dialogue.final_goal_c = None if final is None else final["goal_c"]
     dialogue.final_goal_p = None if final is None else final["goal_p"]
@@ -794,21 +795,10 @@ def _dialogue_finish(dialogue: Dialogue, state: DialogueState, end_reason: str) 
     dialogue.status = DialogueStatus.FINISHED
     dialogue.finished_at = timezone.now()
     dialogue.lease_token, dialogue.lease_until = "", None
-    # only these fields: the call counters were just raised with F() and must not be written back stale
-    dialogue.save(
-        update_fields=[
-            "final_goal_c",
-            "final_goal_p",
-            "nsi_used",
-            "end_reason",
-            "filter_passed",
-            "filter_note",
-            "status",
-            "finished_at",
-            "lease_token",
-            "lease_until",
-        ]
-    )
+    finished = ["final_goal_c", "final_goal_p", "nsi_used", "end_reason", "filter_passed", "filter_note", "status"]
+    finished += ["finished_at", "lease_token", "lease_until"]
+    # the counters go up with F(), never written back from this (stale) instance
+    Dialogue.objects.filter(pk=dialogue.pk).update(**counters, **{name: getattr(dialogue, name) for name in finished})
     if not dialogue.run.is_fork:  # a fork is an experiment: no regeneration, nothing kept for a corpus
         _attempts_resolve(dialogue, config)
 
@@ -816,7 +806,11 @@ def _dialogue_finish(dialogue: Dialogue, state: DialogueState, end_reason: str) 
 def _attempts_resolve(dialogue: Dialogue, config: RunConfig) -> None:
     """After an attempt ends: keep it if it passes; otherwise start the next attempt, or, when all attempts are
     used, keep the best (highest final goal_c, then goal_p, then the earliest)."""
-    siblings = list(Dialogue.objects.filter(run_id=dialogue.run_id, task_id=dialogue.task_id).order_by("attempt"))
+    siblings = list(
+        Dialogue.objects.filter(run_id=dialogue.run_id, task_id=dialogue.task_id)
+        .only("attempt", "status", "kept", "final_goal_c", "final_goal_p", "nsi_used", "end_reason")
+        .order_by("attempt")
+    )
     if dialogue.filter_passed:
         _keep(siblings, dialogue.attempt)
         return
