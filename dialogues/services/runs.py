@@ -194,16 +194,18 @@ def run_create(
 def run_dispatch(*, run_id: int) -> list[Dispatch]:
     """Put pending dialogues of a running run in flight, up to its max_in_flight. Returns what to enqueue."""
     with transaction.atomic():
-        run = Run.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or run.status != RunStatus.RUNNING:
+        # the run's row locked, and only the two fields read: this runs each time one of its dialogues ends
+        run = Run.objects.select_for_update().filter(pk=run_id).values_list("status", "max_in_flight").first()
+        if run is None or run[0] != RunStatus.RUNNING:
             return []
-        room = run.max_in_flight - run.dialogues.filter(status=DialogueStatus.RUNNING).count()
+        dialogues = Dialogue.objects.filter(run_id=run_id)
+        room = run[1] - dialogues.filter(status=DialogueStatus.RUNNING).count()
         if room <= 0:
             return []
         # Longest first, so the run does not end on a long tail: regenerated attempts, then hard tasks (they
         # tend to need the negotiation workflow, about twice as many calls), then the rest in order.
         pending = list(
-            run.dialogues.filter(status=DialogueStatus.PENDING)
+            dialogues.filter(status=DialogueStatus.PENDING)
             .order_by("-attempt", "-task__hard", "id")
             .values_list("id", flat=True)[:room]
         )
@@ -215,8 +217,8 @@ def run_dispatch(*, run_id: int) -> list[Dispatch]:
                 status=DialogueStatus.RUNNING, lease_token=token, lease_until=until
             ):
                 dispatched.append(Dispatch(dialogue_id, token))
-        if not dispatched and not run.dialogues.filter(status__in=UNFINISHED).exists():
-            _finish(run)
+        if not dispatched and not dialogues.filter(status__in=UNFINISHED).exists():
+            _finish(run_id)
         return dispatched
 
 
@@ -929,15 +931,15 @@ def run_refresh_status(*, run_id: int) -> str:
     """A run is finished when none of its dialogues is pending, running or paused."""
     run = Run.objects.get(pk=run_id)
     if run.status == RunStatus.RUNNING and not run.dialogues.filter(status__in=UNFINISHED).exists():
-        _finish(run)
+        _finish(run.pk)
+        return RunStatus.FINISHED
     return run.status
 
 
-def _finish(run: Run) -> None:
+def _finish(run_id: int) -> None:
     """The run is over: its pages hear it once the change is committed (the last step's own announcement may
     have gone out before, showing it still running)."""
     from dialogues import events
 
-    run.status = RunStatus.FINISHED
-    run.save(update_fields=["status"])
-    events.run_changed(run.pk)
+    Run.objects.filter(pk=run_id).update(status=RunStatus.FINISHED)
+    events.run_changed(run_id)
