@@ -713,10 +713,11 @@ def _one_statement_sql(rated: bool) -> str:
 
 @contextlib.contextmanager
 def _step_cursor() -> Iterator[Any]:
-    """A cursor for the statements every step runs, in the caller's transaction. On PostgreSQL it binds its
-    parameters on the server (Django's cursors quote them into the text client-side, a cost for a step's long
-    prompts), and psycopg prepares a statement once it was run a few times, so PostgreSQL stops parsing and
-    planning the same few statements over and over. Database errors are Django's, as from any cursor."""
+    """A cursor for the statements every step runs (in the caller's transaction, if any). On PostgreSQL it binds
+    its parameters on the server (Django's cursors quote them into the text client-side, a cost for a step's long
+    prompts), and psycopg prepares a statement once it was run a few times (OMEGA_DB_PREPARED_STATEMENTS), so
+    PostgreSQL stops parsing and planning the same few statements over and over. Database errors are Django's,
+    as from any cursor."""
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             yield cursor
