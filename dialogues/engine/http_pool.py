@@ -138,8 +138,9 @@ class PooledTransport(httpx.AsyncBaseTransport):
             self._slots = asyncio.Semaphore(self._max)
         timeouts = request.extensions.get("timeout", {})
         data = _head(request) + await request.aread()
+        origin = _origin(request.url)
         async with self._slots:
-            connection = self._reusable(_origin(request.url)) or await self._connect(request, timeouts.get("connect"))
+            connection = self._reusable(origin) or await self._connect(request, origin, timeouts.get("connect"))
             try:
                 async with asyncio.timeout(timeouts.get("read")):
                     status, headers, body, keep_alive = await connection.send(data)
@@ -158,7 +159,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
                     self._open.discard(connection)
             if keep_alive and not connection.closed:
                 connection.idle_until = asyncio.get_running_loop().time() + KEEPALIVE_SECONDS
-                self._idle[_origin(request.url)].append(connection)
+                self._idle[origin].append(connection)
         return httpx.Response(status, headers=headers, content=body, request=request)
 
     def _reusable(self, origin: Origin) -> _Connection | None:
@@ -175,28 +176,26 @@ class PooledTransport(httpx.AsyncBaseTransport):
             self._discard(connection)
         return None
 
-    async def _connect(self, request: httpx.Request, timeout: float | None) -> _Connection:
+    async def _connect(self, request: httpx.Request, origin: Origin, timeout: float | None) -> _Connection:
         if len(self._open) >= self._max:  # every slot is held, so some open connection is idle: close one
             self._close_one_idle()
-        url, loop = request.url, asyncio.get_running_loop()
-        secure = url.scheme == "https"
+        scheme, host, port = origin
+        secure, loop = scheme == "https", asyncio.get_running_loop()
         if secure and self._ssl is None:
             self._ssl = httpx.create_ssl_context()
         try:
             async with asyncio.timeout(timeout):
                 _, connection = await loop.create_connection(
                     lambda: _Connection(loop),
-                    url.host,
-                    _origin(url)[2],
+                    host,
+                    port,
                     ssl=self._ssl if secure else None,
-                    server_hostname=url.host if secure else None,
+                    server_hostname=host if secure else None,
                 )
         except TimeoutError:
-            raise httpx.ConnectTimeout(
-                f"no connection to {url.host} within the connect timeout", request=request
-            ) from None
+            raise httpx.ConnectTimeout(f"no connection to {host} within the connect timeout", request=request) from None
         except OSError as exc:
-            raise httpx.ConnectError(f"cannot connect to {url.host}:{_origin(url)[2]}: {exc}", request=request) from exc
+            raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}", request=request) from exc
         self._open.add(connection)
         return connection
 

@@ -195,11 +195,12 @@ def run_dispatch(*, run_id: int) -> list[Dispatch]:
     """Put pending dialogues of a running run in flight, up to its max_in_flight. Returns what to enqueue."""
     with transaction.atomic():
         # the run's row locked, and only the two fields read: this runs each time one of its dialogues ends
-        run = Run.objects.select_for_update().filter(pk=run_id).values_list("status", "max_in_flight").first()
-        if run is None or run[0] != RunStatus.RUNNING:
+        locked = Run.objects.select_for_update().filter(pk=run_id)
+        status, limit = locked.values_list("status", "max_in_flight").first() or (None, 0)
+        if status != RunStatus.RUNNING:
             return []
         dialogues = Dialogue.objects.filter(run_id=run_id)
-        room = run[1] - dialogues.filter(status=DialogueStatus.RUNNING).count()
+        room = limit - dialogues.filter(status=DialogueStatus.RUNNING).count()
         if room <= 0:
             return []
         # Longest first, so the run does not end on a long tail: regenerated attempts, then hard tasks (they
@@ -417,7 +418,7 @@ def _call_rows(dialogue_id: int, step_attempt: int, calls: list[CallRecord]) -> 
 def _step_counters(calls: list[CallRecord], result: StepResult | None = None) -> dict[str, Any]:
     """The dialogue's counters and flags a saved step raises (one UPDATE with the rest)."""
     changes: dict[str, Any] = {
-        "tokens": F("tokens") + sum(c.prompt_tokens + c.completion_tokens for c in calls),
+        "tokens": F("tokens") + _tokens(calls),
         "calls_count": F("calls_count") + len(calls),
         "saved_steps": F("saved_steps") + 1,
     }

@@ -88,6 +88,14 @@ async def closing(request: bytes, writer: asyncio.StreamWriter) -> None:
     writer.close()
 
 
+def delayed(seconds: float) -> Answer:
+    async def answer(request: bytes, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(seconds)
+        writer.write(ok())
+
+    return answer
+
+
 def test_a_connection_is_kept_alive_and_reused():
     async def main():
         async with Server(ok(b'{"n": 1}')) as server:
@@ -171,12 +179,8 @@ def test_broken_answers_are_transport_errors_and_the_next_request_gets_a_fresh_c
 
 
 def test_a_slow_answer_is_a_read_timeout_and_its_connection_is_dropped():
-    async def slow(request: bytes, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(0.5)
-        writer.write(ok())
-
     async def main():
-        async with Server(slow, ok()) as server:
+        async with Server(delayed(0.5), ok()) as server:
             pool = transport()
             with pytest.raises(httpx.ReadTimeout):
                 await post(pool, server.url, timeout=0.1)
@@ -231,12 +235,8 @@ def test_an_idle_connection_past_its_keepalive_is_not_reused(monkeypatch):
 
 
 def test_connections_open_at_once_are_capped():
-    async def slow(request: bytes, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(0.05)
-        writer.write(ok())
-
     async def main():
-        async with Server(slow) as server:
+        async with Server(delayed(0.05)) as server:
             pool = transport(connections=3)
             answers = await asyncio.gather(*(post(pool, server.url) for _ in range(12)))
             await pool.aclose()
