@@ -42,9 +42,9 @@ test: install
 # (CI runs it after `make test`; the test database is created and dropped by pytest-django).
 SERVICES_ENV = OMEGA_DATABASE_URL=$${OMEGA_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/omega_services_suite} \
 	OMEGA_REDIS_URL=$${OMEGA_TEST_REDIS_URL:-redis://127.0.0.1:6379/13} OMEGA_REDIS_KEY_PREFIX=omega-services-suite
-SERVICES_SUITES = tests/security tests/fuzz tests/test_permissions.py tests/dialogues/test_importer.py \
-	tests/dialogues/test_corpus_import.py tests/dialogues/test_consumers.py tests/dialogues/test_inspection.py \
-	tests/dialogues/test_corpus.py tests/dialogues/test_runs.py tests/dialogues/test_worked_case.py tests/evaluation
+SERVICES_SUITES = tests/security tests/fuzz tests/test_permissions.py tests/dialogues/library/test_importer.py \
+	tests/dialogues/corpus_import/test_corpus_import.py tests/dialogues/live/test_consumers.py tests/dialogues/inspection/test_inspection.py \
+	tests/dialogues/corpora/test_corpus.py tests/dialogues/runs/test_runs.py tests/dialogues/runs/test_worked_case.py tests/evaluation
 test-services: install
 	$(SERVICES_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS) $(SERVICES_SUITES)
 

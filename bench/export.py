@@ -22,9 +22,11 @@ SEED = """
 import json, math
 from django.db import connection
 from dialogues.engine.config import RunConfig
-from dialogues.generation import configured_backend, run_coroutine, run_to_end
-from dialogues.models import Dialogue, Run, StepRating, Task, Turn
-from dialogues.services import run_create
+from dialogues.llm.backends import configured_backend
+from dialogues.runs.driving import run_coroutine, run_to_end
+from dialogues.runs.models import Dialogue, Run, StepRating, Turn
+from dialogues.library.models import Task
+from dialogues.runs.lifecycle import run_create
 
 tasks = list(Task.objects.order_by("id"))
 base = run_create(created_by=None, name="bench base", config=RunConfig(), tasks=tasks,
@@ -68,10 +70,10 @@ print(json.dumps({{"kept": Dialogue.objects.filter(kept=True).count(),
 
 EXPORT = """
 import json, resource, time
-from dialogues.corpus.export import corpus_export
-from dialogues.corpus.selection import CorpusFilters
-from dialogues.models import Corpus
-from dialogues.services.corpora import corpus_save, override_record
+from dialogues.corpora.export import corpus_export
+from dialogues.corpora.selection import CorpusFilters
+from dialogues.corpora.models import Corpus
+from dialogues.corpora.services import corpus_save, override_record
 corpus = Corpus.objects.filter(name="bench").first() or corpus_save(
     corpus_id=None, name="bench", description="", version=0, user=None, includes=[], excludes=[],
     filters=CorpusFilters(split="train", passed_only=False, exclude_simulated=False))

@@ -22,8 +22,8 @@ WORDS = ("we", "could", "share", "the", "seats", "fairly", "if", "you", "help", 
 
 IMPORT = """
 import json, resource, time
-from dialogues.services import import_job_run
-from dialogues.services.corpus_import import corpus_import_create
+from dialogues.library.services import import_job_run
+from dialogues.corpus_import.services import corpus_import_create
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
 job = corpus_import_create(created_by=None, origin="cli", path={path!r}, enqueue=False)

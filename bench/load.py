@@ -36,11 +36,11 @@ LOAD_COLUMNS = [
 
 LAUNCH = """
 from dialogues.engine.config import RunConfig
-from dialogues.generation import configured_backend
-from dialogues.models import Task
-from dialogues.services import run_create
-from dialogues.services.runs import run_dispatch
-from dialogues.worker import enqueue_steps
+from dialogues.llm.backends import configured_backend
+from dialogues.library.models import Task
+from dialogues.runs.lifecycle import run_create
+from dialogues.runs.lifecycle import run_dispatch
+from dialogues.runs.worker import enqueue_steps
 run = run_create(created_by=None, name="load", config=RunConfig(max_turns={max_turns}, judge_samples=3),
                  tasks=list(Task.objects.order_by("id")[:{dialogues}]), backend=configured_backend(),
                  max_in_flight={dialogues})

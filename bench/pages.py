@@ -40,9 +40,11 @@ import json, math
 from django.contrib.auth.models import Group, User
 from django.db import connection
 from dialogues.engine.config import RunConfig
-from dialogues.generation import configured_backend, run_coroutine, run_to_end
-from dialogues.models import Dialogue, Run, Task, Turn
-from dialogues.services import run_create
+from dialogues.llm.backends import configured_backend
+from dialogues.runs.driving import run_coroutine, run_to_end
+from dialogues.runs.models import Dialogue, Run, Turn
+from dialogues.library.models import Task
+from dialogues.runs.lifecycle import run_create
 
 user = User.objects.create_user("bench", password={password!r})
 user.groups.add(Group.objects.get(name="researcher"))
@@ -79,8 +81,8 @@ print(json.dumps({{"run": base.pk, "dialogue": shown.pk, "turns": shown.turns_co
 """
 
 STEP = """
-from dialogues.generation import run_coroutine, step_dialogue
-from dialogues.models import Dialogue
+from dialogues.runs.driving import run_coroutine, step_dialogue
+from dialogues.runs.models import Dialogue
 ids = {ids}
 async def main(llms):
     import asyncio

@@ -104,7 +104,7 @@ def _manage(env: dict[str, str], *args: str) -> str:
 
 
 SETUP = """
-from dialogues.models import AgentProfile, Scenario, Task
+from dialogues.library.models import AgentProfile, Scenario, Task
 n = {tasks}
 agents = AgentProfile.objects.bulk_create([AgentProfile(external_id=f"bench-agent-{{i}}", first_name=f"Agent{{i}}",
     last_name="Bench", age=30 + i % 30, occupation="tester", gender="Woman" if i % 2 else "Man",
@@ -121,11 +121,11 @@ print(Task.objects.count())
 
 LAUNCH = """
 from dialogues.engine.config import RunConfig
-from dialogues.generation import configured_backend
-from dialogues.models import Task
-from dialogues.services import run_create
-from dialogues.services.runs import run_dispatch
-from dialogues.worker import enqueue_steps
+from dialogues.llm.backends import configured_backend
+from dialogues.library.models import Task
+from dialogues.runs.lifecycle import run_create
+from dialogues.runs.lifecycle import run_dispatch
+from dialogues.runs.worker import enqueue_steps
 run = run_create(created_by=None, name="bench", config=RunConfig(), tasks=list(Task.objects.all()),
                  backend=configured_backend(), max_in_flight={in_flight})
 enqueue_steps(run_dispatch(run_id=run.pk))

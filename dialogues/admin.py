@@ -1,17 +1,7 @@
 from django.contrib import admin
 
-from dialogues.models import (
-    AgentProfile,
-    Dialogue,
-    ImportJob,
-    LLMCall,
-    Relationship,
-    Run,
-    Scenario,
-    StepRating,
-    Task,
-    Turn,
-)
+from dialogues.library.models import AgentProfile, ImportJob, Relationship, Scenario, Task
+from dialogues.runs.models import Dialogue, LLMCall, Run, StepRating, Turn
 
 
 @admin.register(AgentProfile)

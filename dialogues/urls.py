@@ -1,29 +1,29 @@
+"""The pages of the dialogues app, by area (evaluation's pages are in evaluation/urls.py)."""
+
 from django.urls import path
 
-from dialogues.views import annotation, corpora, dialogues, experiments, imports, runs, tasks
-from evaluation import views as evaluation_views
+from dialogues.annotation import views as annotation
+from dialogues.corpora import views as corpora
+from dialogues.corpus_import import views as corpus_import
+from dialogues.experiments import views as experiments
+from dialogues.inspection import views as dialogues
+from dialogues.library import views as tasks
+from dialogues.runs import views as runs
 
 urlpatterns = [
     path("tasks/", tasks.task_list, name="task_list"),
     path("tasks/<int:pk>/", tasks.task_detail, name="task_detail"),
     path("tasks/<int:pk>/context/<slug:viewer>/", tasks.task_context, name="task_context"),
     path("agents/<int:pk>/", tasks.agent_detail, name="agent_detail"),
-    path("imports/", imports.import_list, name="import_list"),
-    path("imports/new/", imports.import_create, name="import_create"),
-    path("imports/corpus/new/", imports.import_corpus_create, name="import_corpus_create"),
-    path("imports/<int:pk>/", imports.import_detail, name="import_detail"),
+    path("imports/", tasks.import_list, name="import_list"),
+    path("imports/new/", tasks.import_create, name="import_create"),
+    path("imports/corpus/new/", corpus_import.import_corpus_create, name="import_corpus_create"),
+    path("imports/<int:pk>/", tasks.import_detail, name="import_detail"),
     path("runs/", runs.run_list, name="run_list"),
     path("runs/new/", runs.run_new, name="run_new"),
     path("runs/new/estimate/", runs.run_estimate_view, name="run_estimate"),
     path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
     path("runs/<int:pk>/agreement/", annotation.run_agreement_view, name="run_agreement"),
-    path("runs/<int:pk>/sif/", evaluation_views.run_sif, name="run_sif"),
-    path("runs/benchmark/new/", evaluation_views.run_benchmark_new, name="run_benchmark_new"),
-    path("runs/<int:pk>/manifest.json", evaluation_views.run_manifest, name="benchmark_manifest"),
-    path("runs/<int:pk>/repeat/", evaluation_views.benchmark_repeat, name="benchmark_repeat"),
-    path("runs/<int:pk>/report/", evaluation_views.run_report, name="run_report"),
-    path("runs/<int:pk>/report/<slug:table>.csv", evaluation_views.run_report_csv, name="run_report_csv"),
-    path("runs/<int:pk>/evaluate/", evaluation_views.run_evaluate, name="run_evaluate"),
     path("runs/<int:pk>/<slug:action>/", runs.run_action, name="run_action"),
     path("dialogues/", dialogues.dialogue_index, name="dialogue_list"),
     path("dialogues/compare/", experiments.dialogue_compare, name="dialogue_compare"),
@@ -43,18 +43,10 @@ urlpatterns = [
     path("corpora/<int:pk>/edit/", corpora.corpus_edit, name="corpus_edit"),
     path("corpora/<int:pk>/override/", corpora.corpus_override, name="corpus_override"),
     path("corpora/<int:pk>/export/", corpora.corpus_export_view, name="corpus_export"),
-    path("corpora/<int:pk>/evaluate/", evaluation_views.corpus_evaluate, name="corpus_evaluate"),
-    path("evaluations/", evaluation_views.evaluation_list, name="evaluation_list"),
-    path("evaluations/compare/", evaluation_views.evaluation_compare, name="evaluation_compare"),
-    path("evaluations/leaderboard/", evaluation_views.evaluation_leaderboard, name="evaluation_leaderboard"),
-    path("evaluations/<int:pk>/", evaluation_views.evaluation_detail, name="evaluation_detail"),
-    path("evaluations/<int:pk>/cancel/", evaluation_views.evaluation_cancel, name="evaluation_cancel"),
     path("corpora/<int:pk>/versions/", corpora.corpus_versions, name="corpus_versions"),
     path("corpora/versions/<int:pk>/download/", corpora.corpus_download, name="version_download"),
     path("labels/", annotation.label_list, name="label_list"),
     path("labels/edit/", annotation.label_edit, name="label_edit"),
     path("dialogues/<int:pk>/calls/<int:call_id>/", dialogues.dialogue_call, name="dialogue_call"),
-    path("dialogues/<int:pk>/sif/", evaluation_views.dialogue_sif, name="dialogue_sif"),
-    path("dialogues/<int:pk>/evaluate/", evaluation_views.dialogue_evaluate, name="dialogue_evaluate"),
     path("dialogues/<int:pk>/<slug:action>/", dialogues.dialogue_action, name="dialogue_action"),
 ]

@@ -15,8 +15,10 @@ from django.db import transaction
 
 from dialogues.engine.config import RunConfig, Variant
 from dialogues.engine.prompts import prompt_set_version
-from dialogues.models import Dialogue, DialogueStatus, Run, RunKind, Setting, Task
-from dialogues.services.runs import Backend, run_create
+from dialogues.library.models import Task
+from dialogues.llm.backends import Backend
+from dialogues.runs.lifecycle import run_create
+from dialogues.runs.models import Dialogue, DialogueStatus, Run, RunKind, Setting
 from evaluation import partition, report
 from evaluation.judges import EPISODE, RELEVANCE
 from evaluation.models import EvaluationJob, JobStatus

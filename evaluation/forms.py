@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 
 from django import forms
 
-from dialogues.engine.simulated import MODEL_NAME
-from dialogues.models import Setting
-from dialogues.services.runs import Backend
+from dialogues.llm.backends import Backend
+from dialogues.llm.simulated import MODEL_NAME
+from dialogues.runs.models import Setting
 
 _URLS = re.compile(r"[\s,]+")
 MAX_ORDER_BYTES = 1024 * 1024

@@ -19,11 +19,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from dialogues.corpus.data import DialogueData, dialogues
-from dialogues.engine.simulated import MODEL_NAME
-from dialogues.generation import close_llm, make_llm
-from dialogues.models import Dialogue, DialogueStatus
-from dialogues.services.runs import Backend
+from dialogues.corpora.data import DialogueData, dialogues
+from dialogues.llm.backends import Backend, close_llm, make_llm
+from dialogues.llm.simulated import MODEL_NAME
+from dialogues.runs.models import Dialogue, DialogueStatus
 from evaluation import judges, sdiv
 from evaluation.judges import EPISODE, RELEVANCE, JudgeConfig, Judgement
 from evaluation.models import EpisodeScore, EvaluationJob, JobScope, JobStatus, RelevanceScore
@@ -104,7 +103,7 @@ def job_create(
 
 
 def job_enqueue(job: EvaluationJob) -> None:
-    from dialogues.tasks import evaluation_job_task
+    from evaluation.tasks import evaluation_job_task
 
     transaction.on_commit(lambda: evaluation_job_task.delay(job.pk))
 

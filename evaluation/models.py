@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from dialogues.models import Dialogue, Turn
+from dialogues.runs.models import Dialogue, Turn
 
 
 class ActionEmbedding(models.Model):

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.db.models import Count, Max
 
-from dialogues.models import Dialogue, DialogueStatus, Run, Turn
+from dialogues.runs.models import Dialogue, DialogueStatus, Run, Turn
 from evaluation import judges
 from evaluation.judges import DIMENSIONS, EPISODE, RELEVANCE
 from evaluation.models import DiversityScore, EpisodeScore, RelevanceScore

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.db import transaction
 
-from dialogues.corpus.data import CHUNK, DialogueData, dialogues
+from dialogues.corpora.data import CHUNK, DialogueData, dialogues
 from evaluation import embeddings, sdiv
 from evaluation.models import ActionEmbedding, DiversityScore
 

@@ -21,10 +21,9 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from dialogues.models import Branch, DialogueStatus, StepRating, Turn
-
-from .plots import BRANCH_COLOURS, _layout
-from .stats import t_interval
+from dialogues.inspection.charts import BRANCH_COLOURS, chart_layout
+from dialogues.runs.models import Branch, DialogueStatus, StepRating, Turn
+from evaluation.stats import t_interval
 
 
 def _opaque(rgba: str) -> str:
@@ -96,7 +95,7 @@ def _x_range(turns: list[int]) -> list[float]:
 
 
 def _finish(figure: go.Figure, turns: list[int], *, y_title: str, empty: bool, what: str) -> None:
-    _layout(figure, _x_range(turns), height=HEIGHT)
+    chart_layout(figure, _x_range(turns), height=HEIGHT)
     figure.update_layout(yaxis_title=y_title, showlegend=True, margin={"l": 50, "r": 10, "t": 10, "b": 35})
     if empty:
         figure.add_annotation(

@@ -17,9 +17,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from dialogues.corpus.data import dialogues as read_dialogues
-from dialogues.models import Corpus, Dialogue, Run
-from dialogues.views.dialogues import dialogue_or_404
+from dialogues.corpora.data import dialogues as read_dialogues
+from dialogues.corpora.models import Corpus
+from dialogues.inspection.views import dialogue_or_404
+from dialogues.runs.models import Dialogue, Run
 from evaluation import judges, report, sdiv
 from evaluation.jobs import METRIC_LABELS, METRICS, JobError, job_cancel, job_create, job_enqueue
 from evaluation.judges import EPISODE, RELEVANCE
@@ -286,7 +287,7 @@ def run_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
 @requires(Capability.RUN)
 @require_POST
 def corpus_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
-    from dialogues.corpus.selection import CorpusFilters, selected
+    from dialogues.corpora.selection import CorpusFilters, selected
 
     corpus = get_object_or_404(Corpus, pk=pk)
     ids = selected(CorpusFilters.from_json(corpus.filters), corpus.includes, corpus.excludes).values_list(
@@ -371,12 +372,12 @@ def _uploaded(upload: Any, directory: Path) -> Path | None:
 
 @requires(Capability.RUN)
 def run_benchmark_new(request: HttpRequest) -> HttpResponse:
-    from dialogues.forms import TaskSelectionForm
-    from dialogues.models import Split
-    from dialogues.selectors import task_filter_choices
-    from dialogues.services.runs import run_dispatch
-    from dialogues.views.runs import _check_served
-    from dialogues.worker import enqueue_steps
+    from dialogues.library.forms import TaskSelectionForm
+    from dialogues.library.models import Split
+    from dialogues.library.selectors import task_filter_choices
+    from dialogues.runs.lifecycle import run_dispatch
+    from dialogues.runs.views import _check_served
+    from dialogues.runs.worker import enqueue_steps
     from evaluation import benchmark
     from evaluation.forms import BenchmarkForm
 
@@ -441,8 +442,8 @@ def evaluation_leaderboard(request: HttpRequest) -> HttpResponse:
 @require_POST
 def benchmark_repeat(request: HttpRequest, pk: int) -> HttpResponse:
     """A new evaluation run from this one's manifest: the same models, endpoints, seed, tasks and sides."""
-    from dialogues.services.runs import run_dispatch
-    from dialogues.worker import enqueue_steps
+    from dialogues.runs.lifecycle import run_dispatch
+    from dialogues.runs.worker import enqueue_steps
     from evaluation import benchmark
 
     run = get_object_or_404(Run, pk=pk, kind="evaluation")

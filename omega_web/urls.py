@@ -29,5 +29,7 @@ urlpatterns = [
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    # evaluation first: the dialogues app ends its run and dialogue routes with catch-all actions
+    path("", include("evaluation.urls")),
     path("", include("dialogues.urls")),
 ]

@@ -34,7 +34,7 @@ def _eager_celery():
 def _stepping_loop_without_reconciler():
     """Eager tasks that step dialogues use the worker's process loop. In tests it runs without the periodic
     reconciler, which would otherwise touch the database from a background thread between tests."""
-    from dialogues import worker
+    from dialogues.runs import worker
 
     loop = worker.ProcessLoop(reconcile=False)
     worker._instance = loop

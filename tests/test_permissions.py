@@ -9,10 +9,12 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from dialogues.corpora.models import Corpus, CorpusVersion
 from dialogues.engine.config import RunConfig
-from dialogues.generation import configured_backend
-from dialogues.models import AgentProfile, Corpus, CorpusVersion, ImportJob, LLMCall, Task, Turn
-from dialogues.services import run_create
+from dialogues.library.models import AgentProfile, ImportJob, Task
+from dialogues.llm.backends import configured_backend
+from dialogues.runs.lifecycle import run_create
+from dialogues.runs.models import LLMCall, Turn
 from evaluation.benchmark import benchmark_create
 from evaluation.models import EvaluationJob
 from omega_web.roles import ROLE_ORDER, Capability, Role, permission_matrix_markdown, role_capabilities

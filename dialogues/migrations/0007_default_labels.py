@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-from dialogues.labels import ensure_default_labels
+from dialogues.annotation.labels import ensure_default_labels
 
 
 def add_labels(apps, schema_editor):

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from dialogues.models import ImportJob, Task
+from dialogues.library.models import ImportJob, Task
 from omega_web.roles import Role, user_role
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from dialogues.models import AgentProfile, ImportJob, ImportStatus, Task
+from dialogues.library.models import AgentProfile, ImportJob, ImportStatus, Task
 from omega_web.roles import Role
 
 pytestmark = pytest.mark.django_db

@@ -13,9 +13,10 @@ import pytest
 from django.core.management import call_command
 from scipy import stats
 
-from dialogues.generation import run_coroutine, run_to_end
-from dialogues.models import Dialogue, LLMCall, Setting, Task
-from dialogues.services.runs import Backend
+from dialogues.library.models import Task
+from dialogues.llm.backends import Backend
+from dialogues.runs.driving import run_coroutine, run_to_end
+from dialogues.runs.models import Dialogue, LLMCall, Setting
 from evaluation import benchmark, partition, report
 from evaluation.models import EpisodeScore
 from tests.support.llm_answers import action

@@ -10,9 +10,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from dialogues.engine.config import RunConfig
-from dialogues.generation import configured_backend, run_coroutine, run_to_end
-from dialogues.models import Task
-from dialogues.services import run_create
+from dialogues.library.models import Task
+from dialogues.llm.backends import configured_backend
+from dialogues.runs.driving import run_coroutine, run_to_end
+from dialogues.runs.lifecycle import run_create
 from evaluation.models import EpisodeScore, EvaluationJob, RelevanceScore
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

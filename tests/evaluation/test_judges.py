@@ -11,9 +11,10 @@ import threading
 
 import pytest
 
+from dialogues.annotation.services import TurnAnnotationInput, turn_annotation_save
 from dialogues.engine.actions import UnusableAnswer
-from dialogues.models import Dialogue, DialogueStatus, Run, Task, Turn
-from dialogues.services.annotations import TurnAnnotationInput, turn_annotation_save
+from dialogues.library.models import Task
+from dialogues.runs.models import Dialogue, DialogueStatus, Run, Turn
 from evaluation import judges, report
 from evaluation.jobs import job_create, job_run
 from evaluation.judges import EPISODE, RELEVANCE, JudgeConfig

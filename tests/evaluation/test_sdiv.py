@@ -8,12 +8,14 @@ import math
 import numpy as np
 import pytest
 
+from dialogues.annotation.labels import ensure_default_labels
+from dialogues.annotation.models import Label
+from dialogues.annotation.services import TurnAnnotationInput, turn_annotation_save
 from dialogues.engine.config import RunConfig
-from dialogues.generation import configured_backend, run_coroutine, run_to_end
-from dialogues.labels import ensure_default_labels
-from dialogues.models import Label, Task
-from dialogues.services import run_create
-from dialogues.services.annotations import TurnAnnotationInput, turn_annotation_save
+from dialogues.library.models import Task
+from dialogues.llm.backends import configured_backend
+from dialogues.runs.driving import run_coroutine, run_to_end
+from dialogues.runs.lifecycle import run_create
 from evaluation import embeddings, sdiv
 from evaluation.models import ActionEmbedding, DiversityScore
 from evaluation.services import agent_actions, sdiv_evaluate

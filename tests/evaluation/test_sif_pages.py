@@ -13,8 +13,10 @@ from statistics import fmean
 
 import pytest
 
-from dialogues.models import Corpus, Dialogue, DialogueStatus, Run, Task, Turn
-from dialogues.services.annotations import TurnAnnotationInput, turn_annotation_save
+from dialogues.annotation.services import TurnAnnotationInput, turn_annotation_save
+from dialogues.corpora.models import Corpus
+from dialogues.library.models import Task
+from dialogues.runs.models import Dialogue, DialogueStatus, Run, Turn
 from evaluation import judges, report
 from evaluation.judges import EPISODE
 from evaluation.models import DiversityScore, EpisodeScore, EvaluationJob, JobStatus, RelevanceScore

@@ -9,7 +9,8 @@ import math
 
 import pytest
 
-from dialogues.models import AgentProfile, Dialogue, DialogueStatus, Run, Scenario, StepRating, Task, Turn
+from dialogues.library.models import AgentProfile, Scenario, Task
+from dialogues.runs.models import Dialogue, DialogueStatus, Run, StepRating, Turn
 from evaluation.trajectories import goal_by_turn, ratings_by_strategy, strategy_use, summarise
 
 pytestmark = pytest.mark.django_db

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dialogues.corpus_import import full, sft
+from dialogues.corpus_import.stream import Reader
 from dialogues.engine.actions import UnusableAnswer, parse_action, parse_json_object
 from dialogues.engine.rating import parse_sample
 from dialogues.engine.utility import parse_utility
-from dialogues.importers import full, sft
-from dialogues.importers.sotopia import ImportRejected, read_profile_set
-from dialogues.importers.stream import Reader
+from dialogues.library.sotopia import ImportRejected, read_profile_set
 from evaluation.judges import parse_episode, parse_relevance
 
 FUZZ = settings(deadline=None, database=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])

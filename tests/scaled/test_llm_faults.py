@@ -102,7 +102,7 @@ def test_a_misbehaving_model_server_loses_nothing(tmp_path):
         assert scalar(pg_url, "SELECT count(*) FROM dialogues_dialogue WHERE status='failed' AND kept") == 0
         failed = {i for (i,) in query(pg_url, "SELECT id FROM dialogues_dialogue WHERE status='failed'")}
         script = (
-            "from dialogues.models import Corpus, Dialogue; from dialogues.corpus.selection import CorpusFilters; "
+            "from dialogues.models import Corpus, Dialogue; from dialogues.corpora.selection import CorpusFilters; "
             f"Corpus.objects.create(name='all', includes={sorted(failed)}, filters=CorpusFilters(split='', "
             "kept_only=False, passed_only=False, exclude_simulated=False).to_json())"
         )

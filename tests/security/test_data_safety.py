@@ -9,16 +9,18 @@ import zipfile
 
 import pytest
 
-from dialogues.corpus.export import corpus_export, version_path
-from dialogues.corpus.selection import CorpusFilters
+from dialogues.annotation.models import TurnAnnotation
+from dialogues.annotation.services import TurnAnnotationInput, turn_annotation_save
+from dialogues.corpora.export import corpus_export, version_path
+from dialogues.corpora.selection import CorpusFilters
+from dialogues.corpora.services import corpus_save, override_record
 from dialogues.engine.config import RunConfig
-from dialogues.generation import configured_backend, run_coroutine, run_to_end
-from dialogues.keys import dialogue_key
-from dialogues.models import Dialogue, DialogueStatus, LLMCall, Run, Task, TurnAnnotation
-from dialogues.services import run_create
-from dialogues.services.annotations import TurnAnnotationInput, turn_annotation_save
-from dialogues.services.corpora import corpus_save, override_record
-from dialogues.services.runs import Backend
+from dialogues.library.models import Task
+from dialogues.llm.backends import Backend, configured_backend
+from dialogues.runs.driving import run_coroutine, run_to_end
+from dialogues.runs.keys import dialogue_key
+from dialogues.runs.lifecycle import run_create
+from dialogues.runs.models import Dialogue, DialogueStatus, LLMCall, Run
 from omega_web.roles import Role
 from tests.support import llm_answers
 from tests.support.llm_server import ScriptedLLMServer
@@ -58,7 +60,7 @@ def test_a_save_that_dies_half_way_leaves_the_annotation_as_it_was(demo_tasks, m
     curator = make_user(Role.CURATOR, username="cur")
     saved = turn_annotation_save(turn_id=turn.pk, annotator=curator, version=0,
                                  data=TurnAnnotationInput(note="first note", quality=4))  # fmt: skip
-    from dialogues.services import annotations
+    from dialogues.annotation import services as annotations
 
     def crash(**kwargs):  # the last write of the save: the row and its labels are written by then
         raise RuntimeError("the process died here")
@@ -121,8 +123,8 @@ def test_urls_with_credentials_are_refused(url, client_for):
 def test_a_zip_bomb_is_refused_before_anything_is_read(tmp_path, settings):
     import zipfile as zf
 
-    from dialogues.services import import_job_run
-    from dialogues.services.corpus_import import corpus_import_create
+    from dialogues.corpus_import.services import corpus_import_create
+    from dialogues.library.services import import_job_run
 
     settings.OMEGA_CORPUS_MAX_UNCOMPRESSED_BYTES = 10 * 1024 * 1024
     bomb = tmp_path / "corpus.zip"

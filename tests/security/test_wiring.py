@@ -10,10 +10,10 @@ import re
 import pytest
 from django.test import Client
 
-from dialogues.routing import websocket_urlpatterns
+from dialogues.live.routing import websocket_urlpatterns
 from omega_web.middleware import CONTENT_SECURITY_POLICY
 from omega_web.roles import Role
-from tests.dialogues.test_consumers import connect, session_cookie
+from tests.dialogues.live.test_consumers import connect, session_cookie
 from tests.test_permissions import app_urls, concrete_url, samples  # noqa: F401  (samples is a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)

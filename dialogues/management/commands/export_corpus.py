@@ -13,10 +13,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dialogues.corpus.export import corpus_export, version_path
-from dialogues.corpus.formats import ExportOptions, registry
-from dialogues.models import Corpus
-from dialogues.services.corpora import override_record
+from dialogues.corpora.export import corpus_export, version_path
+from dialogues.corpora.formats import ExportOptions, registry
+from dialogues.corpora.models import Corpus
+from dialogues.corpora.services import override_record
 
 
 class Command(BaseCommand):

@@ -14,12 +14,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dialogues.engine.config import RunConfig
-from dialogues.experiments import batch_summary, change_rows
-from dialogues.generation import run_coroutine, run_to_end
-from dialogues.models import Dialogue
-from dialogues.services.forks import Arm, ForkSettings, batch_seeds, dialogue_fork
-from dialogues.services.runs import run_dispatch
-from dialogues.worker import enqueue_steps
+from dialogues.experiments.selectors import batch_summary, change_rows
+from dialogues.experiments.services import Arm, ForkSettings, batch_seeds, dialogue_fork
+from dialogues.runs.driving import run_coroutine, run_to_end
+from dialogues.runs.lifecycle import run_dispatch
+from dialogues.runs.models import Dialogue
+from dialogues.runs.worker import enqueue_steps
 
 NUMBERS = {
     f.name: type(f.default)

@@ -11,13 +11,14 @@ from tqdm import tqdm
 
 from dialogues.engine.config import RunConfig, Sampling, Variant
 from dialogues.engine.llm import LLMError
-from dialogues.estimates import run_estimate
-from dialogues.generation import configured_backend, db, run_coroutine, run_to_end
-from dialogues.models import Run, Task
-from dialogues.selectors import run_progress
-from dialogues.services import run_create
-from dialogues.services.runs import run_dispatch
-from dialogues.worker import enqueue_steps
+from dialogues.library.models import Task
+from dialogues.llm.backends import configured_backend
+from dialogues.runs.driving import db, run_coroutine, run_to_end
+from dialogues.runs.estimates import run_estimate
+from dialogues.runs.lifecycle import run_create, run_dispatch
+from dialogues.runs.models import Run
+from dialogues.runs.selectors import run_progress
+from dialogues.runs.worker import enqueue_steps
 
 DATABASE_PATIENCE = 300  # seconds `generate --celery` keeps reconnecting while following a run
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from dialogues import services
-from dialogues.importers.sotopia import Problem
-from dialogues.models import ImportJob, ImportStatus, Split
-from dialogues.services.corpus_import import FORMATS, corpus_import_create
+from dialogues.corpus_import.services import FORMATS, corpus_import_create
+from dialogues.library import services
+from dialogues.library.models import ImportJob, ImportStatus, Split
+from dialogues.library.sotopia import Problem
 
 
 def _n(count: int, word: str) -> str:

@@ -4,9 +4,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from dialogues import services
-from dialogues.importers.sotopia import FILE_KINDS, ImportRejected, Problem, discover
-from dialogues.models import ImportStatus, Split
+from dialogues.library import services
+from dialogues.library.models import ImportStatus, Split
+from dialogues.library.sotopia import FILE_KINDS, ImportRejected, Problem, discover
 
 
 class Command(BaseCommand):

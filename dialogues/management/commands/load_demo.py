@@ -7,8 +7,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 import dialogues
-from dialogues.importers.sotopia import discover
-from dialogues.models import ImportJob, ImportStatus
+from dialogues.library.models import ImportJob, ImportStatus
+from dialogues.library.sotopia import discover
 
 DEMO_DIR = Path(dialogues.__file__).resolve().parent / "demo"
 DEMO_SOURCE = "omega-demo"

@@ -5,17 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from dialogues.models import Dialogue, Run
-from dialogues.selectors import run_progress
-from dialogues.services.runs import (
-    dialogue_cancel,
-    dialogue_pause,
-    dialogue_resume,
-    run_cancel,
-    run_pause,
-    run_resume,
-)
-from dialogues.worker import enqueue_steps
+from dialogues.runs.lifecycle import dialogue_cancel, dialogue_pause, dialogue_resume, run_cancel, run_pause, run_resume
+from dialogues.runs.models import Dialogue, Run
+from dialogues.runs.selectors import run_progress
+from dialogues.runs.worker import enqueue_steps
 
 
 class Command(BaseCommand):

@@ -14,9 +14,10 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from twisted.internet import reactor
 
-from dialogues import services
-from dialogues.services.runs import leases_expire_all, runs_reconcile
-from dialogues.worker import enqueue_steps
+from dialogues.library import services
+from dialogues.runs.leases import leases_expire_all
+from dialogues.runs.lifecycle import runs_reconcile
+from dialogues.runs.worker import enqueue_steps
 from omega_web.celery import app as celery_app
 from omega_web.embedded import EmbeddedWorker
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from dialogues.generation import run_coroutine, step_dialogue
-from dialogues.models import Dialogue, Turn
-from dialogues.services.runs import run_refresh_status
+from dialogues.runs.driving import run_coroutine, step_dialogue
+from dialogues.runs.lifecycle import run_refresh_status
+from dialogues.runs.models import Dialogue, Turn
 
 
 class Command(BaseCommand):

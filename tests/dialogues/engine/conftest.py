@@ -7,9 +7,9 @@ import pytest
 
 from dialogues.engine.config import RunConfig
 from dialogues.engine.context import Profile, RelationshipType, TaskSpec
-from dialogues.engine.llm import OpenAIChatClient
 from dialogues.engine.state import DialogueState
 from dialogues.engine.stepper import CallRecord, StepFailed, StepResult, advance
+from dialogues.llm.client import OpenAIChatClient
 from tests.support.llm_server import ScriptedLLMServer
 
 TASK = TaskSpec(

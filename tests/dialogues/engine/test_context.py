@@ -15,8 +15,8 @@ from dialogues.engine.context import (
     omniscient_context,
     render_for,
 )
-from dialogues.models import Task
-from dialogues.selectors import task_spec
+from dialogues.library.models import Task
+from dialogues.library.selectors import task_spec
 
 ALICE = Profile(
     "Alice",

@@ -1,0 +1,14 @@
+"""Celery tasks: thin, idempotent, ids in; the work happens in services and the engine."""
+
+from celery import shared_task
+
+
+@shared_task(name="dialogues.tasks.corpus_version_build_task", acks_late=True, ignore_result=True)
+def corpus_version_build_task(version_id: int) -> str:
+    """Write a requested corpus version (files, manifest, zip); redone from its frozen selection if a worker died."""
+    from dialogues.corpora.export import corpus_version_build
+
+    try:
+        return corpus_version_build(version_id=version_id).status
+    except Exception:
+        return "failed"  # the version holds the reason; a bad export must not be retried forever

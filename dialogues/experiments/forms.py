@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from django import forms
+
+from dialogues.engine.config import RunConfig
+
+STRATEGY_FORCING = [
+    ("", "as the method decides"),
+    ("NSC", "force NSC (no injection)"),
+    ("SSI", "force SSI (perspective taking)"),
+    ("NSI", "force NSI (the negotiation workflow)"),
+]
+
+
+# the configuration values a fork may change, with the form field that edits each
+FORK_NUMBERS = ("nsi_goal_c_max", "goal_p_high", "ssi_goal_c_max", "judge_samples", "max_turns")
+
+
+class ForkSettingsForm(forms.Form):
+    """One setting of an experiment: what it changes from the parent's configuration. Every field starts at the
+    parent's value; only values that differ become changes."""
+
+    force_strategy = forms.ChoiceField(choices=STRATEGY_FORCING, required=False, label="Strategy from here")
+    disable_ssi = forms.BooleanField(required=False, label="Disable SSI (→ NSC)")
+    disable_nsi = forms.BooleanField(required=False, label="Disable NSI (→ SSI)")
+    nsi_goal_c_max = forms.FloatField(min_value=0, max_value=10, label="NSI if goal_c ≤")
+    goal_p_high = forms.FloatField(min_value=0, max_value=10, label="goal_p threshold")
+    ssi_goal_c_max = forms.FloatField(min_value=0, max_value=10, label="SSI if goal_c <")
+    judge_samples = forms.IntegerField(min_value=1, max_value=20)
+    max_turns = forms.IntegerField(min_value=1, max_value=60)
+    temperature = forms.FloatField(min_value=0, max_value=2)
+    model = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Served model",
+        help_text="Another model name on the same server (checked before anything starts).",
+    )
+
+    def __init__(self, *args, base: RunConfig, simulated: bool, **kwargs) -> None:
+        self.base = base
+        initial = {name: getattr(base, name) for name in FORK_NUMBERS}
+        initial.update(
+            force_strategy=base.force_strategy,
+            disable_ssi="SSI" in base.disabled_strategies,
+            disable_nsi="NSI" in base.disabled_strategies,
+            temperature=base.sampling.temperature,
+            model=base.model,
+        )
+        super().__init__(*args, initial=initial, **kwargs)
+        if simulated:
+            self.fields["model"].disabled = True
+            self.fields["model"].help_text = "The simulated expert plays every model; run against a server to switch."
+
+    def changes(self) -> tuple[dict, str]:
+        """(configuration changes, model) against the parent's configuration."""
+        d, base = self.cleaned_data, self.base
+        changes = {name: d[name] for name in FORK_NUMBERS if d[name] != getattr(base, name)}
+        if (d["force_strategy"] or "") != base.force_strategy:
+            changes["force_strategy"] = d["force_strategy"] or ""
+        disabled = sorted({"SSI"} if d["disable_ssi"] else set()) + (["NSI"] if d["disable_nsi"] else [])
+        if tuple(sorted(disabled)) != base.disabled_strategies:
+            changes["disabled_strategies"] = sorted(disabled)
+        if d["temperature"] != base.sampling.temperature:
+            changes["sampling"] = {"temperature": d["temperature"]}
+        model = (d.get("model") or "").strip()
+        return changes, (model if model and model != base.model else "")
+
+
+class ForkForm(forms.Form):
+    """Where to fork, how many forks, and who plays."""
+
+    turn = forms.IntegerField(min_value=-1, label="Share turns up to", help_text="-1: share nothing, from the start")
+    mode = forms.ChoiceField(
+        choices=[("single", "One fork"), ("batch", "Counterfactual batch: N seeds × settings A and B")],
+        initial="single",
+        widget=forms.RadioSelect,
+    )
+    seed = forms.IntegerField(required=False, help_text="One fork: blank keeps the parent's seed (a replay).")
+    count = forms.IntegerField(min_value=2, max_value=50, initial=8, label="Seeds per setting (batch)")
+    batch_seed = forms.IntegerField(initial=0, label="Seed of the seeds (batch)")
+    human_side = forms.ChoiceField(required=False, label="Play a side yourself (one fork)")
+    start_paused = forms.BooleanField(required=False, label="Step through by hand (starts paused)")
+
+    def __init__(self, *args, names: tuple[str, str], last_turn: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.last_turn = last_turn
+        self.fields["human_side"].choices = [("", "no, the expert plays both"), ("0", names[0]), ("1", names[1])]
+        self.fields["turn"].max_value = last_turn
+        self.fields["turn"].widget.attrs["max"] = last_turn
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("mode") == "batch" and data.get("human_side"):
+            self.add_error("human_side", "A person plays one fork at a time, not a batch.")
+        turn = data.get("turn")
+        if turn is not None and turn > self.last_turn:
+            self.add_error("turn", f"The dialogue has turns 0–{self.last_turn}.")
+        return data

@@ -1,0 +1,99 @@
+"""Which model a run talks to, and the LLM clients for it: a served OpenAI-compatible model or the simulated
+expert, one pooled client per backend in a process."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TypeVar
+
+from django.conf import settings
+
+from dialogues.engine.llm import LLM
+from dialogues.llm.client import OpenAIChatClient
+from dialogues.llm.simulated import MODEL_NAME, SimulatedExpert
+from dialogues.runs.models import Dialogue, Run
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Which model a run talks to. The API key is never stored."""
+
+    kind: str  # "simulated" or "openai"
+    model: str
+    base_urls: tuple[str, ...] = ()
+
+    @property
+    def simulated(self) -> bool:
+        return self.kind == "simulated"
+
+    @classmethod
+    def of(cls, run: Run) -> Backend:
+        return cls(kind=run.backend, model=run.model, base_urls=tuple(run.endpoints))
+
+    @classmethod
+    def reference_of(cls, run: Run) -> Backend | None:
+        """An evaluation run's reference model, if it has one (the other side of every dialogue)."""
+        if not run.reference_model:
+            return None
+        return cls(kind=run.reference_backend, model=run.reference_model, base_urls=tuple(run.reference_endpoints))
+
+    @classmethod
+    def for_dialogue(cls, dialogue: Dialogue) -> Backend:
+        """The run's backend, with the model a fork asked for (served by the same endpoints)."""
+        backend = cls.of(dialogue.run)
+        model = (dialogue.changes or {}).get("model")
+        return backend if not model or backend.simulated else cls(backend.kind, model, backend.base_urls)
+
+
+T = TypeVar("T")
+
+
+def configured_backend(*, simulated: bool = False) -> Backend:
+    """The model from the environment (OMEGA_LLM_BASE_URLS, OMEGA_LLM_MODEL); the simulated expert when none
+    is configured or when asked for."""
+    if simulated or not settings.OMEGA_LLM_BASE_URLS:
+        return Backend(kind="simulated", model=MODEL_NAME)
+    if not settings.OMEGA_LLM_MODEL:
+        raise ValueError("OMEGA_LLM_BASE_URLS is set but OMEGA_LLM_MODEL is not: say which model to use.")
+    return Backend(kind="openai", model=settings.OMEGA_LLM_MODEL, base_urls=tuple(settings.OMEGA_LLM_BASE_URLS))
+
+
+def make_llm(backend: Backend) -> LLM:
+    """Call inside the event loop that will use it."""
+    if backend.simulated:
+        return SimulatedExpert(latency_ms=settings.OMEGA_SIMULATED_LATENCY_MS)
+    return OpenAIChatClient(
+        backend.base_urls,
+        backend.model,
+        api_key=settings.OMEGA_LLM_API_KEY,
+        timeout=settings.OMEGA_LLM_TIMEOUT,
+        max_in_flight_per_endpoint=settings.OMEGA_LLM_MAX_IN_FLIGHT,
+        transport_retries=settings.OMEGA_LLM_TRANSPORT_RETRIES,
+        structured_output=settings.OMEGA_LLM_STRUCTURED_OUTPUT,
+    )
+
+
+async def close_llm(llm: LLM) -> None:
+    closer = getattr(llm, "aclose", None)
+    if closer is not None:
+        await closer()
+
+
+class LLMPool:
+    """One client per backend for the life of an event loop (pooled connections are reused across steps)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[Backend, LLM] = {}
+
+    def __call__(self, backend: Backend) -> LLM:
+        if backend not in self._clients:
+            self._clients[backend] = make_llm(backend)
+        return self._clients[backend]
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await close_llm(client)
+        self._clients.clear()

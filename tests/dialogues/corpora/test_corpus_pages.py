@@ -1,0 +1,151 @@
+"""The corpus builder over HTTP and the command line: define a corpus with live counts, record an override,
+export a version, download it streamed (curators only, a safe file name), and `export_corpus`."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.urls import reverse
+
+from dialogues.annotation.labels import ensure_default_labels
+from dialogues.annotation.models import Label
+from dialogues.corpora.models import Corpus, CorpusVersion
+from dialogues.engine.config import RunConfig
+from dialogues.library.models import Task
+from dialogues.llm.backends import configured_backend
+from dialogues.runs.driving import run_coroutine, run_to_end
+from dialogues.runs.lifecycle import run_create
+from omega_web.roles import Role
+
+pytestmark = pytest.mark.django_db(transaction=True)
+HOSTILE = '<script>alert("x")</script>'
+
+
+@pytest.fixture(autouse=True)
+def _setup(db, settings, tmp_path):
+    ensure_default_labels(Label)
+    settings.OMEGA_EXPORT_DIR = tmp_path / "exports"
+
+
+@pytest.fixture
+def finished(demo_tasks):
+    run = run_create(
+        created_by=None,
+        name="for a corpus",
+        config=RunConfig(judge_samples=3),
+        tasks=list(Task.objects.filter(scenario__codename__in=["field_trip_seats", "vintage_bike_sale"])),
+        backend=configured_backend(simulated=True),
+    )
+    run_coroutine(lambda llms: run_to_end(run.pk, llms))
+    return run
+
+
+def form_data(**changes):
+    data = {"version": "0", "name": "Week 1", "split": "train", "kept_only": "on", "passed_only": "on",
+            "exclude_simulated": "on", "exclude_human_turns": "on", "tasks": "", "includes": ""}  # fmt: skip
+    data.update(changes)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def test_build_override_export_and_download(finished, client_for):
+    curator = client_for(Role.CURATOR)
+    counts = curator.post(reverse("corpus_counts"), form_data(), headers={"HX-Request": "true"}).content.decode()
+    assert "<strong>0</strong> dialogues" in counts  # simulated dialogues are left out by default
+    live = curator.post(reverse("corpus_counts"), form_data(exclude_simulated=None), headers={"HX-Request": "true"})
+    body = live.content.decode()
+    assert "<strong>2</strong> dialogues" in body and "2 simulated" in body and "record an override" in body
+
+    saved = curator.post(reverse("corpus_new"), form_data(exclude_simulated=None, description=HOSTILE))
+    corpus = Corpus.objects.get(name="Week 1")
+    assert saved.status_code == 302 and saved["Location"] == reverse("corpus_detail", args=[corpus.pk])
+    page = curator.get(saved["Location"]).content.decode()
+    assert HOSTILE not in page and "Exporting it needs a recorded decision" in page
+    sft = {"formats": ["sotopia-sft"], "corrections": "apply"}
+    refused = curator.post(reverse("corpus_export", args=[corpus.pk]), sft, follow=True)
+    assert "Not exported:" in refused.content.decode() and not CorpusVersion.objects.exists()
+
+    curator.post(reverse("corpus_override", args=[corpus.pk]), {"kind": "simulated", "reason": "pipeline check"})
+    exported = curator.post(
+        reverse("corpus_export", args=[corpus.pk]),
+        {"formats": ["sotopia-sft", "sharegpt"], "corrections": "apply"},
+        follow=True,
+    )
+    assert "Version 1 frozen: 2 dialogues; writing its files." in exported.content.decode()
+    version = CorpusVersion.objects.get()
+    download = curator.get(reverse("version_download", args=[version.pk]))
+    assert download.status_code == 200 and download.streaming
+    assert download["Content-Disposition"] == 'attachment; filename="week-1-v1.zip"'
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))
+    names = sorted(archive.namelist())
+    assert names == ["week-1-v1/dataset_info.json", "week-1-v1/manifest.json", "week-1-v1/sotopia_omega.jsonl",
+                     "week-1-v1/sotopia_omega_sharegpt.jsonl"]  # fmt: skip
+    manifest = json.loads(archive.read("week-1-v1/manifest.json"))
+    assert manifest["overrides"][0]["reason"] == "pipeline check" and manifest["created_by"] == "curator-user"
+
+    # annotators and viewers neither build nor download
+    for role in (Role.ANNOTATOR, Role.VIEWER):
+        client = client_for(role)
+        assert client.get(reverse("version_download", args=[version.pk])).status_code == 403
+        assert client.post(reverse("corpus_new"), form_data(name="x")).status_code == 403
+        assert client.get(reverse("corpus_detail", args=[corpus.pk])).status_code == 200
+
+
+def test_a_stored_path_cannot_leave_the_export_directory(finished, client_for, tmp_path):
+    corpus = Corpus.objects.create(name="tricky")
+    (tmp_path / "secret.txt").write_text("not for download")
+    version = CorpusVersion.objects.create(corpus=corpus, number=1, path="../secret.txt", status="succeeded")
+    answer = client_for(Role.CURATOR).get(reverse("version_download", args=[version.pk]))
+    assert answer.status_code == 404
+
+
+def test_export_corpus_command(finished, client_for, tmp_path):
+    from dialogues.corpora.selection import CorpusFilters
+    from dialogues.corpora.services import corpus_save
+
+    corpus_save(corpus_id=None, name="cli", description="", filters=CorpusFilters(exclude_simulated=False),
+                includes=[], excludes=[], version=0, user=None)  # fmt: skip
+    with pytest.raises(CommandError, match="simulated expert"):
+        call_command("export_corpus", "cli", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="no corpus named 'nope'"):
+        call_command("export_corpus", "nope", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command(
+        "export_corpus", "cli", "--formats", "sotopia-sft,full", "--override", "simulated=smoke test",
+        "--out", str(tmp_path / "out"), stdout=out,
+    )  # fmt: skip
+    text = out.getvalue()
+    assert "cli v1: 2 dialogues" in text and "sotopia_omega.jsonl:" in text and "omega_dialogues.jsonl: 2 lines" in text
+    assert (tmp_path / "out" / "cli-v1.zip").exists()
+
+
+def test_a_version_is_written_by_a_worker_and_downloadable_only_when_done(finished, client_for):
+    from dialogues.corpora.export import corpus_version_build, corpus_version_request
+    from dialogues.corpora.selection import CorpusFilters
+    from dialogues.corpora.services import corpus_save, override_record
+
+    corpus = corpus_save(corpus_id=None, name="async", description="", filters=CorpusFilters(exclude_simulated=False),
+                         includes=[], excludes=[], version=0, user=None)  # fmt: skip
+    override_record(corpus_id=corpus.pk, kind="simulated", reason="test", user=None)
+    version = corpus_version_request(corpus_id=corpus.pk, formats=["sotopia-sft"])
+    assert version.status == "pending" and len(version.dialogue_ids) == 2 and version.path == ""
+    curator = client_for(Role.CURATOR)
+    assert curator.get(reverse("version_download", args=[version.pk])).status_code == 404
+    polling = curator.get(reverse("corpus_versions", args=[corpus.pk])).content.decode()
+    assert 'hx-trigger="every 1s"' in polling and "0 of 2 dialogues written" in polling
+    built = corpus_version_build(version_id=version.pk)
+    assert built.status == "succeeded" and built.written == 2 and built.manifest["files"]
+    done = curator.get(reverse("corpus_versions", args=[corpus.pk])).content.decode()
+    assert 'hx-trigger="every 1s"' not in done and "Download" in done
+    assert curator.get(reverse("version_download", args=[version.pk])).status_code == 200
+    # a build that fails says why and offers nothing to download
+    broken = corpus_version_request(corpus_id=corpus.pk, formats=["sotopia-sft"])
+    CorpusVersion.objects.filter(pk=broken.pk).update(options={"corrections": "apply", "bogus": 1})
+    with pytest.raises(TypeError):
+        corpus_version_build(version_id=broken.pk)
+    broken.refresh_from_db()
+    assert broken.status == "failed" and "bogus" in broken.error and broken.path == ""
