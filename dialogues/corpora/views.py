@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from dialogues.annotation.models import Label
 from dialogues.annotation.services import Conflict
+from dialogues.common.pages import page_context
 from dialogues.corpora.export import corpus_version_request, version_path
 from dialogues.corpora.formats import ExportOptions, registry
 from dialogues.corpora.models import Corpus, CorpusVersion
@@ -26,8 +27,6 @@ from dialogues.corpora.tasks import corpus_version_build_task
 from dialogues.engine.config import Variant
 from dialogues.library.models import ImportStatus, Split
 from dialogues.runs.models import Run, RunKind
-from evaluation.jobs import METRIC_LABELS, METRICS
-from evaluation.models import EvaluationJob
 from omega_web.roles import Capability, requires
 
 _IDS = re.compile(r"[\s,;]+")
@@ -224,8 +223,7 @@ def corpus_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "writing": any(not v.is_done for v in versions),
         "export_form": ExportForm(),
         "excluded_labels": list(Label.objects.filter(pk__in=filters.exclude_labels).values_list("name", flat=True)),
-        "metric_choices": [(m, METRIC_LABELS[m]) for m in METRICS],
-        "evaluations": EvaluationJob.objects.filter(corpus=corpus)[:5],
+        **page_context("corpus_detail", corpus=corpus),  # what other apps add (evaluation: its form and jobs)
     }
     return render(request, "corpora/detail.html", context)
 
