@@ -9,7 +9,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
@@ -18,12 +17,11 @@ from django.views.decorators.http import require_POST
 from dialogues.annotation.models import Label
 from dialogues.annotation.services import Conflict
 from dialogues.common.pages import page_context
-from dialogues.corpora.export import corpus_version_request, version_path
+from dialogues.corpora.export import version_path
 from dialogues.corpora.formats import ExportOptions, registry
 from dialogues.corpora.models import Corpus, CorpusVersion
 from dialogues.corpora.selection import OVERRIDE_KINDS, CorpusFilters, counts, missing_overrides
-from dialogues.corpora.services import corpus_save, override_record, override_withdraw
-from dialogues.corpora.tasks import corpus_version_build_task
+from dialogues.corpora.services import corpus_save, corpus_version_export, override_record, override_withdraw
 from dialogues.engine.config import Variant
 from dialogues.library.models import ImportStatus, Split
 from dialogues.runs.models import Run, RunKind
@@ -271,11 +269,9 @@ def corpus_export_view(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("corpus_detail", pk=corpus.pk)
     options = ExportOptions(corrections=form.cleaned_data["corrections"], llm_calls=form.cleaned_data["llm_calls"])
     try:
-        with transaction.atomic():
-            version = corpus_version_request(
-                corpus_id=corpus.pk, formats=form.cleaned_data["formats"], options=options, created_by=request.user
-            )
-            transaction.on_commit(lambda: corpus_version_build_task.delay(version.pk))
+        version = corpus_version_export(
+            corpus_id=corpus.pk, formats=form.cleaned_data["formats"], options=options, created_by=request.user
+        )
     except ValueError as bad:
         messages.error(request, f"Not exported: {bad}.")
     else:
