@@ -3,7 +3,6 @@
 Code inside the app imports models from their area (`dialogues.runs.models`), never from here.
 """
 
-from dialogues.accounts_models import LoginThrottle
 from dialogues.annotation.models import (
     Adjudication,
     Correction,
@@ -57,7 +56,6 @@ __all__ = [
     "Instance",
     "LLMCall",
     "Label",
-    "LoginThrottle",
     "Relationship",
     "RelationshipType",
     "Run",
