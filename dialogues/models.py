@@ -11,7 +11,7 @@ from dialogues.annotation.models import (
     Label,
     TurnAnnotation,
 )
-from dialogues.corpora.models import Corpus, CorpusVersion
+from dialogues.corpora.models import Corpus, CorpusVersion, VersionStatus
 from dialogues.library.models import (
     AgentProfile,
     ImportFile,
@@ -68,4 +68,5 @@ __all__ = [
     "Task",
     "Turn",
     "TurnAnnotation",
+    "VersionStatus",
 ]

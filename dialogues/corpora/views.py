@@ -19,11 +19,11 @@ from dialogues.annotation.services import Conflict
 from dialogues.common.pages import page_context
 from dialogues.corpora.export import version_path
 from dialogues.corpora.formats import ExportOptions, registry
-from dialogues.corpora.models import Corpus, CorpusVersion
+from dialogues.corpora.models import Corpus, CorpusVersion, VersionStatus
 from dialogues.corpora.selection import OVERRIDE_KINDS, CorpusFilters, counts, missing_overrides
 from dialogues.corpora.services import corpus_save, corpus_version_export, override_record, override_withdraw
 from dialogues.engine.config import Variant
-from dialogues.library.models import ImportStatus, Split
+from dialogues.library.models import Split
 from dialogues.runs.models import Run, RunKind
 from omega_web.roles import Capability, requires
 
@@ -286,7 +286,7 @@ def corpus_export_view(request: HttpRequest, pk: int) -> HttpResponse:
 def corpus_download(request: HttpRequest, pk: int) -> HttpResponse:
     """The frozen zip, streamed from disk."""
     version = get_object_or_404(CorpusVersion.objects.select_related("corpus"), pk=pk)
-    if version.status != ImportStatus.SUCCEEDED:
+    if version.status != VersionStatus.SUCCEEDED:
         raise Http404(f"Version {version.number} is {version.status}; there is nothing to download yet.")
     try:
         path = version_path(version)
