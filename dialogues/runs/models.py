@@ -1,4 +1,6 @@
-"""The task library (agents, scenarios, relationships, tasks) and the record of every import."""
+"""Runs and what they hold: a run (its configuration, tasks and status), its dialogues (one attempt at one task,
+with the state and lease stepping needs), their turns with the strategy branch that made each, step ratings, every
+LLM call, and this database's own name (Instance)."""
 
 from __future__ import annotations
 
