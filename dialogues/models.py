@@ -3,7 +3,6 @@
 Code inside the app imports models from their area (`dialogues.runs.models`), never from here.
 """
 
-from dialogues.accounts_models import LoginThrottle
 from dialogues.annotation.models import (
     Adjudication,
     Correction,
@@ -12,7 +11,7 @@ from dialogues.annotation.models import (
     Label,
     TurnAnnotation,
 )
-from dialogues.corpora.models import Corpus, CorpusVersion
+from dialogues.corpora.models import Corpus, CorpusVersion, VersionStatus
 from dialogues.library.models import (
     AgentProfile,
     ImportFile,
@@ -57,7 +56,6 @@ __all__ = [
     "Instance",
     "LLMCall",
     "Label",
-    "LoginThrottle",
     "Relationship",
     "RelationshipType",
     "Run",
@@ -70,4 +68,5 @@ __all__ = [
     "Task",
     "Turn",
     "TurnAnnotation",
+    "VersionStatus",
 ]

@@ -1,4 +1,7 @@
-"""Figures, built in Python with Plotly and handed to templates as JSON (templates only embed them).
+"""Evaluation's figures, built in Python with Plotly and handed to templates as JSON (templates only embed them):
+an agent's S_div similarity heatmap, dialogues sorted by a metric beside their goal score, and an agent's S-IF
+figure (the heatmap beside the relevance strip). The dialogue and compare pages' figures are in
+dialogues/inspection/charts.py.
 
 Text that came from a model or an upload is escaped here before it reaches a hover label, which Plotly renders
 as (a subset of) HTML.
@@ -10,6 +13,7 @@ import html
 import json
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 
 
@@ -62,8 +66,6 @@ def sorted_scores_chart(
 ) -> dict[str, Any]:
     """Dialogues sorted by a metric (×100) with their goal score (0–10, drawn ×10) and a cubic fit of it (paper
     Fig. 3 a–d); `goal` names it: SOTOPIA-EVAL's GOAL when judged, else the expert's final goal_c."""
-    import numpy as np
-
     ranks = list(range(1, len(points) + 1))
     figure = go.Figure()
     figure.add_trace(

@@ -13,7 +13,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.db import transaction
 from django.utils import timezone
 
-from dialogues.accounts_models import LoginThrottle
+from omega_web.models import LoginThrottle
 
 
 def _keys(username: str, address: str | None) -> list[tuple[str, int]]:

@@ -82,6 +82,7 @@ CSRF_TRUSTED_ORIGINS = env_list("OMEGA_CSRF_TRUSTED_ORIGINS")
 INSTALLED_APPS = [
     "daphne",
     "omega_web.apps.OmegaAdminConfig",
+    "omega_web.apps.OmegaWebConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

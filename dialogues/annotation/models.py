@@ -1,4 +1,5 @@
-"""The task library (agents, scenarios, relationships, tasks) and the record of every import."""
+"""Annotation and curation: the label set, each annotator's turn annotations and dialogue decisions, every
+corrected text ever saved (Correction), and a curator's adjudication. Curated rows carry a version for conflicts."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
-"""Live updates: small events sent to channel groups; the consumers of open pages render what changed.
+"""Live updates, the part every area uses: the names of the channel groups (runs, a run, a dialogue, an import)
+and `publish`, which sends a rendered fragment to a group once the current transaction commits.
 
-Publishing happens after the work is committed, and a missing or full channel layer is logged, never raised: a
-live update must not undo the work it reports. Steps announce themselves from the stepping loop (async, one
-connection pool per loop); run progress is announced at most twice a second per run and process, and always when
-a dialogue ends.
+A missing or full channel layer is logged, never raised: a live update must not undo the work it reports. What is
+announced, and when, is each area's own (runs/events.py: steps and run progress; library/events.py: imports).
 """
 
 from __future__ import annotations

@@ -22,9 +22,8 @@ from django.utils.text import slugify
 
 from dialogues.corpora.data import CHUNK, dialogues
 from dialogues.corpora.formats import ExportOptions, registry
-from dialogues.corpora.models import Corpus, CorpusVersion
+from dialogues.corpora.models import Corpus, CorpusVersion, VersionStatus
 from dialogues.corpora.selection import OVERRIDE_KINDS, CorpusFilters, counts, missing_overrides, selected
-from dialogues.library.models import ImportStatus
 from dialogues.runs.models import Run
 
 
@@ -112,14 +111,14 @@ def corpus_version_build(*, version_id: int) -> CorpusVersion:
     """Write a requested version's files and zip. Safe to run again (a worker that died mid-way): the files are
     rewritten from the frozen selection. A failure marks the version failed with the reason."""
     version = CorpusVersion.objects.select_related("corpus").get(pk=version_id)
-    if version.status == ImportStatus.SUCCEEDED:
+    if version.status == VersionStatus.SUCCEEDED:
         return version
-    CorpusVersion.objects.filter(pk=version.pk).update(status=ImportStatus.RUNNING, written=0, error="")
+    CorpusVersion.objects.filter(pk=version.pk).update(status=VersionStatus.RUNNING, written=0, error="")
     try:
         _build(version)
     except Exception as exc:  # the version says why; nothing half-written is offered for download
         CorpusVersion.objects.filter(pk=version.pk).update(
-            status=ImportStatus.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+            status=VersionStatus.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
         )
         raise
     return CorpusVersion.objects.get(pk=version.pk)
@@ -168,7 +167,7 @@ def _build(version: CorpusVersion) -> None:
         size=target.stat().st_size,
         sha256=digest.hexdigest(),
         written=len(version.dialogue_ids),
-        status=ImportStatus.SUCCEEDED,
+        status=VersionStatus.SUCCEEDED,
         finished_at=timezone.now(),
     )
 

@@ -1,11 +1,19 @@
-"""The task library (agents, scenarios, relationships, tasks) and the record of every import."""
+"""Training corpora: a corpus (filters, manual includes and excludes, recorded overrides) and its frozen versions
+(the dialogues each holds, its files' status, manifest and zip)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
 
-from dialogues.library.models import ImportStatus
+
+class VersionStatus(models.TextChoices):
+    """Where a frozen version's files are: requested, being written, written, or failed (with the reason)."""
+
+    PENDING = "pending", "pending"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
 
 
 class Corpus(models.Model):
@@ -49,7 +57,7 @@ class CorpusVersion(models.Model):
     formats = models.JSONField(default=list)
     manifest = models.JSONField(default=dict)
     options = models.JSONField(default=dict, blank=True, help_text="ExportOptions as JSON")
-    status = models.CharField(max_length=10, choices=ImportStatus.choices, default=ImportStatus.PENDING)
+    status = models.CharField(max_length=10, choices=VersionStatus.choices, default=VersionStatus.PENDING)
     written = models.PositiveIntegerField(default=0, help_text="Dialogues written so far")
     error = models.TextField(blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -66,4 +74,4 @@ class CorpusVersion(models.Model):
 
     @property
     def is_done(self) -> bool:
-        return self.status in (ImportStatus.SUCCEEDED, ImportStatus.FAILED)
+        return self.status in (VersionStatus.SUCCEEDED, VersionStatus.FAILED)

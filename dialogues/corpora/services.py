@@ -1,5 +1,6 @@
-"""Writes for corpora: define or edit one (guarded by its version like every curated item), and record or withdraw
-the overrides that let eval-split or simulated dialogues into a training corpus."""
+"""Writes for corpora: define or edit one (guarded by its version like every curated item), record or withdraw
+the overrides that let eval-split or simulated dialogues into a training corpus, and export a version (frozen now,
+its files written by a worker once that commits)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from dialogues.annotation.services import Conflict
-from dialogues.corpora.models import Corpus
+from dialogues.corpora.export import corpus_version_request
+from dialogues.corpora.formats import ExportOptions
+from dialogues.corpora.models import Corpus, CorpusVersion
 from dialogues.corpora.selection import OVERRIDE_KINDS, CorpusFilters
+from dialogues.corpora.tasks import corpus_version_build_task
 from dialogues.runs.models import Dialogue
 
 
@@ -89,3 +93,14 @@ def override_withdraw(*, corpus_id: int, kind: str) -> Corpus:
         corpus.version += 1
         corpus.save(update_fields=["overrides", "version", "updated_at"])
         return corpus
+
+
+def corpus_version_export(
+    *, corpus_id: int, formats: list[str], options: ExportOptions, created_by: Any
+) -> CorpusVersion:
+    """Freeze what the corpus selects now into a new version and enqueue the writing of its files once that commits.
+    Raises ValueError (nothing selected, an unknown format, a missing override) with the reason."""
+    with transaction.atomic():
+        version = corpus_version_request(corpus_id=corpus_id, formats=formats, options=options, created_by=created_by)
+        transaction.on_commit(lambda: corpus_version_build_task.delay(version.pk))
+    return version

@@ -9,7 +9,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
@@ -17,17 +16,15 @@ from django.views.decorators.http import require_POST
 
 from dialogues.annotation.models import Label
 from dialogues.annotation.services import Conflict
-from dialogues.corpora.export import corpus_version_request, version_path
+from dialogues.common.pages import page_context
+from dialogues.corpora.export import version_path
 from dialogues.corpora.formats import ExportOptions, registry
-from dialogues.corpora.models import Corpus, CorpusVersion
+from dialogues.corpora.models import Corpus, CorpusVersion, VersionStatus
 from dialogues.corpora.selection import OVERRIDE_KINDS, CorpusFilters, counts, missing_overrides
-from dialogues.corpora.services import corpus_save, override_record, override_withdraw
-from dialogues.corpora.tasks import corpus_version_build_task
+from dialogues.corpora.services import corpus_save, corpus_version_export, override_record, override_withdraw
 from dialogues.engine.config import Variant
-from dialogues.library.models import ImportStatus, Split
+from dialogues.library.models import Split
 from dialogues.runs.models import Run, RunKind
-from evaluation.jobs import METRIC_LABELS, METRICS
-from evaluation.models import EvaluationJob
 from omega_web.roles import Capability, requires
 
 _IDS = re.compile(r"[\s,;]+")
@@ -224,8 +221,7 @@ def corpus_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "writing": any(not v.is_done for v in versions),
         "export_form": ExportForm(),
         "excluded_labels": list(Label.objects.filter(pk__in=filters.exclude_labels).values_list("name", flat=True)),
-        "metric_choices": [(m, METRIC_LABELS[m]) for m in METRICS],
-        "evaluations": EvaluationJob.objects.filter(corpus=corpus)[:5],
+        **page_context("corpus_detail", corpus=corpus),  # what other apps add (evaluation: its form and jobs)
     }
     return render(request, "corpora/detail.html", context)
 
@@ -273,11 +269,9 @@ def corpus_export_view(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("corpus_detail", pk=corpus.pk)
     options = ExportOptions(corrections=form.cleaned_data["corrections"], llm_calls=form.cleaned_data["llm_calls"])
     try:
-        with transaction.atomic():
-            version = corpus_version_request(
-                corpus_id=corpus.pk, formats=form.cleaned_data["formats"], options=options, created_by=request.user
-            )
-            transaction.on_commit(lambda: corpus_version_build_task.delay(version.pk))
+        version = corpus_version_export(
+            corpus_id=corpus.pk, formats=form.cleaned_data["formats"], options=options, created_by=request.user
+        )
     except ValueError as bad:
         messages.error(request, f"Not exported: {bad}.")
     else:
@@ -292,7 +286,7 @@ def corpus_export_view(request: HttpRequest, pk: int) -> HttpResponse:
 def corpus_download(request: HttpRequest, pk: int) -> HttpResponse:
     """The frozen zip, streamed from disk."""
     version = get_object_or_404(CorpusVersion.objects.select_related("corpus"), pk=pk)
-    if version.status != ImportStatus.SUCCEEDED:
+    if version.status != VersionStatus.SUCCEEDED:
         raise Http404(f"Version {version.number} is {version.status}; there is nothing to download yet.")
     try:
         path = version_path(version)

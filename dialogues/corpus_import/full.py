@@ -7,11 +7,12 @@ from typing import Any
 
 from dialogues.corpora.data import AGENT_FIELDS, SCENARIO_FIELDS
 from dialogues.engine.actions import ActionType
+from dialogues.engine.branches import Branch
 from dialogues.library.sotopia import RELATIONSHIP_CODES, Problem, _type_name
 
 SCHEMA_PREFIX = "omega-web/full/"
 SCHEMAS = {"omega-web/full/2"}
-BRANCHES = {"NSC", "SSI", "NSI", "forced", "human", "import"}
+BRANCHES = {b.value for b in Branch}
 ACTION_TYPES = {t.value for t in ActionType}
 NOT_TEXT = {"age", "moral_values", "schwartz_personal_values", "partial"}  # checked on their own
 AGENT_TEXT = tuple(name for name in AGENT_FIELDS if name not in NOT_TEXT)

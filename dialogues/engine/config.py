@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
+from .branches import STRATEGIES
+
 
 class Variant(StrEnum):
     DSI = "dsi"  # dynamic strategy injection (the method)
@@ -33,7 +35,7 @@ class UtilityForm(StrEnum):
     SCRIPT = "script"  # matters with value and coefficient; U = Σ coefficient·value
 
 
-STRATEGY_CHOICES = ("", "NSC", "SSI", "NSI")
+STRATEGY_CHOICES = ("", *(b.value for b in STRATEGIES))  # force_strategy: none, or one of the strategies
 
 
 @dataclass(frozen=True)

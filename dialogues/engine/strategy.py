@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
+from .branches import Branch  # defined in branches.py: the configuration names strategies too
 from .config import RunConfig, SsiRule, Variant
-
-
-class Branch(StrEnum):
-    NSC = "NSC"  # native strategy clone: the plain agent prompt
-    SSI = "SSI"  # simple strategy injection: perspective taking
-    NSI = "NSI"  # negotiation strategy injection: the four-step workflow
-    FORCED = "forced"  # a leave the method imposes (termination vote, the other left, the end of NSI)
-    HUMAN = "human"  # typed by a person playing this side: no strategy, no model call
-    IMPORTED = "import"  # made elsewhere and imported without strategy data (never chosen by the engine)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dialogues.engine.actions import ActionType
+from dialogues.engine.branches import Branch
 from dialogues.engine.config import RunConfig
 from dialogues.engine.plan import MoveKind, plan
 from dialogues.engine.stepper import HUMAN_TEXT_LIMIT
@@ -27,7 +28,7 @@ from dialogues.engine.utility import utility_changes
 from dialogues.runs.models import Dialogue, DialogueStatus, LLMCall, Run, RunStatus, Turn
 from dialogues.runs.selectors import dialogue_config, dialogue_state, runs_progress
 
-BRANCH_LABELS = {"NSC": "NSC", "SSI": "SSI", "NSI": "NSI", "forced": "forced", "human": "human", "import": "imported"}
+BRANCH_LABELS = {Branch.IMPORTED.value: "imported"}  # the turn list shows every other branch by its value
 NSI_STEP_LABELS = {
     "resource_assessment": "resource assessment",
     "assessment_of_difference": "assessment of difference",

@@ -5,15 +5,22 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from dialogues.engine.context import RelationshipType as EngineRelationshipType
 
-class RelationshipType(models.TextChoices):
-    # Codes are SOTOPIA's, stored as strings "0"-"5".
-    STRANGER = "0", "stranger"
-    KNOW_BY_NAME = "1", "know by name"
-    ACQUAINTANCE = "2", "acquaintance"
-    FRIEND = "3", "friend"
-    ROMANTIC = "4", "romantic relationship"
-    FAMILY = "5", "family member"
+_RELATIONSHIP_LABELS = {
+    EngineRelationshipType.STRANGER: "stranger",
+    EngineRelationshipType.KNOW_BY_NAME: "know by name",
+    EngineRelationshipType.ACQUAINTANCE: "acquaintance",
+    EngineRelationshipType.FRIEND: "friend",
+    EngineRelationshipType.ROMANTIC: "romantic relationship",
+    EngineRelationshipType.FAMILY: "family member",
+}
+# the engine's relationship types (SOTOPIA's codes, stored as strings "0"-"5") as Django choices, with their labels
+RelationshipType = models.TextChoices(
+    "RelationshipType",
+    [(r.name, (r.value, _RELATIONSHIP_LABELS[r])) for r in EngineRelationshipType],
+    module=__name__,
+)
 
 
 class Split(models.TextChoices):

@@ -1,10 +1,13 @@
-"""The task library (agents, scenarios, relationships, tasks) and the record of every import."""
+"""Runs and what they hold: a run (its configuration, tasks and status), its dialogues (one attempt at one task,
+with the state and lease stepping needs), their turns with the strategy branch that made each, step ratings, every
+LLM call, and this database's own name (Instance)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
 
+from dialogues.engine.branches import Branch as EngineBranch
 from dialogues.library.models import ImportJob, Task
 
 
@@ -162,13 +165,16 @@ class Dialogue(models.Model):
         return f"dialogue #{self.pk} (run {self.run_id}, task {self.task_id}, attempt {self.attempt})"
 
 
-class Branch(models.TextChoices):
-    NSC = "NSC", "native strategy clone"
-    SSI = "SSI", "simple strategy injection"
-    NSI = "NSI", "negotiation strategy injection"
-    FORCED = "forced", "forced"
-    HUMAN = "human", "played by a person"
-    IMPORTED = "import", "imported (no strategy recorded)"
+_BRANCH_LABELS = {
+    EngineBranch.NSC: "native strategy clone",
+    EngineBranch.SSI: "simple strategy injection",
+    EngineBranch.NSI: "negotiation strategy injection",
+    EngineBranch.FORCED: "forced",
+    EngineBranch.HUMAN: "played by a person",
+    EngineBranch.IMPORTED: "imported (no strategy recorded)",
+}
+# the engine's branches as Django choices: same members and values, with the labels pages show
+Branch = models.TextChoices("Branch", [(b.name, (b.value, _BRANCH_LABELS[b])) for b in EngineBranch], module=__name__)
 
 
 class Turn(models.Model):

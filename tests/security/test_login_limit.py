@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from dialogues.accounts_models import LoginThrottle
+from omega_web.models import LoginThrottle
 from omega_web.roles import Role
 from tests.conftest import PASSWORD
 

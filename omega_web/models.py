@@ -1,4 +1,4 @@
-"""The task library (agents, scenarios, relationships, tasks) and the record of every import."""
+"""The project's own rows: the login throttle (omega_web/login.py)."""
 
 from __future__ import annotations
 
