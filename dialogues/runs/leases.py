@@ -12,7 +12,6 @@ A save that goes on hands the lease to the next step itself and keeps that step,
 
 from __future__ import annotations
 
-import logging
 import threading
 import uuid
 from collections import OrderedDict
@@ -28,8 +27,6 @@ from dialogues.engine.state import DialogueState
 from dialogues.llm.backends import Backend
 from dialogues.runs.models import Dialogue, DialogueStatus, RunStatus
 from dialogues.runs.selectors import dialogue_state
-
-logger = logging.getLogger(__name__)
 
 
 def leases_expire_all() -> int:

@@ -3,9 +3,8 @@ what it dispatched to the workers. A task sent before the commit could find noth
 back must send nothing, so the enqueueing lives here, beside the change, and never in a view.
 
 A page that launches a run calls `run_launch`; one that creates a run otherwise (a fork, a benchmark) calls
-`run_start` in the transaction that created it.
-Commands that drive runs in their own process enqueue, or step, by themselves (runs/lifecycle.py returns what to
-enqueue).
+`run_start` in the transaction that created it. Commands, outside any transaction, enqueue what runs/lifecycle.py
+returns, or step the run in their own process.
 """
 
 from __future__ import annotations
