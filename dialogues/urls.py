@@ -6,7 +6,7 @@ from dialogues.annotation import views as annotation
 from dialogues.corpora import views as corpora
 from dialogues.corpus_import import views as corpus_import
 from dialogues.experiments import views as experiments
-from dialogues.inspection import views as dialogues
+from dialogues.inspection import views as inspection
 from dialogues.library import views as tasks
 from dialogues.runs import views as runs
 
@@ -19,15 +19,15 @@ urlpatterns = [
     path("imports/new/", tasks.import_create, name="import_create"),
     path("imports/corpus/new/", corpus_import.import_corpus_create, name="import_corpus_create"),
     path("imports/<int:pk>/", tasks.import_detail, name="import_detail"),
-    path("runs/", runs.run_list, name="run_list"),
+    path("runs/", inspection.run_list, name="run_list"),
     path("runs/new/", runs.run_new, name="run_new"),
     path("runs/new/estimate/", runs.run_estimate_view, name="run_estimate"),
-    path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
+    path("runs/<int:pk>/", inspection.run_detail, name="run_detail"),
     path("runs/<int:pk>/agreement/", annotation.run_agreement_view, name="run_agreement"),
-    path("runs/<int:pk>/<slug:action>/", runs.run_action, name="run_action"),
-    path("dialogues/", dialogues.dialogue_index, name="dialogue_list"),
+    path("runs/<int:pk>/<slug:action>/", inspection.run_action, name="run_action"),
+    path("dialogues/", inspection.dialogue_index, name="dialogue_list"),
     path("dialogues/compare/", experiments.dialogue_compare, name="dialogue_compare"),
-    path("dialogues/<int:pk>/", dialogues.dialogue_detail, name="dialogue_detail"),
+    path("dialogues/<int:pk>/", inspection.dialogue_detail, name="dialogue_detail"),
     path("dialogues/<int:pk>/fork/", experiments.dialogue_fork_view, name="dialogue_fork"),
     path("dialogues/<int:pk>/play/", experiments.dialogue_play, name="dialogue_play"),
     path("dialogues/<int:pk>/annotations/", annotation.dialogue_annotations, name="dialogue_annotations"),
@@ -47,6 +47,6 @@ urlpatterns = [
     path("corpora/versions/<int:pk>/download/", corpora.corpus_download, name="version_download"),
     path("labels/", annotation.label_list, name="label_list"),
     path("labels/edit/", annotation.label_edit, name="label_edit"),
-    path("dialogues/<int:pk>/calls/<int:call_id>/", dialogues.dialogue_call, name="dialogue_call"),
-    path("dialogues/<int:pk>/<slug:action>/", dialogues.dialogue_action, name="dialogue_action"),
+    path("dialogues/<int:pk>/calls/<int:call_id>/", inspection.dialogue_call, name="dialogue_call"),
+    path("dialogues/<int:pk>/<slug:action>/", inspection.dialogue_action, name="dialogue_action"),
 ]

@@ -19,8 +19,8 @@ from django.views.decorators.http import require_POST
 
 from dialogues.corpora.data import dialogues as read_dialogues
 from dialogues.corpora.models import Corpus
-from dialogues.inspection.views import dialogue_or_404
 from dialogues.runs.models import Dialogue, Run
+from dialogues.runs.selectors import dialogue_get_or_404
 from evaluation import judges, report, sdiv
 from evaluation.jobs import METRIC_LABELS, METRICS, JobError, job_cancel, job_create, job_enqueue
 from evaluation.judges import EPISODE, RELEVANCE
@@ -107,13 +107,13 @@ def _dialogue_panel(request: HttpRequest, dialogue: Dialogue) -> HttpResponse:
 
 @requires(Capability.VIEW)
 def dialogue_sif(request: HttpRequest, pk: int) -> HttpResponse:
-    return _dialogue_panel(request, dialogue_or_404(pk))
+    return _dialogue_panel(request, dialogue_get_or_404(pk))
 
 
 @requires(Capability.RUN)
 @require_POST
 def dialogue_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
-    dialogue = dialogue_or_404(pk)
+    dialogue = dialogue_get_or_404(pk)
     _start(request, scope=JobScope.DIALOGUE, dialogue_ids=[dialogue.pk], dialogue=dialogue)
     if request.htmx:
         return _dialogue_panel(request, dialogue)
@@ -375,9 +375,8 @@ def run_benchmark_new(request: HttpRequest) -> HttpResponse:
     from dialogues.library.forms import TaskSelectionForm
     from dialogues.library.models import Split
     from dialogues.library.selectors import task_filter_choices
-    from dialogues.runs.lifecycle import run_dispatch
-    from dialogues.runs.views import _check_served
-    from dialogues.runs.worker import enqueue_steps
+    from dialogues.llm.backends import served_problem
+    from dialogues.runs.starting import run_start
     from evaluation import benchmark
     from evaluation.forms import BenchmarkForm
 
@@ -390,7 +389,7 @@ def run_benchmark_new(request: HttpRequest) -> HttpResponse:
         tasks = selection.tasks()
         problem = None if tasks else "No task matches the selection."
         for backend in filter(None, (form.agent, form.reference)):
-            problem = problem or _check_served(backend)
+            problem = problem or served_problem(backend)
         if not problem:
             d = form.cleaned_data
             try:
@@ -412,7 +411,7 @@ def run_benchmark_new(request: HttpRequest) -> HttpResponse:
                         seed=d["seed"],
                         user=request.user,
                     )
-                    transaction.on_commit(lambda: enqueue_steps(run_dispatch(run_id=run.pk)))
+                    run_start(run_id=run.pk)
                 return redirect("run_detail", pk=run.pk)
             except benchmark.BenchmarkError as exc:
                 problem = str(exc)
@@ -442,15 +441,14 @@ def evaluation_leaderboard(request: HttpRequest) -> HttpResponse:
 @require_POST
 def benchmark_repeat(request: HttpRequest, pk: int) -> HttpResponse:
     """A new evaluation run from this one's manifest: the same models, endpoints, seed, tasks and sides."""
-    from dialogues.runs.lifecycle import run_dispatch
-    from dialogues.runs.worker import enqueue_steps
+    from dialogues.runs.starting import run_start
     from evaluation import benchmark
 
     run = get_object_or_404(Run, pk=pk, kind="evaluation")
     try:
         with transaction.atomic():
             again = benchmark.from_manifest(benchmark.manifest(run), user=request.user)
-            transaction.on_commit(lambda: enqueue_steps(run_dispatch(run_id=again.pk)))
+            run_start(run_id=again.pk)
     except benchmark.BenchmarkError as exc:
         messages.error(request, f"Not repeated: {exc}")
         return redirect("run_detail", pk=run.pk)

@@ -24,9 +24,9 @@ from dialogues.annotation.services import (
     label_save,
     turn_annotation_save,
 )
-from dialogues.inspection.views import dialogue_or_404
+from dialogues.common.http import redirect_back
 from dialogues.runs.models import Dialogue, Run, RunKind, Turn
-from dialogues.runs.views import redirect_back
+from dialogues.runs.selectors import dialogue_get_or_404
 from omega_web.roles import Capability, requires
 
 
@@ -115,7 +115,7 @@ def dialogue_annotations(request: HttpRequest, pk: int) -> HttpResponse:
     the turns the page was drawn with (`through`); turns that arrived live since fetch their own slot."""
     through = request.GET.get("through", "")
     panel = dialogue_panel(
-        dialogue_or_404(pk), request.user, through=int(through) if through.lstrip("-").isdigit() else None
+        dialogue_get_or_404(pk), request.user, through=int(through) if through.lstrip("-").isdigit() else None
     )
     for t in panel.turns:
         t.values = _values(t)
@@ -169,7 +169,7 @@ def _decision_panel(request: HttpRequest, dialogue: Dialogue, **extra: Any) -> H
 @requires(Capability.ANNOTATE)
 @require_POST
 def dialogue_decision(request: HttpRequest, pk: int) -> HttpResponse:
-    dialogue = dialogue_or_404(pk)
+    dialogue = dialogue_get_or_404(pk)
     form = DecisionForm(request.POST)
     submit = "submit" in request.POST
     if not form.is_valid():
@@ -190,7 +190,7 @@ def dialogue_decision(request: HttpRequest, pk: int) -> HttpResponse:
 @requires(Capability.CURATE)
 @require_POST
 def dialogue_adjudicate(request: HttpRequest, pk: int) -> HttpResponse:
-    dialogue = dialogue_or_404(pk)
+    dialogue = dialogue_get_or_404(pk)
     form = DecisionForm(request.POST)
     if not form.is_valid():
         return _decision_panel(request, dialogue, adjudication_error=_errors(form))

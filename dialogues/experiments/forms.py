@@ -1,8 +1,14 @@
+"""The experiment forms: forking a dialogue (one fork or a counterfactual batch, and each setting's changes), a
+person's action for the side they play, and the two dialogues to compare."""
+
 from __future__ import annotations
 
 from django import forms
 
+from dialogues.engine.actions import ActionType, UnusableAnswer
 from dialogues.engine.config import RunConfig
+from dialogues.engine.stepper import HUMAN_TEXT_LIMIT, human_action
+from dialogues.runs.models import Dialogue
 
 STRATEGY_FORCING = [
     ("", "as the method decides"),
@@ -95,4 +101,34 @@ class ForkForm(forms.Form):
         turn = data.get("turn")
         if turn is not None and turn > self.last_turn:
             self.add_error("turn", f"The dialogue has turns 0–{self.last_turn}.")
+        return data
+
+
+class HumanActionForm(forms.Form):
+    action_type = forms.ChoiceField(choices=[(t.value, t.value) for t in ActionType], initial=ActionType.SPEAK.value)
+    argument = forms.CharField(
+        required=False, max_length=HUMAN_TEXT_LIMIT, widget=forms.Textarea(attrs={"rows": 3}), label="Text"
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not self.errors:
+            try:
+                human_action(data["action_type"], data.get("argument") or "")
+            except UnusableAnswer as exc:
+                raise forms.ValidationError(f"This action cannot be used: {exc}.") from exc
+        return data
+
+
+class CompareForm(forms.Form):
+    a = forms.IntegerField(min_value=1, label="Dialogue A")
+    b = forms.IntegerField(min_value=1, label="Dialogue B")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("a") and data.get("a") == data.get("b"):
+            raise forms.ValidationError("Choose two different dialogues.")
+        for side in ("a", "b"):
+            if data.get(side) and not Dialogue.objects.filter(pk=data[side]).exists():
+                self.add_error(side, f"There is no dialogue #{data[side]}.")
         return data

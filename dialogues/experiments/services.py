@@ -8,6 +8,9 @@ parent ended there, and the fork goes on. The LLM calls stay with the parent; th
 What the fork changes is recorded on it (`changes`: the seed, the served model, configuration values, the side a
 person plays) and applied on top of the parent's settings (`dialogue_config`), so every decision from turn k+1
 uses them. Without changes a fork replays the parent: the same seeds give the same requests.
+
+Pages fork with `dialogue_fork_start`, which also starts the fork run once committed; the `fork` command drives
+or enqueues the run itself.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dialogues.engine.config import RunConfig
 from dialogues.runs.attempts import dialogue_seed
 from dialogues.runs.models import Branch, Dialogue, DialogueStatus, Run, RunKind, StepRating, Turn
 from dialogues.runs.selectors import dialogue_config
+from dialogues.runs.starting import run_start
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,15 @@ def dialogue_fork(
         return run
 
 
+@transaction.atomic
+def dialogue_fork_start(*, start_paused: bool = False, **fork: Any) -> Run:
+    """A fork run (`dialogue_fork` with `fork`), started once committed unless it starts paused."""
+    run = dialogue_fork(start_paused=start_paused, **fork)
+    if not start_paused:
+        run_start(run_id=run.pk)
+    return run
+
+
 def batch_seeds(parent: Dialogue, turn: int | None, base: int, count: int) -> list[int]:
     """N seeds for a counterfactual batch, drawn from `base`: the same for both arms (paired forks)."""
     return [dialogue_seed(base, f"fork:{parent.pk}:{turn}", i) for i in range(count)]
@@ -184,7 +197,3 @@ def _rating_of(turn: Turn) -> StepRating | None:
         return turn.rating
     except StepRating.DoesNotExist:
         return None
-
-
-def forks_of(dialogue: Dialogue) -> list[Dialogue]:
-    return list(dialogue.forks.select_related("run", "task__agent1", "task__agent2").order_by("run_id", "attempt"))

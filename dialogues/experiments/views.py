@@ -3,34 +3,26 @@ yourself, and compare two dialogues side by side."""
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import messages
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from dialogues.engine.actions import ActionType, UnusableAnswer
-from dialogues.engine.stepper import HUMAN_TEXT_LIMIT, human_action
-from dialogues.experiments.forms import ForkForm, ForkSettingsForm
+from dialogues.experiments.forms import CompareForm, ForkForm, ForkSettingsForm, HumanActionForm
 from dialogues.experiments.selectors import compare
-from dialogues.experiments.services import Arm, ForkSettings, batch_seeds, dialogue_fork
-from dialogues.inspection.selectors import waiting_for_person
-from dialogues.inspection.views import dialogue_or_404, state_fragment
-from dialogues.llm.backends import Backend
+from dialogues.experiments.services import Arm, ForkSettings, batch_seeds, dialogue_fork_start
+from dialogues.inspection.selectors import dialogue_state_context, waiting_for_person
+from dialogues.llm.backends import Backend, served_problem
 from dialogues.runs import events
-from dialogues.runs.lifecycle import run_dispatch
-from dialogues.runs.models import Dialogue
-from dialogues.runs.selectors import dialogue_config
-from dialogues.runs.tasks import dialogue_human_step_task
-from dialogues.runs.views import _check_served
-from dialogues.runs.worker import enqueue_steps
-from omega_web.roles import Capability, requires
+from dialogues.runs.models import Dialogue, Run
+from dialogues.runs.selectors import dialogue_config, dialogue_get_or_404
+from dialogues.runs.starting import dialogue_play_start
+from omega_web.roles import Capability, capability_map, requires
 
 
 @requires(Capability.RUN)
 def dialogue_fork_view(request: HttpRequest, pk: int) -> HttpResponse:
-    parent = dialogue_or_404(pk)
+    parent = dialogue_get_or_404(pk)
     names = (parent.task.agent1.full_name, parent.task.agent2.full_name)
     base = dialogue_config(parent)
     last_turn = parent.turns_count - 1  # -1: no turns yet, a fork can only start over
@@ -58,7 +50,7 @@ def dialogue_fork_view(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "experiments/fork.html", context, status=400 if request.method == "POST" else 200)
 
 
-def _create(request: HttpRequest, parent: Dialogue, form: ForkForm, arm_forms: list[ForkSettingsForm]):
+def _create(request: HttpRequest, parent: Dialogue, form: ForkForm, arm_forms: list[ForkSettingsForm]) -> Run | None:
     d = form.cleaned_data
     batch = d["mode"] == "batch"
     human_side = int(d["human_side"]) if d.get("human_side") not in (None, "") else None
@@ -75,24 +67,21 @@ def _create(request: HttpRequest, parent: Dialogue, form: ForkForm, arm_forms: l
     for arm in arms:
         if arm.settings.model:
             backend = Backend.of(parent.run)
-            problem = _check_served(Backend(backend.kind, arm.settings.model, backend.base_urls))
+            problem = served_problem(Backend(backend.kind, arm.settings.model, backend.base_urls))
             if problem:
                 form.add_error(None, f"The model {arm.settings.model!r} cannot be used: {problem}")
                 return None
     turn = d["turn"] if d["turn"] >= 0 else None
     seeds = batch_seeds(parent, turn, d["batch_seed"] or 0, d["count"]) if batch else [None]
     try:
-        with transaction.atomic():
-            run = dialogue_fork(
-                parent_id=parent.pk,
-                turn=turn,
-                arms=arms,
-                seeds=seeds,
-                created_by=request.user,
-                start_paused=d["start_paused"],
-            )
-            if not d["start_paused"]:
-                transaction.on_commit(lambda: enqueue_steps(run_dispatch(run_id=run.pk)))
+        run = dialogue_fork_start(
+            parent_id=parent.pk,
+            turn=turn,
+            arms=arms,
+            seeds=seeds,
+            created_by=request.user,
+            start_paused=d["start_paused"],
+        )
     except ValueError as exc:
         form.add_error(None, str(exc))
         return None
@@ -100,28 +89,12 @@ def _create(request: HttpRequest, parent: Dialogue, form: ForkForm, arm_forms: l
     return run
 
 
-class HumanActionForm(forms.Form):
-    action_type = forms.ChoiceField(choices=[(t.value, t.value) for t in ActionType], initial=ActionType.SPEAK.value)
-    argument = forms.CharField(
-        required=False, max_length=HUMAN_TEXT_LIMIT, widget=forms.Textarea(attrs={"rows": 3}), label="Text"
-    )
-
-    def clean(self) -> dict:
-        data = super().clean()
-        if not self.errors:
-            try:
-                human_action(data["action_type"], data.get("argument") or "")
-            except UnusableAnswer as exc:
-                raise forms.ValidationError(f"This action cannot be used: {exc}.") from exc
-        return data
-
-
 @requires(Capability.RUN)
 @require_POST
 def dialogue_play(request: HttpRequest, pk: int) -> HttpResponse:
     """The person's action for the side they play: checked here and again by the engine, then stepped by a worker
     (rated as the method says), after which the expert answers."""
-    dialogue = dialogue_or_404(pk)
+    dialogue = dialogue_get_or_404(pk)
     form = HumanActionForm(request.POST)
     waiting = waiting_for_person(dialogue)
     if waiting is None:
@@ -129,31 +102,18 @@ def dialogue_play(request: HttpRequest, pk: int) -> HttpResponse:
     queued = None
     if form.is_valid():
         action_type, argument = form.cleaned_data["action_type"], form.cleaned_data.get("argument") or ""
-        user_id = request.user.pk
-        transaction.on_commit(lambda: dialogue_human_step_task.delay(dialogue.pk, action_type, argument, user_id))
+        dialogue_play_start(
+            dialogue_id=dialogue.pk, action_type=action_type, argument=argument, user_id=request.user.pk
+        )
         events.dialogue_changed(dialogue.pk, dialogue.run_id)
         queued = "human"
     if request.htmx:
-        return state_fragment(
-            request, pk, status=200 if queued else 400, queued=queued, play_form=None if queued else form
-        )
+        context = dialogue_state_context(pk, can=capability_map(request.user))
+        context.update(queued=queued, play_form=None if queued else form)
+        return render(request, "inspection/detail.html#dialogue-state", context, status=200 if queued else 400)
     for error in form.errors.get("__all__", []) + form.errors.get("argument", []):
         messages.error(request, error)
     return redirect("dialogue_detail", pk=pk)
-
-
-class CompareForm(forms.Form):
-    a = forms.IntegerField(min_value=1, label="Dialogue A")
-    b = forms.IntegerField(min_value=1, label="Dialogue B")
-
-    def clean(self) -> dict:
-        data = super().clean()
-        if data.get("a") and data.get("a") == data.get("b"):
-            raise forms.ValidationError("Choose two different dialogues.")
-        for side in ("a", "b"):
-            if data.get(side) and not Dialogue.objects.filter(pk=data[side]).exists():
-                self.add_error(side, f"There is no dialogue #{data[side]}.")
-        return data
 
 
 @requires(Capability.VIEW)

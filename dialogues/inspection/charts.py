@@ -1,4 +1,6 @@
-"""Figures, built in Python with Plotly and handed to templates as JSON (templates only embed them).
+"""The figures of the dialogue, compare and fork-run pages (ratings per turn with the strategy bands, two
+dialogues' ratings, a batch's outcome distributions), built in Python with Plotly and handed to templates as JSON
+(templates only embed them).
 
 Text that came from a model or an upload is escaped here before it reaches a hover label, which Plotly renders
 as (a subset of) HTML.

@@ -1,8 +1,10 @@
+"""The dialogue list's filter form: what the list and a run's page filter and sort by, as DialogueFilters."""
+
 from __future__ import annotations
 
 from django import forms
 
-from dialogues.inspection.selectors import DialogueFilters
+from dialogues.inspection.dialogue_list import DialogueFilters
 from dialogues.library.models import Split
 from dialogues.runs.models import DialogueStatus
 

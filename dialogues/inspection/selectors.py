@@ -1,5 +1,7 @@
-"""Reads for the inspection pages: a dialogue turn by turn with every decision, runs and their progress, and the
-dialogue list. Everything here is prepared for templates; templates only lay it out (and escape it)."""
+"""Reads for the dialogue and run pages: a dialogue turn by turn with every decision (turn views, their cached
+fragments, the rating chart), what its stepping buttons may do, whether it waits for a person, and runs as cards
+with their progress and times. Everything here is prepared for templates; templates only lay it out (and escape
+it). The dialogue list is in dialogue_list.py, forks in forks.py."""
 
 from __future__ import annotations
 
@@ -13,18 +15,16 @@ from functools import cached_property
 from typing import Any
 
 from django.core.cache import caches
-from django.core.paginator import Paginator
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import QuerySet
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 
 from dialogues.engine.actions import ActionType
 from dialogues.engine.branches import Branch
-from dialogues.engine.config import RunConfig
 from dialogues.engine.plan import MoveKind, plan
 from dialogues.engine.stepper import HUMAN_TEXT_LIMIT
 from dialogues.engine.utility import utility_changes
+from dialogues.inspection.charts import rating_chart
 from dialogues.runs.models import Dialogue, DialogueStatus, LLMCall, Run, RunStatus, Turn
 from dialogues.runs.selectors import dialogue_config, dialogue_state, runs_progress
 
@@ -287,10 +287,6 @@ def stepping(dialogue: Dialogue) -> dict[str, Any]:
     }
 
 
-def run_config(dialogue: Dialogue) -> RunConfig:
-    return dialogue_config(dialogue)
-
-
 def waiting_for_person(dialogue: Dialogue) -> str | None:
     """Why the dialogue waits, when its next move is the person's who plays a side; None otherwise."""
     if dialogue.human_side is None or dialogue.status != DialogueStatus.PAUSED:
@@ -316,11 +312,15 @@ def dialogue_live_context(dialogue: Dialogue, views: list[TurnView], *, can: dic
     }
 
 
+def dialogue_state_context(pk: int, *, can: dict[str, bool]) -> dict[str, Any]:
+    """The dialogue page's state panel (see dialogue_live_context), read fresh: the answer to an action on it."""
+    dialogue = dialogue_get(pk)
+    return dialogue_live_context(dialogue, turn_views(dialogue), can=can)
+
+
 def chart_json(dialogue: Dialogue, views: list[TurnView]) -> str:
     """The rating chart's figure as JSON, from the fragment cache while no turn or rating was added."""
-    from dialogues.inspection.charts import rating_chart
-
-    config = run_config(dialogue)
+    config = dialogue_config(dialogue)
     key = "chart:" + _digest(
         [
             FRAGMENTS_VERSION,
@@ -374,126 +374,3 @@ def _short(delta: timedelta) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60:02d} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-# --- the dialogue list -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DialogueFilters:
-    run: int | None = None
-    q: str = ""  # task codename or character
-    text: str = ""  # words in the turns
-    split: str = ""
-    hard: bool | None = None
-    strategy: str = ""  # "nsi", "ssi", "native"
-    status: str = ""
-    passed: bool | None = None
-    kept: bool | None = None
-    goal_min: float | None = None
-    goal_max: float | None = None
-    origin: str = ""  # "generation" or "fork"
-    sort: str = "-id"
-
-
-SORTS = {
-    "-id": ("-id",),
-    "id": ("id",),
-    "-final_goal_c": ("-final_goal_c", "-id"),
-    "final_goal_c": ("final_goal_c", "-id"),
-    "-turns_count": ("-turns_count", "-id"),
-    "task": ("task__scenario__codename", "task_id", "attempt"),
-}
-
-
-# What a row of the list shows, read as plain values (no model instances, no scenario texts or profiles).
-LIST_VALUES = {
-    "codename": F("task__scenario__codename"),
-    "hard": F("task__hard"),
-    "agent1_first": F("task__agent1__first_name"),
-    "agent1_last": F("task__agent1__last_name"),
-    "agent2_first": F("task__agent2__first_name"),
-    "agent2_last": F("task__agent2__last_name"),
-    "run_kind": F("run__kind"),
-}
-LIST_FIELDS = (
-    "id",
-    "run_id",
-    "attempt",
-    "status",
-    "simulated",
-    "turns_count",
-    "nsi_used",
-    "ssi_used",
-    "final_goal_c",
-    "filter_passed",
-    "kept",
-    "arm",
-    "fork_turn",
-)
-
-
-def dialogue_rows(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A page of the list, ready for the template: names joined and links made (one reverse per page)."""
-    dialogue_url = reverse("dialogue_detail", args=[0]).removesuffix("0/")
-    run_url = reverse("run_detail", args=[0]).removesuffix("0/")
-    for row in values:
-        row["url"] = f"{dialogue_url}{row['id']}/"
-        row["run_url"] = f"{run_url}{row['run_id']}/"
-        row["agents"] = (
-            f"{row['agent1_first']} {row['agent1_last']}".strip()
-            + " & "
-            + f"{row['agent2_first']} {row['agent2_last']}".strip()
-        )
-    return values
-
-
-def dialogue_list(filters: DialogueFilters) -> QuerySet[Dialogue]:
-    dialogues = Dialogue.objects.all()
-    if filters.run is not None:
-        dialogues = dialogues.filter(run_id=filters.run)
-    if filters.q:
-        for word in filters.q.split():
-            dialogues = dialogues.filter(
-                Q(task__scenario__codename__icontains=word)
-                | Q(task__agent1__first_name__icontains=word)
-                | Q(task__agent1__last_name__icontains=word)
-                | Q(task__agent2__first_name__icontains=word)
-                | Q(task__agent2__last_name__icontains=word)
-            )
-    if filters.text:
-        dialogues = dialogues.filter(
-            Exists(Turn.objects.filter(dialogue=OuterRef("pk"), argument__icontains=filters.text))
-        )
-    if filters.split:
-        dialogues = dialogues.filter(task__split=filters.split)
-    if filters.hard is not None:
-        dialogues = dialogues.filter(task__hard=filters.hard)
-    if filters.strategy == "nsi":
-        dialogues = dialogues.filter(nsi_used=True)
-    elif filters.strategy == "ssi":
-        dialogues = dialogues.filter(ssi_used=True)
-    elif filters.strategy == "native":
-        dialogues = dialogues.filter(nsi_used=False, ssi_used=False)
-    if filters.status:
-        dialogues = dialogues.filter(status=filters.status)
-    if filters.passed is not None:
-        dialogues = dialogues.filter(filter_passed=filters.passed)
-    if filters.kept is not None:
-        dialogues = dialogues.filter(kept=filters.kept)
-    if filters.origin:
-        dialogues = dialogues.filter(run__kind=filters.origin)
-    if filters.goal_min is not None:
-        dialogues = dialogues.filter(final_goal_c__gte=filters.goal_min)
-    if filters.goal_max is not None:
-        dialogues = dialogues.filter(final_goal_c__lte=filters.goal_max)
-    return dialogues.order_by(*SORTS.get(filters.sort, SORTS["-id"]))
-
-
-def dialogue_page(filters: DialogueFilters, number: Any, per_page: int) -> tuple[Any, list[dict[str, Any]]]:
-    """One page of the list and its rows. Counting needs no joins; only the page's rows are read, as values."""
-    dialogues = dialogue_list(filters)
-    page = Paginator(dialogues.only("id"), per_page).get_page(number)
-    start = (page.number - 1) * per_page
-    rows = list(dialogues.values(*LIST_FIELDS, **LIST_VALUES)[start : start + per_page])
-    return page, dialogue_rows(rows)

@@ -1,35 +1,44 @@
-"""Dialogues in the browser: the list (filters, text search, sort), one dialogue turn by turn with every
-decision, its LLM calls on demand, and stepping by hand."""
+"""Dialogues and runs in the browser: the dialogue list (filters, text search, sort), one dialogue turn by turn with
+every decision, its LLM calls on demand, and the buttons that step, run or pause it; the runs list with live
+progress, a run's page (its dialogues, and a fork run's batch outcome), and pause / resume / cancel."""
 
 from __future__ import annotations
 
 import json
 
-from django.db import transaction
+from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
-from dialogues.experiments.selectors import change_rows
-from dialogues.experiments.services import forks_of
+from dialogues.common.http import redirect_back
+from dialogues.inspection.dialogue_list import dialogue_page
+from dialogues.inspection.forks import batch_summary, change_rows, forks_of
 from dialogues.inspection.forms import DialogueFilterForm
 from dialogues.inspection.selectors import (
     attempts_of,
-    dialogue_get,
     dialogue_live_context,
-    dialogue_page,
+    dialogue_state_context,
     rendered_turns,
+    run_card,
+    run_cards,
     turn_views,
 )
 from dialogues.runs import events
-from dialogues.runs.lifecycle import dialogue_pause, dialogue_resume
-from dialogues.runs.models import Dialogue, LLMCall
-from dialogues.runs.tasks import dialogue_manual_step_task
-from dialogues.runs.views import redirect_back
-from dialogues.runs.worker import enqueue_steps
+from dialogues.runs.lifecycle import dialogue_pause, run_cancel, run_pause
+from dialogues.runs.models import Dialogue, LLMCall, Run
+from dialogues.runs.selectors import dialogue_get_or_404
+from dialogues.runs.starting import dialogue_resume_start, dialogue_step_start, run_resume_start
 from omega_web.roles import Capability, capability_map, requires
 
-PAGE_SIZE = 50
+PAGE_SIZE = 50  # dialogues per page
+RUNS_PER_PAGE = 20
+
+
+def _results_only(request: HttpRequest) -> bool:
+    """An htmx request from the filters: only the results are swapped."""
+    return bool(request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request)
 
 
 @requires(Capability.VIEW)
@@ -46,30 +55,21 @@ def dialogue_index(request: HttpRequest) -> HttpResponse:
         "list_url": request.path,
     }
     template = "inspection/list.html"
-    if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
+    if _results_only(request):
         template += "#dialogue-results"
     return render(request, template, context)
 
 
-def dialogue_or_404(pk: int) -> Dialogue:
-    """The dialogue with its run and task (the dialogue views' lookup), or a 404."""
-    try:
-        return dialogue_get(pk)
-    except Dialogue.DoesNotExist as missing:
-        raise Http404("No such dialogue.") from missing
-
-
 def state_fragment(request: HttpRequest, pk: int, *, status: int = 200, **extra: object) -> HttpResponse:
     """The dialogue page's state panel, drawn fresh, for an htmx answer to an action on the dialogue."""
-    fresh = dialogue_get(pk)
-    context = dialogue_live_context(fresh, turn_views(fresh), can=capability_map(request.user))
+    context = dialogue_state_context(pk, can=capability_map(request.user))
     context.update(extra)
     return render(request, "inspection/detail.html#dialogue-state", context, status=status)
 
 
 @requires(Capability.VIEW)
 def dialogue_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    dialogue = dialogue_or_404(pk)
+    dialogue = dialogue_get_or_404(pk)
     views = turn_views(dialogue)
     context = dialogue_live_context(dialogue, views, can=capability_map(request.user))
     context.update(
@@ -103,11 +103,9 @@ def dialogue_call(request: HttpRequest, pk: int, call_id: int) -> HttpResponse:
 def dialogue_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     dialogue = get_object_or_404(Dialogue.objects.select_related("run"), pk=pk)
     if action == "step":
-        transaction.on_commit(lambda: dialogue_manual_step_task.delay(dialogue.pk))
+        dialogue_step_start(dialogue_id=dialogue.pk)
     elif action == "run":
-        with transaction.atomic():
-            dispatches = dialogue_resume(dialogue_id=dialogue.pk)
-            transaction.on_commit(lambda: enqueue_steps(dispatches))
+        dialogue_resume_start(dialogue_id=dialogue.pk)
     elif action == "pause":
         dialogue_pause(dialogue_id=dialogue.pk)
     else:
@@ -116,3 +114,56 @@ def dialogue_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     if request.htmx:
         return state_fragment(request, pk, queued=action)
     return redirect_back(request, "dialogue_detail", pk=pk)
+
+
+@requires(Capability.VIEW)
+def run_list(request: HttpRequest) -> HttpResponse:
+    page = Paginator(Run.objects.order_by("-id"), RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "runs/list.html", {"page": page, "cards": run_cards(list(page))})
+
+
+@requires(Capability.VIEW)
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(Run, pk=pk)
+    form = DialogueFilterForm(request.GET or None)
+    page, rows = dialogue_page(form.filters(run=run.pk), request.GET.get("page"), PAGE_SIZE)
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "card": run_card(run),
+        "run": run,
+        "form": form,
+        "page": page,
+        "rows": rows,
+        "query": query.urlencode(),
+        "config": run.config,
+        "list_url": request.path,
+        "experiment": batch_summary(run),
+    }
+    if _results_only(request):
+        return render(request, "inspection/list.html#dialogue-results", context)
+    return render(request, "runs/detail.html", context)
+
+
+@requires(Capability.RUN)
+@require_POST
+def run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Pause, resume or cancel a run; the answer is the run's row (from the list) or progress panel, redrawn."""
+    run = get_object_or_404(Run, pk=pk)
+    if action == "pause":
+        run_pause(run_id=run.pk)
+    elif action == "resume":
+        try:
+            run_resume_start(run_id=run.pk)
+        except ValueError as exc:
+            messages.error(request, str(exc))
+    elif action == "cancel":
+        run_cancel(run_id=run.pk)
+    else:
+        raise Http404("Unknown action.")
+    events.run_changed(run.pk)
+    if request.htmx:
+        card = run_card(Run.objects.get(pk=run.pk))
+        template = "runs/list.html#run-row" if request.POST.get("from") == "list" else "runs/detail.html#run-progress"
+        return render(request, template, {"card": card})
+    return redirect_back(request, "run_detail", pk=run.pk)

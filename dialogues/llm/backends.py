@@ -1,20 +1,21 @@
-"""Which model a run talks to, and the LLM clients for it: a served OpenAI-compatible model or the simulated
-expert, one pooled client per backend in a process."""
+"""Which model a run talks to (`Backend`: the one configured in the environment, a run's, a fork's, an evaluation
+run's reference), whether it is served, and the LLM clients for it: an OpenAI-compatible server or the simulated
+expert, one pooled client per backend for the life of an event loop (`LLMPool`)."""
 
 from __future__ import annotations
 
-import logging
+import asyncio
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from dialogues.engine.llm import LLM
+from dialogues.engine.llm import LLM, LLMError
 from dialogues.llm.client import OpenAIChatClient
 from dialogues.llm.simulated import MODEL_NAME, SimulatedExpert
-from dialogues.runs.models import Dialogue, Run
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:  # runs' models are only read here (runs builds on this module, not the other way)
+    from dialogues.runs.models import Dialogue, Run
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,6 @@ class Backend:
         return backend if not model or backend.simulated else cls(backend.kind, model, backend.base_urls)
 
 
-T = TypeVar("T")
-
-
 def configured_backend(*, simulated: bool = False) -> Backend:
     """The model from the environment (OMEGA_LLM_BASE_URLS, OMEGA_LLM_MODEL); the simulated expert when none
     is configured or when asked for."""
@@ -74,6 +72,27 @@ def make_llm(backend: Backend) -> LLM:
         transport_retries=settings.OMEGA_LLM_TRANSPORT_RETRIES,
         structured_output=settings.OMEGA_LLM_STRUCTURED_OUTPUT,
     )
+
+
+def served_problem(backend: Backend) -> str | None:
+    """Why the backend's model cannot be used (it is not served, the server is away), or None when it can. Asked
+    before a run starts, so that a missing model fails at once instead of stalling the run. The simulated expert
+    is always there."""
+    if backend.simulated:
+        return None
+
+    async def check() -> None:
+        llm = make_llm(backend)
+        try:
+            await llm.check()
+        finally:
+            await close_llm(llm)
+
+    try:
+        asyncio.run(check())
+    except LLMError as exc:
+        return str(exc)
+    return None
 
 
 async def close_llm(llm: LLM) -> None:

@@ -1,21 +1,11 @@
-"""Writes for runs and dialogues: creating runs, dispatching dialogues, persisting one engine step, finishing
-attempts, pausing, resuming and cancelling, and taking over stale leases.
-
-A step happens in three parts so that no database lock is held while the model thinks:
-`dialogue_step_begin` (a short transaction: check the lease, count the step attempt, read the state), the
-engine's LLM calls (no transaction), and `dialogue_step_save` (one short transaction: the turn, its rating and
-every LLM call, unique on (dialogue, turn index) so a repeated step writes nothing twice).
-
-The database says what is in flight. A dispatched dialogue is `running` and holds a lease: a token and an
-expiry. Whoever steps it must present the token; while stepping, the holder extends the expiry (heartbeat). If
-a worker dies, its lease goes stale and `runs_reconcile` hands the dialogue to a new token, so the step in
-flight is redone once (its unsaved LLM calls were never written, so nothing is counted twice).
+"""Attempts: a task's dialogues in a run are its attempts. When one ends it is checked against the method's filter
+(`dialogue_finish`); one that passes is kept, one that does not starts the next attempt, and when all are used the
+best is kept (`attempts_resolve`). Seeds (and the h-NSI side) are drawn per run, task and attempt, so a run replays.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 from typing import Any
 
 from django.utils import timezone
@@ -26,8 +16,6 @@ from dialogues.engine.strategy import AttemptOutcome, choose_kept, filter_explan
 from dialogues.library.models import Task
 from dialogues.runs.models import Dialogue, DialogueStatus, Run
 from dialogues.runs.selectors import dialogue_config
-
-logger = logging.getLogger(__name__)
 
 
 def _outcome(dialogue: Dialogue) -> AttemptOutcome:
@@ -40,9 +28,9 @@ def _outcome(dialogue: Dialogue) -> AttemptOutcome:
     )
 
 
-def _dialogue_finish(dialogue: Dialogue, state: DialogueState, end_reason: str, counters: dict[str, Any]) -> None:
-    """The last step's save: the step's counters (`_step_counters`) raised and the dialogue finished in one update,
-    then its task's attempts resolved."""
+def dialogue_finish(dialogue: Dialogue, state: DialogueState, end_reason: str, counters: dict[str, Any]) -> None:
+    """The last step's save, the dialogue locked by the caller: the step's `counters` (F() expressions) raised and
+    the dialogue finished in one update, then its task's attempts resolved."""
     final = state.final_rating()
     dialogue.final_goal_c = None if final is None else final["goal_c"]
     dialogue.final_goal_p = None if final is None else final["goal_p"]
@@ -60,10 +48,10 @@ def _dialogue_finish(dialogue: Dialogue, state: DialogueState, end_reason: str, 
     # the counters go up with F(), never written back from this (stale) instance
     Dialogue.objects.filter(pk=dialogue.pk).update(**counters, **{name: getattr(dialogue, name) for name in finished})
     if not dialogue.run.is_fork:  # a fork is an experiment: no regeneration, nothing kept for a corpus
-        _attempts_resolve(dialogue, config)
+        attempts_resolve(dialogue, config)
 
 
-def _attempts_resolve(dialogue: Dialogue, config: RunConfig) -> None:
+def attempts_resolve(dialogue: Dialogue, config: RunConfig) -> None:
     """After an attempt ends: keep it if it passes; otherwise start the next attempt, or, when all attempts are
     used, keep the best (highest final goal_c, then goal_p, then the earliest)."""
     siblings = list(
@@ -77,7 +65,7 @@ def _attempts_resolve(dialogue: Dialogue, config: RunConfig) -> None:
     # the attempt in hand did not pass (it failed the filter or the step failed)
     if dialogue.attempt + 1 < config.attempts:
         if not any(s.attempt == dialogue.attempt + 1 for s in siblings):
-            _new_dialogue(dialogue.run, dialogue.task, dialogue.attempt + 1, config).save()
+            attempt_build(dialogue.run, dialogue.task, dialogue.attempt + 1, config).save()
         return
     finished = [s for s in siblings if s.status == DialogueStatus.FINISHED]
     _keep(siblings, choose_kept([_outcome(s) for s in finished], config))
@@ -104,7 +92,8 @@ def nsi_side_for(run_seed: int, task_key: str) -> int:
     return _stable_int("hnsi-side", run_seed, task_key) % 2
 
 
-def _new_dialogue(run: Run, task: Task, attempt: int, config: RunConfig) -> Dialogue:
+def attempt_build(run: Run, task: Task, attempt: int, config: RunConfig) -> Dialogue:
+    """Attempt `attempt` of `task` in `run`, not yet saved, with its seed (and its h-NSI side)."""
     return Dialogue(
         run=run,
         task=task,

@@ -1,9 +1,11 @@
-"""Driving dialogues forward: which model to talk to, one leased step, and running a whole run in this process.
+"""Driving dialogues forward: one leased step (`step_dialogue`: begin, the engine's LLM calls, save, announce),
+a dispatched dialogue stepped for as long as this process holds its lease (`drive_dialogue`), and a whole run
+in this process (`run_to_end`, the CLI's in-process mode).
 
 Everything async here runs inside one event loop that owns the LLM clients (one pooled client per backend).
 Database work goes to a small thread pool (`db`), so the loop never blocks on the database, the number of
 connections a process holds is capped, and no transaction spans an LLM call. Celery workers use the same
-functions through the process loop in dialogues/worker.py.
+functions through the process loop in runs/worker.py.
 """
 
 from __future__ import annotations

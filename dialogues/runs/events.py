@@ -1,4 +1,5 @@
-"""Live updates: small events sent to channel groups; the consumers of open pages render what changed.
+"""Live updates of runs and dialogues: small events sent to their channel groups; the consumers of open pages
+render what changed.
 
 Publishing happens after the work is committed, and a missing or full channel layer is logged, never raised: a
 live update must not undo the work it reports. Steps announce themselves from the stepping loop (async, one

@@ -1,3 +1,5 @@
+"""The run launcher's form: every parameter of a run, turned into a RunConfig."""
+
 from __future__ import annotations
 
 from django import forms

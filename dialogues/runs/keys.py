@@ -10,6 +10,8 @@ from __future__ import annotations
 import uuid
 from functools import cache
 
+from django.db import connection
+
 from dialogues.runs.models import Dialogue, Instance, Run
 
 
@@ -22,8 +24,6 @@ def _instance_key(database: str) -> str:
 
 
 def instance_key() -> str:
-    from django.db import connection
-
     return _instance_key(str(connection.settings_dict["NAME"]))
 
 

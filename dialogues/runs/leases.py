@@ -1,20 +1,17 @@
-"""Writes for runs and dialogues: creating runs, dispatching dialogues, persisting one engine step, finishing
-attempts, pausing, resuming and cancelling, and taking over stale leases.
+"""Leases: who may step a dialogue now, and taking a dialogue for one step.
 
-A step happens in three parts so that no database lock is held while the model thinks:
-`dialogue_step_begin` (a short transaction: check the lease, count the step attempt, read the state), the
-engine's LLM calls (no transaction), and `dialogue_step_save` (one short transaction: the turn, its rating and
-every LLM call, unique on (dialogue, turn index) so a repeated step writes nothing twice).
+The database says what is in flight. A dispatched dialogue is `running` and holds a lease: a token and an expiry.
+Whoever steps it must present the token (`dialogue_step_begin` checks it, counts the step attempt and reads the
+state); while stepping, the holder extends the expiry (`leases_extend`, the heartbeat). If a worker dies, its
+lease goes stale and the reconciler (runs/lifecycle.py) hands the dialogue to a new token, so the step in flight
+is redone once.
 
-The database says what is in flight. A dispatched dialogue is `running` and holds a lease: a token and an
-expiry. Whoever steps it must present the token; while stepping, the holder extends the expiry (heartbeat). If
-a worker dies, its lease goes stale and `runs_reconcile` hands the dialogue to a new token, so the step in
-flight is redone once (its unsaved LLM calls were never written, so nothing is counted twice).
+A save that goes on hands the lease to the next step itself and keeps that step, begun, in this process
+(`dialogue_step_prepare`), so the stepper goes on without reading anything back (`dialogue_step_prepared`).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import uuid
 from collections import OrderedDict
@@ -31,8 +28,6 @@ from dialogues.llm.backends import Backend
 from dialogues.runs.models import Dialogue, DialogueStatus, RunStatus
 from dialogues.runs.selectors import dialogue_state
 
-logger = logging.getLogger(__name__)
-
 
 def leases_expire_all() -> int:
     """Embedded mode, at start-up: nothing else can be stepping, and the in-memory queue is gone, so every
@@ -45,7 +40,7 @@ def leases_extend(*, holders: dict[int, str]) -> int:
     if not holders:
         return 0
     return Dialogue.objects.filter(pk__in=list(holders), lease_token__in=list(holders.values())).update(
-        lease_until=timezone.now() + _step_lease()
+        lease_until=timezone.now() + step_lease()
     )
 
 
@@ -58,6 +53,19 @@ class Begun:
     backend: Backend
     reference: Backend | None = None  # an evaluation run's reference model plays the side the agent does not
     agent_side: int | None = None
+
+    @classmethod
+    def of(cls, dialogue: Dialogue, state: DialogueState, token: str, step_attempt: int | None = None) -> Begun:
+        """The step of `dialogue` (its run loaded) from `state`, holding `token`."""
+        return cls(
+            state,
+            dialogue.step_attempts if step_attempt is None else step_attempt,
+            token,
+            dialogue.run_id,
+            Backend.for_dialogue(dialogue),
+            Backend.reference_of(dialogue.run),
+            dialogue.agent_side,
+        )
 
 
 @dataclass
@@ -92,38 +100,25 @@ def dialogue_step_begin(*, dialogue_id: int, token: str | None = None, human: bo
             return Skipped("the dialogue is being stepped by a worker")
         if token is not None and run.status != RunStatus.RUNNING:
             if run.status == RunStatus.PAUSED:
-                _park(dialogue, DialogueStatus.PAUSED)
+                dialogue_park(dialogue, DialogueStatus.PAUSED)
             return Skipped(f"the run is {run.status}")
         state = None
         if dialogue.human_side is not None or human:
             state = dialogue_state(dialogue)
             move = plan(state)
             if move.kind == MoveKind.HUMAN and not human:
-                _park(dialogue, DialogueStatus.PAUSED)
+                dialogue_park(dialogue, DialogueStatus.PAUSED)
                 return Skipped(f"waiting for a person: {move.reason}", waiting=True)
             if human and move.kind != MoveKind.HUMAN:
                 return Skipped(f"it is not the person's turn: {move.reason}")
-        execution = _token()
+        execution = new_lease_token()
         dialogue.status = DialogueStatus.RUNNING
         dialogue.step_attempts += 1
         dialogue.lease_token = execution
-        dialogue.lease_until = now + _step_lease()
+        dialogue.lease_until = now + step_lease()
         dialogue.started_at = dialogue.started_at or now
         dialogue.save(update_fields=["status", "step_attempts", "lease_token", "lease_until", "started_at"])
-    return _begun(dialogue, state or dialogue_state(dialogue), execution)
-
-
-def _begun(dialogue: Dialogue, state: DialogueState, token: str, step_attempt: int | None = None) -> Begun:
-    run = dialogue.run
-    return Begun(
-        state,
-        dialogue.step_attempts if step_attempt is None else step_attempt,
-        token,
-        dialogue.run_id,
-        Backend.for_dialogue(dialogue),
-        Backend.reference_of(run),
-        dialogue.agent_side,
-    )
+    return Begun.of(dialogue, state or dialogue_state(dialogue), execution)
 
 
 # The next step of each dialogue whose step this process saved last, by the token that save handed out (a uuid:
@@ -149,14 +144,16 @@ def dialogue_step_prepared(*, dialogue_id: int, token: str) -> Begun | None:
     return prepared[1]
 
 
-def _prepare(dialogue_id: int, begun: Begun) -> None:
+def dialogue_step_prepare(*, dialogue_id: int, begun: Begun) -> None:
+    """Keep the next step of a dialogue, begun by the save that just committed, for this process's stepper."""
     with _prepared_lock:
         _prepared[begun.token] = (dialogue_id, begun)
         while len(_prepared) > _PREPARED_KEPT:
             _prepared.popitem(last=False)
 
 
-def _park(dialogue: Dialogue, status: str) -> None:
+def dialogue_park(dialogue: Dialogue, status: str) -> None:
+    """Take a dialogue (locked by the caller) out of flight: `status` (paused, cancelled), no lease."""
     dialogue.status = status
     dialogue.lease_token = ""
     dialogue.lease_until = None
@@ -177,13 +174,16 @@ class Dispatch:
     token: str
 
 
-def _token() -> str:
+def new_lease_token() -> str:
+    """A new lease token: a uuid, so no other process can present it."""
     return uuid.uuid4().hex
 
 
-def _queue_lease() -> timedelta:
+def queue_lease() -> timedelta:
+    """How long a dispatched dialogue may wait in the queue before its lease is stale."""
     return timedelta(seconds=settings.OMEGA_QUEUE_LEASE_SECONDS)
 
 
-def _step_lease() -> timedelta:
+def step_lease() -> timedelta:
+    """How long a step holds its lease between heartbeats."""
     return timedelta(seconds=settings.OMEGA_LEASE_SECONDS)

@@ -1,15 +1,6 @@
-"""Writes for runs and dialogues: creating runs, dispatching dialogues, persisting one engine step, finishing
-attempts, pausing, resuming and cancelling, and taking over stale leases.
-
-A step happens in three parts so that no database lock is held while the model thinks:
-`dialogue_step_begin` (a short transaction: check the lease, count the step attempt, read the state), the
-engine's LLM calls (no transaction), and `dialogue_step_save` (one short transaction: the turn, its rating and
-every LLM call, unique on (dialogue, turn index) so a repeated step writes nothing twice).
-
-The database says what is in flight. A dispatched dialogue is `running` and holds a lease: a token and an
-expiry. Whoever steps it must present the token; while stepping, the holder extends the expiry (heartbeat). If
-a worker dies, its lease goes stale and `runs_reconcile` hands the dialogue to a new token, so the step in
-flight is redone once (its unsaved LLM calls were never written, so nothing is counted twice).
+"""A run's life: creating it with the first attempt of every task, dispatching dialogues up to its max_in_flight,
+pausing, resuming and cancelling runs and dialogues, finishing a run, and taking over stale leases (the
+reconciler). Each returns what it dispatched; the caller enqueues it (runs/starting.py does so after commit).
 """
 
 from __future__ import annotations
@@ -26,8 +17,9 @@ from dialogues.engine.config import RunConfig
 from dialogues.engine.prompts import prompt_set_version
 from dialogues.library.models import Task
 from dialogues.llm.backends import Backend
-from dialogues.runs.attempts import _new_dialogue
-from dialogues.runs.leases import ACTIVE, UNFINISHED, Dispatch, _park, _queue_lease, _token
+from dialogues.runs import events
+from dialogues.runs.attempts import attempt_build
+from dialogues.runs.leases import ACTIVE, UNFINISHED, Dispatch, dialogue_park, new_lease_token, queue_lease
 from dialogues.runs.models import Dialogue, DialogueStatus, Run, RunKind, RunStatus
 from dialogues.runs.steps import run_tokens_used
 
@@ -78,7 +70,7 @@ def run_create(
         benchmark=benchmark or {},
     )
     run.tasks.set(tasks)
-    dialogues = [_new_dialogue(run, task, 0, config) for task in tasks]
+    dialogues = [attempt_build(run, task, 0, config) for task in tasks]
     for dialogue in dialogues:
         dialogue.agent_side = (agent_sides or {}).get(dialogue.task.pk)
     if start_paused:
@@ -107,10 +99,10 @@ def run_dispatch(*, run_id: int) -> list[Dispatch]:
             .order_by("-attempt", "-task__hard", "id")
             .values_list("id", flat=True)[:room]
         )
-        until = timezone.now() + _queue_lease()
+        until = timezone.now() + queue_lease()
         dispatched = []
         for dialogue_id in pending:
-            token = _token()
+            token = new_lease_token()
             if Dialogue.objects.filter(pk=dialogue_id, status=DialogueStatus.PENDING).update(
                 status=DialogueStatus.RUNNING, lease_token=token, lease_until=until
             ):
@@ -166,7 +158,7 @@ def run_cancel(*, run_id: int) -> Run:
 def dialogue_pause(*, dialogue_id: int) -> Dialogue:
     dialogue = Dialogue.objects.select_for_update().get(pk=dialogue_id)
     if dialogue.status in ACTIVE:
-        _park(dialogue, DialogueStatus.PAUSED)  # a step in flight is dropped when it tries to save
+        dialogue_park(dialogue, DialogueStatus.PAUSED)  # a step in flight is dropped when it tries to save
     return dialogue
 
 
@@ -184,7 +176,7 @@ def dialogue_resume(*, dialogue_id: int) -> list[Dispatch]:
 def dialogue_cancel(*, dialogue_id: int) -> Dialogue:
     dialogue = Dialogue.objects.select_for_update().get(pk=dialogue_id)
     if dialogue.status in UNFINISHED:
-        _park(dialogue, DialogueStatus.CANCELLED)
+        dialogue_park(dialogue, DialogueStatus.CANCELLED)
     return dialogue
 
 
@@ -200,8 +192,6 @@ def run_refresh_status(*, run_id: int) -> str:
 def _finish(run_id: int) -> None:
     """The run is over: its pages hear it once the change is committed (the last step's own announcement may
     have gone out before, showing it still running)."""
-    from dialogues.runs import events
-
     Run.objects.filter(pk=run_id).update(status=RunStatus.FINISHED)
     events.run_changed(run_id)
 
@@ -217,11 +207,11 @@ def runs_reconcile(*, run_ids: list[int] | None = None) -> list[Dispatch]:
         stale = stale.filter(run_id__in=run_ids)
     dispatched = []
     for dialogue_id in stale.values_list("id", flat=True):
-        token = _token()
+        token = new_lease_token()
         taken = (
             Dialogue.objects.filter(pk=dialogue_id, status=DialogueStatus.RUNNING)
             .filter(Q(lease_until__lt=now) | Q(lease_until__isnull=True))
-            .update(lease_token=token, lease_until=now + _queue_lease())
+            .update(lease_token=token, lease_until=now + queue_lease())
         )
         if taken:
             logger.warning("dialogue %s: lease went stale, re-enqueued", dialogue_id)
@@ -238,12 +228,12 @@ def run_take_over(*, run_id: int) -> list[Dispatch]:
     """For a process that drives a run alone (the CLI's in-process mode): every dialogue of the run that is in
     flight gets a new token held by the caller, and free slots are filled."""
     with transaction.atomic():
-        until = timezone.now() + _queue_lease()
+        until = timezone.now() + queue_lease()
         taken = []
         for dialogue_id in Dialogue.objects.filter(run_id=run_id, status=DialogueStatus.RUNNING).values_list(
             "id", flat=True
         ):
-            token = _token()
+            token = new_lease_token()
             Dialogue.objects.filter(pk=dialogue_id).update(lease_token=token, lease_until=until)
             taken.append(Dispatch(dialogue_id, token))
     return taken + run_dispatch(run_id=run_id)

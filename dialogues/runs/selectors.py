@@ -1,10 +1,12 @@
-"""Reads. Query functions the views and services share."""
+"""Reads about runs and dialogues that pages and services share: a dialogue by id (or a 404), the configuration a
+dialogue runs with, the engine's state of a dialogue, and the progress of runs counted from rows."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.db.models import Count, Max, Q, Sum
+from django.http import Http404
 
 from dialogues.engine.actions import Action, ActionType
 from dialogues.engine.config import RunConfig
@@ -48,6 +50,14 @@ def rating_dict(rating: StepRating) -> dict[str, Any]:
         "terminate": rating.terminate,
         **({"closing": True} if rating.closing else {}),
     }
+
+
+def dialogue_get_or_404(pk: int) -> Dialogue:
+    """The dialogue with its run and task (what every dialogue page shows), or a 404."""
+    try:
+        return Dialogue.objects.select_related("run", "task__scenario", "task__agent1", "task__agent2").get(pk=pk)
+    except Dialogue.DoesNotExist as missing:
+        raise Http404("No such dialogue.") from missing
 
 
 def dialogue_config(dialogue: Dialogue) -> RunConfig:

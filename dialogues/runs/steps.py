@@ -1,15 +1,13 @@
-"""Writes for runs and dialogues: creating runs, dispatching dialogues, persisting one engine step, finishing
-attempts, pausing, resuming and cancelling, and taking over stale leases.
+"""Saving a step: the turn, its rating and its LLM calls in one short transaction, unique on (dialogue, turn
+index) so a repeated step writes nothing twice, and only while the step still holds the dialogue's lease.
 
-A step happens in three parts so that no database lock is held while the model thinks:
-`dialogue_step_begin` (a short transaction: check the lease, count the step attempt, read the state), the
-engine's LLM calls (no transaction), and `dialogue_step_save` (one short transaction: the turn, its rating and
-every LLM call, unique on (dialogue, turn index) so a repeated step writes nothing twice).
-
-The database says what is in flight. A dispatched dialogue is `running` and holds a lease: a token and an
-expiry. Whoever steps it must present the token; while stepping, the holder extends the expiry (heartbeat). If
-a worker dies, its lease goes stale and `runs_reconcile` hands the dialogue to a new token, so the step in
-flight is redone once (its unsaved LLM calls were never written, so nothing is counted twice).
+A step happens in three parts so that no database lock is held while the model thinks: `dialogue_step_begin`
+(runs/leases.py), the engine's LLM calls (no transaction), and `dialogue_step_save` here. A step after which the
+engine goes on (the common step) is written without reading anything first: one conditional update hands the lease
+to the next step and raises the counters, and the step's rows go in only if it matched. On PostgreSQL that is one
+statement (`_one_statement`); on SQLite it is the update and the inserts in one transaction (`_write_rows`). Both
+write the rows that one builder makes (`_step_rows`). A step that ends or parks the dialogue, and a failed step
+(`dialogue_fail`), take the full path: the dialogue read and locked first.
 """
 
 from __future__ import annotations
@@ -19,18 +17,26 @@ import functools
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, JSONField, Model, Sum
 from django.utils import timezone
 
 from dialogues.engine.plan import Move, MoveKind, plan
 from dialogues.engine.stepper import CallRecord, StepResult
-from dialogues.runs.attempts import _attempts_resolve, _dialogue_finish
-from dialogues.runs.leases import ACTIVE, Begun, _begun, _park, _prepare, _step_lease, _token
+from dialogues.runs.attempts import attempts_resolve, dialogue_finish
+from dialogues.runs.leases import (
+    ACTIVE,
+    Begun,
+    dialogue_park,
+    dialogue_step_prepare,
+    new_lease_token,
+    step_lease,
+)
 from dialogues.runs.models import Branch, Dialogue, DialogueStatus, LLMCall, Run, RunStatus, StepRating, Turn
 from dialogues.runs.selectors import dialogue_config
 
@@ -119,7 +125,9 @@ def dialogue_step_save(
         logger.info("dialogue %s: step already saved, skipping the repeat", dialogue_id)
         return StepSaved(saved=False, reason="this step was saved before")
     if following is not None:
-        _prepare(dialogue_id, following)  # committed: the next step here starts from this
+        dialogue_step_prepare(
+            dialogue_id=dialogue_id, begun=following
+        )  # committed: the next step here starts from this
     return saved
 
 
@@ -134,14 +142,14 @@ def _save_step(
     if dialogue.lease_token != token:
         return StepSaved(saved=False, reason="the lease was taken over; this step's result is dropped"), None
     if stop is None:
-        return _save_going_on(dialogue_id, _begun(dialogue, result.state, token, step_attempt), result, author_id)
+        return _save_going_on(dialogue_id, Begun.of(dialogue, result.state, token, step_attempt), result, author_id)
     _write_step(dialogue, step_attempt, result, author_id)
     if stop.kind == MoveKind.FINISH:
-        _dialogue_finish(dialogue, result.state, stop.end_reason.value, _step_counters(result.calls, result))
+        dialogue_finish(dialogue, result.state, stop.end_reason.value, _step_counters(result.calls, result))
         return StepSaved(saved=True, finished=True), None
     _count_calls(dialogue, result.calls, result)
     # stepped by hand: it waits for the next "step"; or the next move is a person's: it waits for them
-    _park(dialogue, DialogueStatus.PAUSED)
+    dialogue_park(dialogue, DialogueStatus.PAUSED)
     return StepSaved(saved=True, waiting=stop.kind == MoveKind.HUMAN), None
 
 
@@ -155,7 +163,7 @@ def _save_going_on(
     inserts in one transaction. Returns the next step, begun, or None when the lease is not the step's any more
     (the full path says why). A run paused, cancelled or over its token budget keeps the step and parks the
     dialogue."""
-    token = _token()
+    token = new_lease_token()
     branch = result.turn.branch.value if result.turn is not None else None
     update = [
         _tokens(result.calls),
@@ -164,7 +172,7 @@ def _save_going_on(
         branch == Branch.SSI,
         branch == Branch.NSI,
         token,
-        connection.ops.adapt_datetimefield_value(timezone.now() + _step_lease()),
+        connection.ops.adapt_datetimefield_value(timezone.now() + step_lease()),
         dialogue_id,
         begun.token,
         *ACTIVE,
@@ -189,7 +197,7 @@ def _save_going_on(
         parked = DialogueStatus.PAUSED if status == RunStatus.PAUSED else DialogueStatus.CANCELLED
         Dialogue.objects.filter(pk=dialogue_id).update(status=parked, lease_token="", lease_until=None)
         return StepSaved(saved=True, reason=f"the run is {status}"), None
-    following = Begun(result.state, step_attempt, token, begun.run_id, begun.backend, begun.reference, begun.agent_side)
+    following = replace(begun, state=result.state, step_attempt=step_attempt, token=token)
     return StepSaved(saved=True, next_token=token), following
 
 
@@ -369,8 +377,6 @@ def _step_cursor() -> Iterator[Any]:
         with connection.cursor() as cursor:
             yield cursor
         return
-    import psycopg
-
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         yield cursor
@@ -440,5 +446,5 @@ def dialogue_fail(
         )
         # a failed attempt counts as one that did not pass: the next attempt starts, or the best is kept
         if not dialogue.run.is_fork:
-            _attempts_resolve(dialogue, dialogue_config(dialogue))
+            attempts_resolve(dialogue, dialogue_config(dialogue))
         return StepSaved(saved=True, finished=True)

@@ -1,5 +1,6 @@
 """The stepping machinery of a worker process: one long-lived event loop in a background thread, with one
-pooled LLM client per backend, the lease heartbeat and the periodic reconciler.
+pooled LLM client per backend, the lease heartbeat and the periodic reconciler; and `enqueue_steps`, which sends
+dispatched dialogues to the workers.
 
 Celery tasks (threads pool) hand their coroutine to this loop and wait for it, so hundreds of steps can wait
 on the model at once in one process while the database work stays in a few capped threads.
@@ -90,7 +91,7 @@ def process_loop() -> ProcessLoop:
 
 def enqueue_steps(dispatches: list[Dispatch]) -> None:
     """Send dispatched dialogues to the workers (the `llm` queue)."""
-    from dialogues.runs.tasks import dialogue_step_task
+    from dialogues.runs.tasks import dialogue_step_task  # the tasks run in this module's loop: a real cycle
 
     for dispatch in dispatches:
         dialogue_step_task.apply_async(args=(dispatch.dialogue_id, dispatch.token))

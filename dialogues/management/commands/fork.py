@@ -14,8 +14,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dialogues.engine.config import RunConfig
-from dialogues.experiments.selectors import batch_summary, change_rows
 from dialogues.experiments.services import Arm, ForkSettings, batch_seeds, dialogue_fork
+from dialogues.inspection.forks import batch_summary, change_rows
 from dialogues.runs.driving import run_coroutine, run_to_end
 from dialogues.runs.lifecycle import run_dispatch
 from dialogues.runs.models import Dialogue

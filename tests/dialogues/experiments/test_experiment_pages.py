@@ -9,8 +9,9 @@ import pytest
 from django.urls import reverse
 
 from dialogues.engine.config import RunConfig
-from dialogues.experiments.selectors import compare, turns_to_agreement
+from dialogues.experiments.selectors import compare
 from dialogues.experiments.services import Arm, ForkSettings, dialogue_fork
+from dialogues.inspection.forks import turns_to_agreement
 from dialogues.library.models import Task
 from dialogues.llm.backends import configured_backend
 from dialogues.runs.driving import run_coroutine, run_to_end
