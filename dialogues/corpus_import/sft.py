@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -240,9 +242,6 @@ class Collector:
     CACHE = 50_000  # node ids kept in memory for the records that follow (records of a dialogue are near)
 
     def __init__(self, directory: str | None = None) -> None:
-        import sqlite3
-        import tempfile
-
         self._dir = tempfile.TemporaryDirectory(prefix="sft-", dir=directory)
         self.db = sqlite3.connect(f"{self._dir.name}/tree.sqlite3")
         self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
