@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
@@ -49,10 +50,31 @@ def import_dir() -> Path:
     return path
 
 
-def upload_path(name: str) -> Path:
+def _upload_path(name: str) -> Path:
     """Where an uploaded corpus file is kept until its import has run."""
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S-%f")
     return import_dir() / f"{stamp}-{get_valid_filename(Path(name).name) or 'corpus'}"
+
+
+def corpus_import_upload(
+    *, created_by: Any, upload: UploadedFile, format: str, skip_bad: bool, split: str
+) -> ImportJob:
+    """Keep an uploaded corpus file in the import directory (written in chunks, never whole in memory) and record
+    its import; a worker runs it after commit and removes the file when done."""
+    path = _upload_path(upload.name)
+    with path.open("wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    return corpus_import_create(
+        created_by=created_by,
+        origin="upload",
+        path=path,
+        name=upload.name,
+        format=format,
+        skip_bad=skip_bad,
+        split=split,
+        enqueue=True,
+    )
 
 
 def corpus_import_create(

@@ -1,3 +1,6 @@
+"""Forms of the task library: the list's search and filters, the selection of tasks a run or an evaluation
+starts from (filters, then an optional random sample), and the upload of a SOTOPIA profile set."""
+
 from __future__ import annotations
 
 import random
