@@ -7,9 +7,9 @@ scenario, the two participants in speaking order, each one's background as this 
 (the other's is `Unknown`) and the history (`Turn #k: Name said: "…"` or `Turn #k` on its own line); from the
 output the action at `You are at Turn #k`, a JSON or single-quoted Python dict.
 
-`merge` puts the records of one task together (both agents' perspectives) and the records of one dialogue
-together: records whose turns agree wherever both have them are the same dialogue. Nothing is invented: no
-strategy, no rating, and what no prompt showed stays unknown.
+The Collector puts the records of one task together (both agents' perspectives) and the records of one dialogue
+together: records whose turns agree wherever both have them are the same dialogue (a prefix tree of turns in a
+scratch SQLite file). Nothing is invented: no strategy, no rating, and what no prompt showed stays unknown.
 """
 
 from __future__ import annotations
