@@ -109,7 +109,7 @@ def corpus_import_create(
             files=[{"kind": "corpus", "name": name or path.name, "bytes": path.stat().st_size}],
         )
         if enqueue:
-            import_job_enqueue(job)
+            import_job_enqueue(job=job)
     return job
 
 
@@ -125,7 +125,7 @@ class _Progress:
         if not force and now - self.last < PROGRESS_EVERY:
             return
         self.last = now
-        import_job_progress_save(self.job, {"phase": phase, "done": done, "total": total, **more})
+        import_job_progress_save(job=self.job, progress={"phase": phase, "done": done, "total": total, **more})
 
 
 def corpus_import_run(job: ImportJob) -> None:
@@ -182,7 +182,9 @@ def corpus_import_undo(job: ImportJob) -> None:
 
 def corpus_import_register() -> None:
     """Tell the library how corpus import jobs run (dialogues' AppConfig.ready calls this in every process)."""
-    import_runner_register(ImportKind.CORPUS, ImportRunner(run=corpus_import_run, finished=corpus_import_forget_upload))
+    import_runner_register(
+        kind=ImportKind.CORPUS, runner=ImportRunner(run=corpus_import_run, finished=corpus_import_forget_upload)
+    )
 
 
 class CorpusRejected(ImportRejected):

@@ -176,7 +176,7 @@ def _profile_set_run(job: ImportJob) -> None:
 _RUNNERS: dict[str, ImportRunner] = {ImportKind.PROFILES: ImportRunner(run=_profile_set_run)}
 
 
-def import_runner_register(kind: str, runner: ImportRunner) -> None:
+def import_runner_register(*, kind: str, runner: ImportRunner) -> None:
     """Say how jobs of `kind` run (an area above the library that reads other imports calls this at start-up)."""
     _RUNNERS[kind] = runner
 
@@ -200,11 +200,11 @@ def import_job_create(
             ImportFile(job=job, kind=kind, name=name, content=data) for kind, (name, data) in files.items()
         )
         if enqueue:
-            import_job_enqueue(job)
+            import_job_enqueue(job=job)
     return job
 
 
-def import_job_enqueue(job: ImportJob) -> None:
+def import_job_enqueue(*, job: ImportJob) -> None:
     """A worker runs the job once the current transaction commits."""
     from dialogues.library.tasks import import_job_run_task  # the tasks module imports this one
 
@@ -242,7 +242,7 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     return job
 
 
-def import_job_progress_save(job: ImportJob, progress: dict[str, Any]) -> None:
+def import_job_progress_save(*, job: ImportJob, progress: dict[str, Any]) -> None:
     """Record how far a running import has got, and show it on the job's page."""
     job.progress = progress
     ImportJob.objects.filter(pk=job.pk).update(progress=progress)
