@@ -1,3 +1,6 @@
+"""The corpus upload form: the file (up to OMEGA_CORPUS_UPLOAD_MAX_MB), its format, the split of tasks rebuilt
+from SFT prompts, and whether to skip bad records."""
+
 from __future__ import annotations
 
 from django import forms

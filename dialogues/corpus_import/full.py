@@ -8,7 +8,7 @@ from typing import Any
 from dialogues.corpora.data import AGENT_FIELDS, SCENARIO_FIELDS
 from dialogues.engine.actions import ActionType
 from dialogues.engine.branches import Branch
-from dialogues.library.sotopia import RELATIONSHIP_CODES, Problem, _type_name
+from dialogues.library.sotopia import RELATIONSHIP_CODES, Problem, type_name
 
 SCHEMA_PREFIX = "omega-web/full/"
 SCHEMAS = {"omega-web/full/2"}
@@ -46,7 +46,7 @@ class _Check:
             return None
         if not ok:
             names = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds if k is not type(None))
-            self.fail(path, f"expected {names}, got {_type_name(value)}")
+            self.fail(path, f"expected {names}, got {type_name(value)}")
             return None
         return value
 
@@ -98,7 +98,7 @@ def check_task(file: str, line: int, record: dict[str, Any]) -> list[Problem]:
         for i, agent in enumerate(agents or []):
             where = f"profiles.agents[{i}]"
             if not isinstance(agent, dict):
-                c.fail(where, f"expected an object, got {_type_name(agent)}")
+                c.fail(where, f"expected an object, got {type_name(agent)}")
                 continue
             for key in AGENT_TEXT:
                 c.get(agent, key, where, (str,))
@@ -172,7 +172,7 @@ def check_dialogue(file: str, line: int, record: dict[str, Any]) -> list[Problem
     for i, call in enumerate(c.get(record, "llm_calls", "", (list,), optional=True) or []):
         where = f"llm_calls[{i}]"
         if not isinstance(call, dict):
-            c.fail(where, f"expected an object, got {_type_name(call)}")
+            c.fail(where, f"expected an object, got {type_name(call)}")
             continue
         c.get(call, "turn_index", where, (int,))
         for name in ("purpose", "error", "model"):
@@ -189,7 +189,7 @@ def check_dialogue(file: str, line: int, record: dict[str, Any]) -> list[Problem
 
 def _check_turn(c: _Check, where: str, position: int, turn: Any) -> None:
     if not isinstance(turn, dict):
-        c.fail(where, f"expected an object, got {_type_name(turn)}")
+        c.fail(where, f"expected an object, got {type_name(turn)}")
         return
     index = c.get(turn, "index", where, (int,))
     if isinstance(index, int) and index != position:
@@ -225,7 +225,7 @@ def _check_turn(c: _Check, where: str, position: int, turn: Any) -> None:
     for i, mark in enumerate(c.get(turn, "annotations", where, (list,)) or []):
         m = f"{where}.annotations[{i}]"
         if not isinstance(mark, dict):
-            c.fail(m, f"expected an object, got {_type_name(mark)}")
+            c.fail(m, f"expected an object, got {type_name(mark)}")
             continue
         c.get(mark, "annotator", m, (str,))
         labels = c.get(mark, "labels", m, (list,))
@@ -240,7 +240,7 @@ def _check_turn(c: _Check, where: str, position: int, turn: Any) -> None:
 
 def _check_decision(c: _Check, where: str, decision: Any, who: str) -> None:
     if not isinstance(decision, dict):
-        c.fail(where, f"expected an object, got {_type_name(decision)}")
+        c.fail(where, f"expected an object, got {type_name(decision)}")
         return
     c.get(decision, who, where, (str, type(None)))
     if c.get(decision, "decision", where, (str,)) not in (None, "", "accept", "reject", "needs_review"):

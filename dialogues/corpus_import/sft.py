@@ -7,9 +7,9 @@ scenario, the two participants in speaking order, each one's background as this 
 (the other's is `Unknown`) and the history (`Turn #k: Name said: "…"` or `Turn #k` on its own line); from the
 output the action at `You are at Turn #k`, a JSON or single-quoted Python dict.
 
-`merge` puts the records of one task together (both agents' perspectives) and the records of one dialogue
-together: records whose turns agree wherever both have them are the same dialogue. Nothing is invented: no
-strategy, no rating, and what no prompt showed stays unknown.
+The Collector puts the records of one task together (both agents' perspectives) and the records of one dialogue
+together: records whose turns agree wherever both have them are the same dialogue (a prefix tree of turns in a
+scratch SQLite file). Nothing is invented: no strategy, no rating, and what no prompt showed stays unknown.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -240,9 +242,6 @@ class Collector:
     CACHE = 50_000  # node ids kept in memory for the records that follow (records of a dialogue are near)
 
     def __init__(self, directory: str | None = None) -> None:
-        import sqlite3
-        import tempfile
-
         self._dir = tempfile.TemporaryDirectory(prefix="sft-", dir=directory)
         self.db = sqlite3.connect(f"{self._dir.name}/tree.sqlite3")
         self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)

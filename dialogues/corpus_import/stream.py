@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from django.conf import settings
 
-from dialogues.library.sotopia import Problem, _type_name
+from dialogues.library.sotopia import Problem, type_name
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # a line (record) longer than this is refused, not read into memory
 _CHUNK = 1024 * 1024
@@ -135,7 +135,7 @@ def _decode_error(name: str, line: int, raw: bytes, exc: UnicodeDecodeError) -> 
 def _as_record(name: str, line: int, value: Any) -> Item:
     if not isinstance(value, dict):
         return Item(
-            name, line, problem=Problem(name, line, "(record)", f"expected a JSON object, got {_type_name(value)}")
+            name, line, problem=Problem(name, line, "(record)", f"expected a JSON object, got {type_name(value)}")
         )
     return Item(name, line, value)
 

@@ -1,5 +1,8 @@
 """One step of a dialogue: plan the move, make the LLM calls it needs, return the new turn and its rating.
 
+The Stepper carries out the move: a native or SSI action, a person's action, a forced leave, the turns of the
+negotiation workflow (whose calls and prompts are in negotiation.py), and the step rating by n judge samples.
+
 Nothing here touches a database. The caller persists the result (turn, rating and every LLM call) in one
 transaction. An answer that cannot be used is asked again a bounded number of times; then the step fails
 with the reason (StepFailed). Nothing is ever replaced by a default action.
@@ -9,20 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import prompts
+from . import negotiation, prompts
 from .actions import ACTION_JSON_SCHEMA, Action, ActionType, UnusableAnswer, action_from_dict, parse_json_object
 from .context import agent_context, omniscient_context
 from .llm import LLM, ChatRequest, ChatResponse, MalformedResponse, TransportFailure
 from .plan import Move, MoveKind, plan
 from .rating import RATING_JSON_SCHEMA, Rating, parse_sample
-from .state import DialogueState, EndReason, NsiStep, Proposal, Turn
+from .state import DialogueState, EndReason, Turn
 from .strategy import Branch
-from .utility import MATTER_FIELDS, parse_utility
 
 
 @dataclass
@@ -68,12 +69,6 @@ class StepFailed(Exception):
         self.calls = calls
 
 
-def history_text(state: DialogueState, upto: int | None = None) -> str:
-    names = state.task.names
-    turns = state.turns if upto is None else state.turns[:upto]
-    return "".join(f"\nTurn #{t.index}\n{t.action.transcript_line(names[t.speaker])}\n" for t in turns)
-
-
 def agent_prompt(state: DialogueState, speaker: int, turn_index: int, *, strategy_instruction: str = "") -> str:
     """The plain SOTOPIA agent prompt (paper A.4.2) as `speaker` sees it at `turn_index`; with an SSI
     instruction for simple strategy injection. Training records use it without the instruction."""
@@ -81,7 +76,7 @@ def agent_prompt(state: DialogueState, speaker: int, turn_index: int, *, strateg
         "agent",
         name=state.task.names[speaker],
         context=agent_context(state.task, speaker),
-        history=history_text(state, upto=turn_index),
+        history=prompts.history_text(state, upto=turn_index),
         turn=turn_index,
         strategy_instruction=f"{strategy_instruction.strip()}\n" if strategy_instruction else "",
     )
@@ -91,28 +86,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Action):
         return value.as_dict()
     return json.loads(json.dumps(value, default=str))
-
-
-def _format_utility(utility: dict[str, Any] | None) -> str:
-    if not utility:
-        return "(none yet)"
-    return json.dumps({"matters": utility["matters"], "U": utility["U"]}, ensure_ascii=False)
-
-
-_WHITESPACE = re.compile(r"\s+")
-
-
-def _clean_styled(text: str | None) -> str:
-    """Style transfer returns plain text. Surrounding quotes and line breaks, which the prompt forbids, are
-    normalised away; an empty answer is unusable."""
-    value = _WHITESPACE.sub(" ", (text or "").strip()).strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'“”":
-        value = value[1:-1].strip()
-    if value.startswith("“") and value.endswith("”"):
-        value = value[1:-1].strip()
-    if not value:
-        raise UnusableAnswer("empty style transfer")
-    return value
 
 
 HUMAN_TEXT_LIMIT = 4000  # characters a person may type for one action
@@ -267,9 +240,9 @@ class Stepper:
         elif move.kind == MoveKind.HUMAN:
             turn = self._turn(move, self.human, human=True)
         elif move.kind == MoveKind.EXIT_CONFIRM:
-            turn = await self._exit_confirm(move)
+            turn = self._turn(move, **await negotiation.exit_confirm(self.state, self._ask))
         elif move.branch == Branch.NSI:
-            turn = await self._negotiate(move)
+            turn = self._turn(move, **await negotiation.negotiate(self.state, move, self._ask))
         else:
             turn = await self._act(move)
         state = self.state.with_turn(turn)
@@ -308,146 +281,6 @@ class Stepper:
         )
         return self._turn(move, action)
 
-    def _nsi_prefix(self, speaker: int, index: int) -> str:
-        return prompts.render(
-            "nsi_prefix",
-            name=self.state.task.names[speaker],
-            context=agent_context(self.state.task, speaker),
-            history=history_text(self.state),
-            turn=index,
-        )
-
-    async def _negotiate(self, move: Move) -> Turn:
-        """One turn of the negotiation workflow: a reasoning call, a draft, and a style transfer."""
-        state, index, speaker = self.state, self.state.next_index, self.state.next_speaker
-        other_name = state.task.names[1 - speaker]
-        own, other = state.last_utilities(speaker)
-        step = move.nsi_step
-        form = self.config.utility_form
-        matter_fields, matter_example = MATTER_FIELDS[form]
-        meta = {
-            "nsi_step": step.value,
-            "options": [o.value for o in move.options],
-            "nsi_turns_before": len(state.nsi_turns_of(speaker)),
-        }
-        context = {
-            "prefix": self._nsi_prefix(speaker, index),
-            "other": other_name,
-            "matter_fields": matter_fields,
-            "matter_example": matter_example,
-        }
-
-        async def ask(
-            purpose: str, parse: Callable[[str | None], Any], *, schema: dict[str, Any] | None = None, **values: object
-        ) -> Any:
-            # every workflow prompt shares one context; the utilities are the latest of this turn
-            prompt = prompts.render(
-                purpose.replace(".", "_"),
-                **context,
-                own_utility=_format_utility(own),
-                other_utility=_format_utility(other),
-                **values,
-            )
-            return await self._ask(purpose, prompt, parse, turn_index=index, schema=schema, meta=meta)
-
-        def utility_of(text: str | None) -> dict[str, Any]:
-            return parse_utility(parse_json_object(text), form)
-
-        def speech(text: str | None) -> Action:
-            return action_from_dict(parse_json_object(text), allowed=frozenset({ActionType.SPEAK}))
-
-        def updated(text: str | None) -> tuple[dict[str, Any], dict[str, Any], str]:
-            data = parse_json_object(text)
-            return (
-                parse_utility({"matters": data.get("own_matters")}, form),
-                parse_utility({"matters": data.get("other_matters")}, form),
-                _field(data, "draft"),
-            )
-
-        def proposal_of(text: str | None) -> tuple[Proposal, Action]:
-            data = parse_json_object(text)
-            kind = data.get("proposal_type")
-            allowed = {o.value for o in move.options}
-            if kind not in allowed:
-                raise UnusableAnswer(f"proposal_type {kind!r} is not one of {sorted(allowed)}")
-            return Proposal(kind), action_from_dict(data, allowed=frozenset({ActionType.SPEAK}))
-
-        proposal: Proposal | None = None
-        if step == NsiStep.RESOURCE:
-            own = await ask("nsi.own_utility", utility_of)
-            draft = (await ask("nsi.interests", speech, schema=ACTION_JSON_SCHEMA)).argument
-        elif step == NsiStep.DIFFERENCE:
-            other = await ask("nsi.other_utility", utility_of)
-            draft = (await ask("nsi.difference", speech, schema=ACTION_JSON_SCHEMA)).argument
-        else:
-            if step == NsiStep.INITIAL:
-                reasoning = await ask("nsi.proposal_draft", lambda text: _field(parse_json_object(text), "draft"))
-            else:
-                own, other, reasoning = await ask("nsi.update", updated)
-            proposal, draft_action = await ask(
-                "nsi.proposal",
-                proposal_of,
-                schema=_proposal_schema(move.options),
-                draft=reasoning,
-                options=_options_text(move.options, other_name),
-            )
-            draft = draft_action.argument
-        last = state.turns[-1] if state.turns else None
-        styled = await self._ask(
-            "nsi.style_transfer",
-            prompts.render(
-                "style_transfer",
-                name=state.task.names[speaker],
-                context=agent_context(state.task, speaker),
-                other=other_name,
-                draft=draft,
-                last_line=last.action.transcript_line(state.task.names[last.speaker]) if last else "(nothing yet)",
-            ),
-            _clean_styled,
-            turn_index=index,
-            meta=meta,
-        )
-        return self._turn(
-            move,
-            Action(ActionType.SPEAK, styled),
-            nsi_step=step,
-            proposal=proposal,
-            draft=draft,
-            own_utility=own,
-            other_utility=other,
-        )
-
-    async def _exit_confirm(self, move: Move) -> Turn:
-        state, index, speaker = self.state, self.state.next_index, self.state.next_speaker
-        prompt = prompts.render(
-            "nsi_confirm", prefix=self._nsi_prefix(speaker, index), other=state.task.names[1 - speaker]
-        )
-
-        def confirmation(text: str | None) -> Action:
-            data = parse_json_object(text)
-            if data.get("proposal_type") != Proposal.CONFIRM.value:
-                raise UnusableAnswer(f"expected confirm_proposal, got {data.get('proposal_type')!r}")
-            return action_from_dict(data, allowed=frozenset({ActionType.SPEAK}))
-
-        action = await self._ask(
-            "nsi.confirm",
-            prompt,
-            confirmation,
-            turn_index=index,
-            schema=_proposal_schema((Proposal.CONFIRM,)),
-            meta={"nsi_step": "exit_confirm"},
-        )
-        own, other = state.last_utilities(speaker)
-        return self._turn(
-            move,
-            action,
-            forced=True,
-            nsi_step=NsiStep.EXIT_CONFIRM,
-            proposal=Proposal.CONFIRM,
-            own_utility=own,
-            other_utility=other,
-        )
-
     async def _rate(self, state: DialogueState, index: int, *, rated: dict[str, Any]) -> dict[str, Any]:
         """n judge samples (one request with n where the server allows it); malformed samples are dropped and
         asked again a bounded number of times."""
@@ -457,7 +290,7 @@ class Stepper:
             agent1=task.names[0],
             agent2=task.names[1],
             context=omniscient_context(task),
-            history=history_text(state),
+            history=prompts.history_text(state),
         )
         wanted = config.judge_samples
         samples, rejected = [], []
@@ -505,38 +338,6 @@ class Stepper:
         if rated.get("closing"):
             rating["closing"] = True
         return rating
-
-
-def _field(data: dict[str, Any], name: str) -> str:
-    value = data.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise UnusableAnswer(f"missing {name}")
-    return value.strip()
-
-
-def _options_text(options: tuple[Proposal, ...], other: str) -> str:
-    texts = {
-        Proposal.PRESENT: f"present_proposal: put your proposal forward (if {other}'s proposal will not lead to "
-        "a win for both of you, offer a new angle)",
-        Proposal.REVISE: f"revise_proposal: you agree with {other}'s direction but some details need adjusting",
-        Proposal.CONFIRM: f"confirm_proposal: {other}'s proposal is a win for both of you; accept it",
-    }
-    if len(options) == 1:
-        return f'Set "proposal_type" to "{options[0].value}": {texts[options[0]].split(": ", 1)[1]}.'
-    lines = "\n".join(f"- {texts[o]}" for o in options)
-    return f'Choose "proposal_type" from these options:\n{lines}'
-
-
-def _proposal_schema(options: tuple[Proposal, ...]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {
-            "proposal_type": {"type": "string", "enum": [o.value for o in options]},
-            "action_type": {"type": "string", "enum": ["speak"]},
-            "argument": {"type": "string"},
-        },
-        "required": ["proposal_type", "action_type", "argument"],
-    }
 
 
 async def advance(state: DialogueState, llm: LLM, human: Action | None = None) -> StepResult:

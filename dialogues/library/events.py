@@ -1,10 +1,6 @@
-"""Live updates: small events sent to channel groups; the consumers of open pages render what changed.
-
-Publishing happens after the work is committed, and a missing or full channel layer is logged, never raised: a
-live update must not undo the work it reports. Steps announce themselves from the stepping loop (async, one
-connection pool per loop); run progress is announced at most twice a second per run and process, and always when
-a dialogue ends.
-"""
+"""Live updates of import jobs: a job's status fragment, rendered and published to its page's channel group
+whenever the job changes (claimed, progressing, finished). Publishing is dialogues.common.live's: after commit,
+and a missing or full channel layer is logged, never raised."""
 
 from __future__ import annotations
 

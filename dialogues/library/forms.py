@@ -1,3 +1,6 @@
+"""Forms of the task library: the list's search and filters, the selection of tasks a run or an evaluation
+starts from (filters, then an optional random sample), and the upload of a SOTOPIA profile set."""
+
 from __future__ import annotations
 
 import random
@@ -7,7 +10,7 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
 from dialogues.library.models import RelationshipType, Split
-from dialogues.library.selectors import TaskFilters
+from dialogues.library.selectors import TaskFilters, task_list
 from dialogues.library.sotopia import FILE_KINDS
 
 
@@ -88,8 +91,6 @@ class TaskSelectionForm(TaskFilterForm):
     sample_seed = forms.IntegerField(required=False, initial=0, label="Sample seed")
 
     def tasks(self) -> list:
-        from dialogues.library.selectors import task_list
-
         chosen = list(task_list(self.filters()))
         size = self.cleaned_data.get("sample") if self.is_valid() else None
         if size and size < len(chosen):

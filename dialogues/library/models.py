@@ -159,7 +159,7 @@ class ImportKind(models.TextChoices):
 
 class ImportJob(models.Model):
     """One import, from the upload form or the CLI, with its outcome: task profile files (kept in the database), or a
-    dialogue corpus made elsewhere (a file on disk, read as a stream; see dialogues/importers/corpus.py)."""
+    dialogue corpus made elsewhere (a file on disk, read as a stream; see dialogues/corpus_import/)."""
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

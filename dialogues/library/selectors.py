@@ -1,4 +1,5 @@
-"""Reads. Query functions the views and services share."""
+"""Reads of the task library: the filtered task list and its filter choices, one task with its relationships,
+an agent's tasks, the import jobs; and the engine's view of a task (its profiles, TaskSpec and context texts)."""
 
 from __future__ import annotations
 

@@ -1,16 +1,21 @@
-"""Writes for the task library: importing profile sets, and the import jobs that record them."""
+"""Writes for the task library: loading a checked SOTOPIA profile set, and running import jobs.
+
+An import job (from the upload form or the command line) is claimed, run and its outcome recorded here, whatever it
+imports. Each kind of job has an ImportRunner: the library's own profile sets, and the dialogue corpora that
+`dialogues.corpus_import` registers (from dialogues' AppConfig.ready, so every process has it before a job runs).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import models, transaction
 from django.utils import timezone
 
-from dialogues.corpus_import.services import CorpusRejected, corpus_import_forget_upload, corpus_import_run
 from dialogues.library import events
 from dialogues.library.models import (
     AgentProfile,
@@ -150,6 +155,32 @@ def task_library_import(*, files: dict[str, tuple[str, bytes]], split: str, sour
 # --- import jobs (the upload form and the CLI both go through these) ------------------------------------
 
 
+@dataclass(frozen=True)
+class ImportRunner:
+    """How one kind of import job runs. `run` does the work of a claimed job, recording its counts (and anything
+    else it learns) on the job, and raises ImportRejected when nothing may be imported; `finished`, if any, tidies up
+    once the outcome is saved, whatever it was."""
+
+    run: Callable[[ImportJob], None]
+    finished: Callable[[ImportJob], None] | None = None
+
+
+def _job_files(job: ImportJob) -> dict[str, tuple[str, bytes]]:
+    return {f.kind: (f.name, bytes(f.content)) for f in job.stored_files.all()}
+
+
+def _profile_set_run(job: ImportJob) -> None:
+    job.counts = task_library_import(files=_job_files(job), split=job.split, source=job.source)
+
+
+_RUNNERS: dict[str, ImportRunner] = {ImportKind.PROFILES: ImportRunner(run=_profile_set_run)}
+
+
+def import_runner_register(*, kind: str, runner: ImportRunner) -> None:
+    """Say how jobs of `kind` run (an area above the library that reads other imports calls this at start-up)."""
+    _RUNNERS[kind] = runner
+
+
 def import_job_create(
     *, created_by: Any, origin: str, split: str, source: str, files: dict[str, tuple[str, bytes]], enqueue: bool
 ) -> ImportJob:
@@ -169,14 +200,15 @@ def import_job_create(
             ImportFile(job=job, kind=kind, name=name, content=data) for kind, (name, data) in files.items()
         )
         if enqueue:
-            from dialogues.library.tasks import import_job_run_task
-
-            transaction.on_commit(lambda: import_job_run_task.delay(job.pk))
+            import_job_enqueue(job=job)
     return job
 
 
-def _job_files(job: ImportJob) -> dict[str, tuple[str, bytes]]:
-    return {f.kind: (f.name, bytes(f.content)) for f in job.stored_files.all()}
+def import_job_enqueue(*, job: ImportJob) -> None:
+    """A worker runs the job once the current transaction commits."""
+    from dialogues.library.tasks import import_job_run_task  # the tasks module imports this one
+
+    transaction.on_commit(lambda: import_job_run_task.delay(job.pk))
 
 
 def import_job_run(*, job_id: int) -> ImportJob | None:
@@ -188,15 +220,15 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     if not claimed or job is None:
         return job
     events.import_job_changed(job)
+    runner = _RUNNERS.get(job.kind)
     try:
-        if job.kind == ImportKind.CORPUS:
-            corpus_import_run(job)
-        else:
-            job.counts = task_library_import(files=_job_files(job), split=job.split, source=job.source)
+        if runner is None:
+            raise LookupError(f"no importer is registered for imports of kind {job.kind!r}")
+        runner.run(job)
         job.status = ImportStatus.SUCCEEDED
-    except (ImportRejected, CorpusRejected) as rejected:
+    except ImportRejected as rejected:
         job.problems = [p.as_dict() for p in rejected.problems]
-        job.counts = getattr(rejected, "counts", {})
+        job.counts = rejected.counts
         job.status = ImportStatus.FAILED
     except Exception as exc:  # a bug or a lost database: the job says so instead of hanging in "running"
         logger.exception("import job %s crashed", job_id)
@@ -204,16 +236,23 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
         job.status = ImportStatus.FAILED
     job.finished_at = timezone.now()
     job.save(update_fields=["counts", "problems", "status", "finished_at", "skipped", "format", "files"])
-    if job.kind == ImportKind.CORPUS:
-        corpus_import_forget_upload(job)
+    if runner is not None and runner.finished is not None:
+        runner.finished(job)
     events.import_job_changed(job)
     return job
+
+
+def import_job_progress_save(*, job: ImportJob, progress: dict[str, Any]) -> None:
+    """Record how far a running import has got, and show it on the job's page."""
+    job.progress = progress
+    ImportJob.objects.filter(pk=job.pk).update(progress=progress)
+    events.import_job_changed(job)
 
 
 def import_job_requeue_interrupted() -> int:
     """Embedded mode keeps its queue in memory, so a restart loses queued work. At start-up, imports that
     were waiting or cut off (their transaction rolled back) are queued again. Returns how many."""
-    from dialogues.library.tasks import import_job_run_task
+    from dialogues.library.tasks import import_job_run_task  # the tasks module imports this one
 
     interrupted = list(
         ImportJob.objects.filter(status__in=[ImportStatus.PENDING, ImportStatus.RUNNING]).values_list("pk", flat=True)

@@ -45,11 +45,17 @@ class Problem:
 
 
 class ImportRejected(Exception):
-    def __init__(self, problems: list[Problem]) -> None:
+    """Nothing was imported: every problem found, each with its file, line and field. Every importer raises it (or
+    a subclass); `counts` holds what the importer counted before it gave up, if anything."""
+
+    def __init__(self, problems: list[Problem], *, counts: dict[str, int] | None = None, message: str = "") -> None:
         self.problems = problems
-        shown = "\n".join(f"  {p}" for p in problems[:20])
-        more = f"\n  … and {len(problems) - 20} more" if len(problems) > 20 else ""
-        super().__init__(f"Nothing was imported; {len(problems)} problem(s):\n{shown}{more}")
+        self.counts = counts or {}
+        if not message:
+            shown = "\n".join(f"  {p}" for p in problems[:20])
+            more = f"\n  … and {len(problems) - 20} more" if len(problems) > 20 else ""
+            message = f"Nothing was imported; {len(problems)} problem(s):\n{shown}{more}"
+        super().__init__(message)
 
 
 @dataclass
@@ -92,7 +98,7 @@ class _Checker:
             return ""
         value = row[name]
         if not isinstance(value, str):
-            self.add(line, name, f"expected a string, got {_type_name(value)}")
+            self.add(line, name, f"expected a string, got {type_name(value)}")
             return ""
         if non_empty and not value.strip():
             self.add(line, name, "must not be empty")
@@ -104,7 +110,7 @@ class _Checker:
             return 0
         value = row[name]
         if isinstance(value, bool) or not isinstance(value, int):
-            self.add(line, name, f"expected an integer, got {_type_name(value)}")
+            self.add(line, name, f"expected an integer, got {type_name(value)}")
             return 0
         if not low <= value <= high:
             self.add(line, name, f"must be between {low} and {high}, got {value}")
@@ -117,7 +123,7 @@ class _Checker:
             return []
         value = row[name]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.add(line, name, f"expected a list of strings, got {_type_name(value)}")
+            self.add(line, name, f"expected a list of strings, got {type_name(value)}")
             return []
         return [v.strip() for v in value]
 
@@ -129,7 +135,7 @@ class _Checker:
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str):
-            self.add(line, name, f'expected a relationship code "0"-"5", got {_type_name(value)}')
+            self.add(line, name, f'expected a relationship code "0"-"5", got {type_name(value)}')
             return ""
         if value.strip() not in RELATIONSHIP_CODES:
             self.add(line, name, f'unknown relationship code {value!r} (expected "0"-"5")')
@@ -137,7 +143,8 @@ class _Checker:
         return value.strip()
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
+    """How a problem names the JSON type it found ("an object", "a list", "null", ...)."""
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
         type(value), "a number" if isinstance(value, int | float) else type(value).__name__
     )
@@ -169,7 +176,7 @@ def _jsonl_rows(name: str, text: str, problems: list[Problem]) -> list[tuple[int
             problems.append(Problem(name, number, "(json)", f"invalid JSON: {exc.msg} (column {exc.colno})"))
             continue
         if not isinstance(row, dict):
-            problems.append(Problem(name, number, "(record)", f"expected a JSON object, got {_type_name(row)}"))
+            problems.append(Problem(name, number, "(record)", f"expected a JSON object, got {type_name(row)}"))
             continue
         rows.append((number, row))
     return rows
@@ -217,7 +224,7 @@ def _read_scenarios(name: str, rows: list[tuple[int, dict]], problems: list[Prob
         if "agent_goals" not in row:
             check.add(line, "agent_goals", "missing field")
         elif not isinstance(row["agent_goals"], list) or not all(isinstance(g, str) for g in row["agent_goals"]):
-            check.add(line, "agent_goals", f"expected a list of two strings, got {_type_name(row['agent_goals'])}")
+            check.add(line, "agent_goals", f"expected a list of two strings, got {type_name(row['agent_goals'])}")
         elif len(row["agent_goals"]) != 2 or not all(g.strip() for g in row["agent_goals"]):
             given = [g for g in row["agent_goals"] if g.strip()]
             check.add(line, "agent_goals", f"a scenario needs exactly two non-empty goals, got {len(given)}")
@@ -277,7 +284,7 @@ def _read_hard(name: str, text: str, problems: list[Problem], profile: ProfileSe
         return {}
     root = doc.value
     if not isinstance(root, dict):
-        check.add(1, "(document)", f"expected a JSON object with 'hard_combos', got {_type_name(root)}")
+        check.add(1, "(document)", f"expected a JSON object with 'hard_combos', got {type_name(root)}")
         return {}
     if "hard_combos" not in root and "hard_env_ids" not in root:
         check.add(1, "hard_combos", "missing field (give 'hard_combos' or 'hard_env_ids')")
@@ -286,7 +293,7 @@ def _read_hard(name: str, text: str, problems: list[Problem], profile: ProfileSe
     if "hard_combos" in root:
         combos = root["hard_combos"]
         if not isinstance(combos, list):
-            check.add(doc.line_of(root), "hard_combos", f"expected a list, got {_type_name(combos)}")
+            check.add(doc.line_of(root), "hard_combos", f"expected a list, got {type_name(combos)}")
         else:
             profile.hard_task_ids = set()
             for index, item in enumerate(combos):
@@ -296,7 +303,7 @@ def _read_hard(name: str, text: str, problems: list[Problem], profile: ProfileSe
                     item = {"combo_id": item}
                     line = doc.line_of_literal(item["combo_id"], combos)
                 if not isinstance(item, dict):
-                    check.add(line, f"hard_combos[{index}]", f"expected an object, got {_type_name(item)}")
+                    check.add(line, f"hard_combos[{index}]", f"expected an object, got {type_name(item)}")
                     continue
                 if "combo_id" not in item:
                     check.add(line, where, "missing field")

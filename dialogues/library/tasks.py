@@ -1,4 +1,5 @@
-"""Celery tasks: thin, idempotent, ids in; the work happens in services and the engine."""
+"""The library's Celery task: run one import job on a worker (thin and idempotent, the job's id in; the work
+happens in services.import_job_run). Its name predates the areas and is kept for queued messages."""
 
 from celery import shared_task
 

@@ -1,5 +1,5 @@
-"""The task library: list with search and filters, one task, one agent; importing task files through the
-browser (upload, then watch the job finish live)."""
+"""The task library's pages: the task list with search and filters, one task (with its context as each side
+sees it), one agent; the import jobs (list, one job updating live) and the upload of SOTOPIA profile files."""
 
 from __future__ import annotations
 

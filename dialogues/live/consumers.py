@@ -1,7 +1,8 @@
-"""Websocket consumers: authenticate, join a group, send server-rendered fragments. Nothing else.
+"""Websocket consumers of the live pages (an import job, a dialogue, a run, the runs list): each authenticates,
+joins its group and sends server-rendered fragments. Nothing else.
 
 Every consumer sends the current state when it connects, so a page that reconnects after a dropped connection
-catches up on whatever it missed.
+catches up on whatever it missed. What is published to the groups comes from the areas' events modules.
 """
 
 from __future__ import annotations

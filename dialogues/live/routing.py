@@ -1,3 +1,5 @@
+"""The websocket URLs (mounted by omega_web.asgi): one consumer per live page."""
+
 from django.urls import path
 
 from dialogues.live import consumers

@@ -1,7 +1,11 @@
-"""The LLM boundary: OpenAI-compatible chat completions over httpx (vLLM in production).
+"""The LLM clients: OpenAIChatClient, chat completions against OpenAI-compatible servers (vLLM, SGLang, llama.cpp,
+hosted APIs), and SidedLLM, which lets each side of a dialogue talk to its own model.
 
-Transport errors (429, 5xx, timeouts, refused connections) are retried with backoff a bounded number of times,
-then raise TransportFailure. Answers that arrive but cannot be used are the engine's business (it re-asks).
+OpenAIChatClient spreads requests over its endpoints (least busy first, a semaphore each), over httpx with the
+keep-alive transport of http_pool.py. It checks at start that the model is served, and asks for the samples of a
+temperature-0 request one at a time (vLLM refuses n > 1 there). Transport errors (429, 5xx, timeouts, refused
+connections) are retried with backoff a bounded number of times, then raise TransportFailure. Answers that arrive
+but cannot be used are the engine's business (it re-asks).
 """
 
 from __future__ import annotations

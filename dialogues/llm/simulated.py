@@ -11,6 +11,7 @@ Everything it writes is labelled simulated by the caller (Dialogue.simulated); i
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import random
@@ -49,8 +50,6 @@ class SimulatedExpert:
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         if self.latency_ms:
-            import asyncio
-
             await asyncio.sleep(self.latency_ms / 1000)
         meta = request.meta
         prompt = request.messages[-1]["content"]

@@ -18,6 +18,7 @@ from dialogues.library import services
 from dialogues.runs.leases import leases_expire_all
 from dialogues.runs.lifecycle import runs_reconcile
 from dialogues.runs.worker import enqueue_steps
+from omega_web.asgi import application
 from omega_web.celery import app as celery_app
 from omega_web.embedded import EmbeddedWorker
 
@@ -92,8 +93,6 @@ class Command(BaseCommand):
                 enqueue_steps(runs_reconcile())
                 if in_flight:
                     self.stdout.write(f"Resumed {in_flight} dialogue(s) that were in flight.")
-
-        from omega_web.asgi import application
 
         interface = host.replace(":", "\\:")  # Twisted endpoint strings escape the colons of IPv6 addresses
         server = daphne.server.Server(
