@@ -34,10 +34,10 @@ def run_group(run_id: int) -> str:
 
 def publish(group: str, html: str) -> None:
     """From synchronous code: send a rendered fragment after the current transaction commits."""
-    _after_commit(group, {"type": "fragment", "html": html})
+    send_after_commit(group, {"type": "fragment", "html": html})
 
 
-def _after_commit(group: str, message: dict[str, Any]) -> None:
+def send_after_commit(group: str, message: dict[str, Any]) -> None:
     def send() -> None:
         try:
             layer = get_channel_layer()

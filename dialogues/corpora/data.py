@@ -139,7 +139,7 @@ def dialogues(ids: list[int], *, calls: bool = False, annotations: bool = True) 
         rows = {d.pk: d for d in Dialogue.objects.filter(pk__in=chunk).select_related("run")}
         task_ids = {d.task_id for d in rows.values()} - set(specs)
         for task in Task.objects.filter(pk__in=task_ids).select_related("scenario", "agent1", "agent2"):
-            specs[task.pk] = (task_spec(task), _task_facts(task))
+            specs[task.pk] = (task_spec(task), task_facts(task))
         turns: dict[int, list[Turn]] = defaultdict(list)
         for turn in Turn.objects.filter(dialogue_id__in=chunk).order_by("dialogue_id", "index"):
             turns[turn.dialogue_id].append(turn)
@@ -236,7 +236,7 @@ SCENARIO_FIELDS = (
 )  # fmt: skip
 
 
-def _task_facts(task: Task) -> dict[str, Any]:
+def task_facts(task: Task) -> dict[str, Any]:
     """What exports say of a task: the facts formats use, and the complete scenario and agent profiles (SOTOPIA's
     field names) so that the task can be rebuilt from an export alone."""
     return {

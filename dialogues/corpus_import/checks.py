@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dialogues.corpora.data import AGENT_FIELDS, SCENARIO_FIELDS, _task_facts
+from dialogues.corpora.data import AGENT_FIELDS, SCENARIO_FIELDS, task_facts
 from dialogues.corpus_import import full, sft
 from dialogues.corpus_import.stream import Item, Reader
 from dialogues.library.models import AgentProfile, ImportJob, Scenario, Task
@@ -123,7 +123,7 @@ def _check_task_against_library(item: Item, record: dict[str, Any], plan: Plan) 
         return []
     existing = Task.objects.select_related("scenario", "agent1", "agent2").filter(external_id=task_id).first()
     if existing is not None:
-        pairs = [("", f"task {task_id!r}", _task_facts(existing), facts)]
+        pairs = [("", f"task {task_id!r}", task_facts(existing), facts)]
     else:
         scenario = facts["profiles"]["scenario"]
         pairs = [

@@ -16,7 +16,7 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
-from dialogues.common.live import RUNS_GROUP, _after_commit, dialogue_group, run_group
+from dialogues.common.live import RUNS_GROUP, dialogue_group, run_group, send_after_commit
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +27,13 @@ PROGRESS_EVERY = 0.5  # seconds between progress announcements of one run from o
 def run_changed(run_id: int) -> None:
     """From synchronous code (a view that paused or resumed a run): the run's pages refresh its progress."""
     message = {"type": "run.changed", "run": run_id}
-    _after_commit(run_group(run_id), message)
-    _after_commit(RUNS_GROUP, message)
+    send_after_commit(run_group(run_id), message)
+    send_after_commit(RUNS_GROUP, message)
 
 
 def dialogue_changed(dialogue_id: int, run_id: int) -> None:
     """From synchronous code (a view that paused a dialogue)."""
-    _after_commit(dialogue_group(dialogue_id), {"type": "dialogue.changed", "dialogue": dialogue_id, "rated": None})
+    send_after_commit(dialogue_group(dialogue_id), {"type": "dialogue.changed", "dialogue": dialogue_id, "rated": None})
     run_changed(run_id)
 
 

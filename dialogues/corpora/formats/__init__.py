@@ -1,70 +1,17 @@
 """The export formats: a registry, one module per format. Each format writes lines into the files it names, one
-dialogue at a time, and declares its LLaMA-Factory `dataset_info.json` entries."""
+dialogue at a time, and declares its LLaMA-Factory `dataset_info.json` entries (what they share is in base.py)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dialogues.corpora.formats import chat, full_jsonl, preference, sotopia_sft
+from dialogues.corpora.formats.base import ExportOptions, Format, Lines, action_json, trainable_turns
 
-from dialogues.corpora.data import DialogueData
+__all__ = ["ExportOptions", "Format", "Lines", "action_json", "registry", "trainable_turns"]
 
-
-@dataclass(frozen=True)
-class ExportOptions:
-    corrections: str = "apply"  # "apply": a correction replaces the text and later histories; "cut": stop before it
-    exclude_human_turns: bool = True  # no record for an action a person typed (it stays in the histories)
-    llm_calls: bool = False  # full-fidelity JSONL: include every LLM call
-
-
-class Lines(Protocol):
-    seen: set[str]  # what a format already wrote to this file (e.g. tasks), for its own bookkeeping
-
-    def write(self, record: dict[str, Any]) -> None: ...
-
-
-class Format(Protocol):
-    name: str
-    title: str
-    description: str
-    files: tuple[str, ...]
-
-    def write(self, dialogue: DialogueData, out: dict[str, Lines], options: ExportOptions) -> None: ...
-
-    def dataset_info(self) -> dict[str, Any]: ...
-
-
-def action_json(action_type: str, argument: str) -> str:
-    """An action as the agent outputs it (the record's output)."""
-    return json.dumps({"action_type": action_type, "argument": argument}, ensure_ascii=False)
-
-
-def trainable_turns(dialogue: DialogueData, options: ExportOptions) -> list[Any]:
-    """The turns that become training records: every agent action (leave included), without the ones a person
-    typed (if asked), and, with corrections="cut", only those before the first corrected turn. A side whose goal is
-    unknown (a task rebuilt from an imported corpus that holds only the other side's prompts) gives no records:
-    its prompt would have to invent the goal."""
-    turns = [t for t in dialogue.turns if dialogue.spec.goals[t.speaker]]
-    if options.corrections == "cut":
-        first = next((t.index for t in turns if t.corrected is not None), None)
-        if first is not None:
-            turns = [t for t in turns if t.index < first]
-    if options.exclude_human_turns:
-        turns = [t for t in turns if not t.human]
-    return turns
-
-
-def _registry() -> dict[str, Format]:
-    from dialogues.corpora.formats import chat, full_jsonl, preference, sotopia_sft
-
-    formats = [sotopia_sft.FORMAT, chat.SHAREGPT, chat.OPENAI, full_jsonl.FORMAT, preference.FORMAT]
-    return {f.name: f for f in formats}
-
-
-REGISTRY: dict[str, Format] = {}
+REGISTRY: dict[str, Format] = {
+    f.name: f for f in (sotopia_sft.FORMAT, chat.SHAREGPT, chat.OPENAI, full_jsonl.FORMAT, preference.FORMAT)
+}
 
 
 def registry() -> dict[str, Format]:
-    if not REGISTRY:
-        REGISTRY.update(_registry())
     return REGISTRY

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from dialogues.corpora.data import DialogueData
-from dialogues.corpora.formats import ExportOptions, Lines
+from dialogues.corpora.formats.base import ExportOptions, Lines
 
 TASKS = "omega_tasks.jsonl"
 DIALOGUES = "omega_dialogues.jsonl"

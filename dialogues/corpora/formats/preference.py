@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from dialogues.corpora.data import DialogueData, dialogues
-from dialogues.corpora.formats import ExportOptions, Lines, action_json
+from dialogues.corpora.formats.base import ExportOptions, Lines, action_json
 from dialogues.runs.models import Dialogue, DialogueStatus
 
 DPO = "sotopia_omega_dpo.jsonl"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from dialogues.corpora.data import DialogueData
-from dialogues.corpora.formats import ExportOptions, Lines, action_json, trainable_turns
+from dialogues.corpora.formats.base import ExportOptions, Lines, action_json, trainable_turns
 
 FILE = "sotopia_omega.jsonl"
 
