@@ -19,6 +19,7 @@ from dialogues.library.models import Task
 from dialogues.llm.backends import Backend
 from dialogues.runs.lifecycle import run_create
 from dialogues.runs.models import Dialogue, DialogueStatus, Run, RunKind, Setting
+from dialogues.runs.starting import run_start
 from evaluation import partition, report
 from evaluation.judges import EPISODE, RELEVANCE
 from evaluation.models import EvaluationJob, JobStatus
@@ -152,6 +153,14 @@ def benchmark_create(
         )
 
 
+@transaction.atomic
+def benchmark_launch(**fields: Any) -> Run:
+    """A new evaluation run (`benchmark_create` with `fields`), started once committed."""
+    run = benchmark_create(**fields)
+    run_start(run_id=run.pk)
+    return run
+
+
 # --- the manifest ------------------------------------------------------------------------------------------
 
 
@@ -216,6 +225,14 @@ def from_manifest(data: dict[str, Any], *, user: Any = None, name: str | None = 
         user=user,
         sides={t["combo"]: t["agent_side"] for t in data["tasks"]} if data["setting"] == Setting.REFERENCE else None,
     )
+
+
+@transaction.atomic
+def benchmark_relaunch(run: Run, *, user: Any = None) -> Run:
+    """A new evaluation run from `run`'s manifest, started once committed."""
+    again = from_manifest(manifest(run), user=user)
+    run_start(run_id=again.pk)
+    return again
 
 
 # --- results -----------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from dialogues.runs.models import Dialogue, DialogueStatus
 from evaluation import judges, sdiv
 from evaluation.judges import EPISODE, RELEVANCE, JudgeConfig, Judgement
 from evaluation.models import EpisodeScore, EvaluationJob, JobScope, JobStatus, RelevanceScore
+from evaluation.services import sdiv_evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +153,6 @@ def job_run(job_id: int, on_progress: Callable[[dict[str, Any]], None] | None = 
 
             progress(0, len(ids))
             if phase == SDIV:
-                from evaluation.services import sdiv_evaluate
-
                 result = sdiv_evaluate(ids, alpha=job.config.get("alpha", sdiv.ALPHA), on_progress=progress)
                 counts[SDIV] = {
                     "agents": result.agents,

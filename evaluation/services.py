@@ -15,6 +15,7 @@ from django.db import transaction
 from dialogues.corpora.data import CHUNK, DialogueData, dialogues
 from evaluation import embeddings, sdiv
 from evaluation.models import ActionEmbedding, DiversityScore
+from evaluation.plots import similarity_heatmap
 
 
 @dataclass
@@ -143,7 +144,6 @@ class AgentDiversity:
 def dialogue_diversity(dialogue_id: int, data: DialogueData | None = None) -> list[AgentDiversity]:
     """Per agent: the stored score and a heatmap from the stored embeddings (no model is loaded here). `data`: the
     dialogue as exports read it, if the caller has it already."""
-    from evaluation.plots import similarity_heatmap  # plotly only where a figure is drawn
 
     data = data or next(iter(dialogues([dialogue_id], annotations=False)), None)
     if data is None:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,12 +18,19 @@ from django.views.decorators.http import require_POST
 
 from dialogues.corpora.data import dialogues as read_dialogues
 from dialogues.corpora.models import Corpus
+from dialogues.corpora.selection import CorpusFilters, selected
+from dialogues.library.forms import TaskSelectionForm
+from dialogues.library.models import Split
+from dialogues.library.selectors import task_filter_choices
+from dialogues.llm.backends import served_problem
 from dialogues.runs.models import Dialogue, Run
 from dialogues.runs.selectors import dialogue_get_or_404
-from evaluation import judges, report, sdiv
+from evaluation import benchmark, judges, report, sdiv, trajectories
+from evaluation.forms import BenchmarkForm
 from evaluation.jobs import METRIC_LABELS, METRICS, JobError, job_cancel, job_create, job_enqueue
 from evaluation.judges import EPISODE, RELEVANCE
 from evaluation.models import EpisodeScore, EvaluationJob, JobScope, RelevanceScore
+from evaluation.plots import sif_figure, sorted_scores_chart
 from evaluation.services import dialogue_diversity
 from omega_web.roles import Capability, capability_map, requires
 
@@ -55,7 +61,6 @@ def _form_context(request: HttpRequest) -> dict[str, Any]:
 
 
 def _dialogue_panel(request: HttpRequest, dialogue: Dialogue) -> HttpResponse:
-    from evaluation.plots import sif_figure  # plotly only where a figure is drawn
 
     ids = [dialogue.pk]
     srel, srel_versions = report.pick_version(RELEVANCE, ids, request.GET.get("srel"))
@@ -164,7 +169,6 @@ def _report_data(run: Run, request: HttpRequest) -> dict[str, Any]:
 
 def _tables(run: Run, data: dict[str, Any]) -> dict[str, tuple[list[str], list[dict[str, Any]]]]:
     """Every table and figure of the report as CSV columns and rows, by name."""
-    from evaluation import trajectories
 
     ids = data["ids"]
     sif = report.sif_table(ids, data["srel"], data["episode"])
@@ -217,8 +221,6 @@ def _tables(run: Run, data: dict[str, Any]) -> dict[str, tuple[list[str], list[d
 
 @requires(Capability.VIEW)
 def run_report(request: HttpRequest, pk: int) -> HttpResponse:
-    from evaluation import trajectories
-    from evaluation.plots import sorted_scores_chart
 
     run = get_object_or_404(Run, pk=pk)
     data = _report_data(run, request)
@@ -287,7 +289,6 @@ def run_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
 @requires(Capability.RUN)
 @require_POST
 def corpus_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
-    from dialogues.corpora.selection import CorpusFilters, selected
 
     corpus = get_object_or_404(Corpus, pk=pk)
     ids = selected(CorpusFilters.from_json(corpus.filters), corpus.includes, corpus.excludes).values_list(
@@ -372,13 +373,6 @@ def _uploaded(upload: Any, directory: Path) -> Path | None:
 
 @requires(Capability.RUN)
 def run_benchmark_new(request: HttpRequest) -> HttpResponse:
-    from dialogues.library.forms import TaskSelectionForm
-    from dialogues.library.models import Split
-    from dialogues.library.selectors import task_filter_choices
-    from dialogues.llm.backends import served_problem
-    from dialogues.runs.starting import run_start
-    from evaluation import benchmark
-    from evaluation.forms import BenchmarkForm
 
     data = request.POST or None
     selection = TaskSelectionForm(
@@ -399,19 +393,17 @@ def run_benchmark_new(request: HttpRequest) -> HttpResponse:
                         partition_file=_uploaded(d["partition_file"], Path(tmp)),
                     )
                 setting_label = "self-play" if d["setting"] == "self_play" else f"vs {form.reference.model}"
-                with transaction.atomic():
-                    run = benchmark.benchmark_create(
-                        name=d["name"] or f"{form.agent.model} · {setting_label} · {len(tasks)} tasks",
-                        setting=d["setting"],
-                        agent=form.agent,
-                        reference=form.reference,
-                        tasks=tasks,
-                        order=order,
-                        max_turns=d["max_turns"],
-                        seed=d["seed"],
-                        user=request.user,
-                    )
-                    run_start(run_id=run.pk)
+                run = benchmark.benchmark_launch(
+                    name=d["name"] or f"{form.agent.model} · {setting_label} · {len(tasks)} tasks",
+                    setting=d["setting"],
+                    agent=form.agent,
+                    reference=form.reference,
+                    tasks=tasks,
+                    order=order,
+                    max_turns=d["max_turns"],
+                    seed=d["seed"],
+                    user=request.user,
+                )
                 return redirect("run_detail", pk=run.pk)
             except benchmark.BenchmarkError as exc:
                 problem = str(exc)
@@ -422,7 +414,6 @@ def run_benchmark_new(request: HttpRequest) -> HttpResponse:
 
 @requires(Capability.VIEW)
 def run_manifest(request: HttpRequest, pk: int) -> HttpResponse:
-    from evaluation import benchmark
 
     run = get_object_or_404(Run, pk=pk, kind="evaluation")
     response = HttpResponse(json.dumps(benchmark.manifest(run), indent=2), content_type="application/json")
@@ -432,7 +423,6 @@ def run_manifest(request: HttpRequest, pk: int) -> HttpResponse:
 
 @requires(Capability.VIEW)
 def evaluation_leaderboard(request: HttpRequest) -> HttpResponse:
-    from evaluation import benchmark
 
     return render(request, "evaluation/leaderboard.html", {"rows": benchmark.leaderboard()})
 
@@ -441,14 +431,10 @@ def evaluation_leaderboard(request: HttpRequest) -> HttpResponse:
 @require_POST
 def benchmark_repeat(request: HttpRequest, pk: int) -> HttpResponse:
     """A new evaluation run from this one's manifest: the same models, endpoints, seed, tasks and sides."""
-    from dialogues.runs.starting import run_start
-    from evaluation import benchmark
 
     run = get_object_or_404(Run, pk=pk, kind="evaluation")
     try:
-        with transaction.atomic():
-            again = benchmark.from_manifest(benchmark.manifest(run), user=request.user)
-            run_start(run_id=again.pk)
+        again = benchmark.benchmark_relaunch(run, user=request.user)
     except benchmark.BenchmarkError as exc:
         messages.error(request, f"Not repeated: {exc}")
         return redirect("run_detail", pk=run.pk)

@@ -6,12 +6,14 @@ from typing import Any
 
 from django import template
 
+from evaluation.jobs import METRIC_LABELS
+from evaluation.report import interval_text
+
 register = template.Library()
 
 
 @register.filter
 def metric_label(metric: str) -> str:
-    from evaluation.jobs import METRIC_LABELS
 
     return METRIC_LABELS.get(metric, metric)
 
@@ -30,7 +32,6 @@ def number(value: float | None, digits: int = 2) -> str:
 @register.filter
 def interval(value: Any) -> str:
     """mean ± 95% half width (t-interval); the mean alone when n < 2; — when nothing."""
-    from evaluation.report import interval_text
 
     return interval_text(value)
 

@@ -8,6 +8,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from dialogues.corpora.models import Corpus
+from dialogues.corpora.selection import CorpusFilters, selected
 from dialogues.runs.models import Dialogue, Run
 from evaluation import report, sdiv
 from evaluation.jobs import METRIC_LABELS, METRICS, JobError, job_create, job_enqueue, job_run
@@ -96,8 +97,6 @@ class Command(BaseCommand):
                 raise CommandError(f"run #{run.pk} has no finished dialogues yet")
             return JobScope.RUN, ids, {"run": run}
         if o["corpus"] is not None:
-            from dialogues.corpora.selection import CorpusFilters, selected
-
             corpus = Corpus.objects.filter(pk=o["corpus"]).first()
             if corpus is None:
                 raise CommandError(f"no corpus #{o['corpus']}")
