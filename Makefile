@@ -52,8 +52,10 @@ test-services: install
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# ruff, and the architecture's import contracts (.importlinter, explained in docs/architecture.md)
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
