@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dialogues.engine.context import RelationshipType
 from dialogues.library.jsonpos import Located, loads_located
 
-RELATIONSHIP_CODES = {"0", "1", "2", "3", "4", "5"}
+RELATIONSHIP_CODES = {r.value for r in RelationshipType}
 MAX_PROBLEMS = 200
 
 # kind -> (substring that identifies the file name, description)

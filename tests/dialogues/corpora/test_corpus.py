@@ -1,8 +1,8 @@
 """Corpora: selection (filters, includes, excludes, verdicts), the overrides eval-split and simulated dialogues need,
 every export format against its golden file, corrections applied or cut, and the frozen version with its manifest.
 
-Golden files are in tests/dialogues/golden/; after a deliberate change of a format, rewrite them with
-`OMEGA_UPDATE_GOLDEN=1 python -m pytest tests/dialogues/test_corpus.py` and read the diff before committing.
+Golden files are in tests/dialogues/corpora/golden/; after a deliberate change of a format, rewrite them with
+`OMEGA_UPDATE_GOLDEN=1 python -m pytest tests/dialogues/corpora/test_corpus.py` and read the diff before committing.
 """
 
 from __future__ import annotations
