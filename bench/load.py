@@ -117,7 +117,8 @@ async def _watch(
                     except TimeoutError:
                         continue
                     seen.update(int(i) for i in re.findall(rf'id="turn-{dialogue}-(\d+)"', message))
-        except (OSError, websockets.ConnectionClosed) as exc:
+        except (OSError, websockets.ConnectionClosed, websockets.InvalidHandshake) as exc:
+            # a browser reconnects after a dropped handshake too (a busy server may close it before answering)
             drops.append(f"{dialogue}: {exc}")
         if not stop.is_set():
             await asyncio.sleep(2 if dropped_on_purpose else 1)  # away while turns are written
