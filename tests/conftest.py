@@ -5,15 +5,14 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.test import Client
 
 from omega_web.celery import app as celery_app
 from omega_web.roles import ROLE_ORDER, Role
 
+from .factories import UserFactory
 from .support.services import services_required
-
-PASSWORD = "correct horse battery staple 42"
 
 
 @pytest.fixture(autouse=True)
@@ -57,10 +56,7 @@ def sotopia_dir() -> Path:
 @pytest.fixture
 def make_user(db) -> Callable[..., User]:
     def make(role: Role | None, username: str | None = None) -> User:
-        user = User.objects.create_user(username=username or f"{role or 'norole'}-user", password=PASSWORD)
-        if role is not None:
-            user.groups.add(Group.objects.get_or_create(name=role.value)[0])
-        return user
+        return UserFactory(username=username or f"{role or 'norole'}-user", role=role)
 
     return make
 
