@@ -15,6 +15,7 @@ from typing import Any
 
 import factory
 from django.contrib.auth.models import Group, User
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from dialogues.annotation.models import DialogueAnnotation, TurnAnnotation
@@ -258,6 +259,20 @@ def simulated_run(
     return run
 
 
+def server_backend(server: Any) -> Backend:
+    """The backend of an OpenAI-compatible test server (tests/support/llm_server.py)."""
+    return Backend("openai", server.model, (server.base_url,))
+
+
+def served_run(
+    server: Any, tasks: Iterable[Task], *, name: str = "served", config: dict[str, Any] | None = None, **options: Any
+) -> Run:
+    """`created_run` against a test server, driven to its end in this process."""
+    run = created_run(tasks, name=name, config=config, backend=server_backend(server), **options)
+    run_coroutine(lambda llms: run_to_end(run.pk, llms))
+    return run
+
+
 def scenario_tasks(codename: str) -> list[Task]:
     """The tasks of one scenario, in the order they were created."""
     return list(Task.objects.filter(scenario__codename=codename).order_by("id"))
@@ -267,20 +282,33 @@ def scenario_tasks(codename: str) -> list[Task]:
 
 
 class TurnAnnotationFactory(DjangoModelFactory):
+    """One annotator's annotation of a turn as stored; `labels=[label, …]` attaches labels. (Corrections go through
+    `turn_annotation_save`, which keeps the original.)"""
+
     class Meta:
         model = TurnAnnotation
+        skip_postgeneration_save = True
 
     turn = factory.SubFactory(TurnFactory)
     dialogue = factory.SelfAttribute("turn.dialogue")
     annotator = factory.SubFactory(UserFactory)
 
+    @factory.post_generation
+    def labels(obj, create, extracted, **kwargs):
+        if create and extracted:
+            obj.labels.set(extracted)
+
 
 class DialogueAnnotationFactory(DjangoModelFactory):
+    """One annotator's verdict on a dialogue, submitted."""
+
     class Meta:
         model = DialogueAnnotation
 
     dialogue = factory.SubFactory(DialogueFactory)
     annotator = factory.SubFactory(UserFactory)
+    decision = "accept"
+    submitted_at = factory.LazyFunction(timezone.now)
 
 
 # --- corpora ---------------------------------------------------------------------------------------------------
@@ -309,7 +337,7 @@ CORRECTED = "Could we split the bus: six seats each, and I help you recruit volu
 
 
 def saved_corpus(
-    *, user: User, name: str, includes: Iterable[int] = (), description: str = "", **filters: Any
+    *, user: User | None, name: str, includes: Iterable[int] = (), description: str = "", **filters: Any
 ) -> Corpus:
     """A corpus as a curator saves it (`corpus_save`); `filters` are CorpusFilters's, simulated dialogues included
     unless they say otherwise."""

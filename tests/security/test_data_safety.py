@@ -14,12 +14,10 @@ from dialogues.annotation.services import TurnAnnotationInput, turn_annotation_s
 from dialogues.corpora.export import corpus_export, version_path
 from dialogues.corpora.services import override_record
 from dialogues.library.models import Task
-from dialogues.llm.backends import Backend
-from dialogues.runs.driving import run_coroutine, run_to_end
 from dialogues.runs.keys import dialogue_key
 from dialogues.runs.models import Dialogue, DialogueStatus, LLMCall, Run
 from omega_web.roles import Role
-from tests.factories import created_run, saved_corpus, simulated_run
+from tests.factories import saved_corpus, served_run, simulated_run
 from tests.support import llm_answers
 from tests.support.llm_server import ScriptedLLMServer
 
@@ -85,9 +83,7 @@ def test_the_api_key_is_used_but_never_shown_stored_or_exported(demo_tasks, sett
     task = Task.objects.get(external_id="omega-demo-task-04")
     server = ScriptedLLMServer(responder=llm_answers.responder(lambda turn, n: llm_answers.uniform(9, 9, n, end=True)))
     with server:
-        run = created_run([task], name="k", config={"max_turns": 8},
-                          backend=Backend("openai", server.model, (server.base_url,)))  # fmt: skip
-        run_coroutine(lambda llms: run_to_end(run.pk, llms))
+        run = served_run(server, [task], name="k", config={"max_turns": 8})
     seen = [r for r in server.requests if r["path"].endswith("/chat/completions")]
     assert seen and all(r["authorization"] == f"Bearer {secret}" for r in seen)  # the key is used
     dialogue = run.dialogues.first()
