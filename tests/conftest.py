@@ -5,15 +5,14 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.test import Client
 
 from omega_web.celery import app as celery_app
 from omega_web.roles import ROLE_ORDER, Role
 
+from .factories import SIMULATED, CorpusVersionFactory, LLMCallFactory, TurnFactory, UserFactory, created_run
 from .support.services import services_required
-
-PASSWORD = "correct horse battery staple 42"
 
 
 @pytest.fixture(autouse=True)
@@ -57,10 +56,7 @@ def sotopia_dir() -> Path:
 @pytest.fixture
 def make_user(db) -> Callable[..., User]:
     def make(role: Role | None, username: str | None = None) -> User:
-        user = User.objects.create_user(username=username or f"{role or 'norole'}-user", password=PASSWORD)
-        if role is not None:
-            user.groups.add(Group.objects.get_or_create(name=role.value)[0])
-        return user
+        return UserFactory(username=username or f"{role or 'norole'}-user", role=role)
 
     return make
 
@@ -94,3 +90,40 @@ def demo_tasks(db):
     from django.core.management import call_command
 
     call_command("load_demo", verbosity=0)
+
+
+@pytest.fixture
+def samples(demo_tasks, make_user, settings, tmp_path) -> dict[str, int]:
+    """One object of every kind a URL names (a paused run and its dialogue, a call, a turn, a corpus and its
+    version, an evaluation job, a benchmark run…), by the kind's name: for walking every URL."""
+    from dialogues.library.models import AgentProfile, ImportJob, Task
+    from evaluation.benchmark import benchmark_create
+    from evaluation.models import EvaluationJob
+
+    task = Task.objects.first()
+    job = ImportJob.objects.first()
+    run = created_run([task], name="sample", config={"judge_samples": 5}, start_paused=True)
+    dialogue = run.dialogues.get()
+    call = LLMCallFactory(dialogue=dialogue)
+    settings.OMEGA_EXPORT_DIR = tmp_path
+    (tmp_path / "sample-v1.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip
+    version = CorpusVersionFactory(corpus__name="sample", number=1, path="sample-v1.zip", status="succeeded")
+    turn = TurnFactory(dialogue=dialogue, index=0, argument="hi")
+    evaluation = EvaluationJob.objects.create(scope="run", run=run, dialogue_ids=[dialogue.pk], metrics=["sdiv"])
+    bench = benchmark_create(name="b", setting="self_play", agent=SIMULATED, reference=None, tasks=[task])
+    bench.dialogues.update(status="paused")
+    bench.status = "paused"
+    bench.save()
+    return {
+        "benchmark": bench.pk,
+        "evaluation": evaluation.pk,
+        "task": task.pk,
+        "agent": AgentProfile.objects.first().pk,
+        "import": job.pk,
+        "run": run.pk,
+        "dialogue": dialogue.pk,
+        "call": call.pk,
+        "turn": turn.pk,
+        "corpus": version.corpus.pk,
+        "version": version.pk,
+    }

@@ -7,21 +7,9 @@ import shutil
 
 import pytest
 
-from .support.processes import app_env, manage, serve
+from .support.processes import app_env, counts, manage, serve
 
 pytestmark = pytest.mark.slow
-
-COUNT = (
-    "from dialogues.models import *; from django.contrib.auth.models import User; "
-    "print(Task.objects.count(), Run.objects.count(), Dialogue.objects.count(), Turn.objects.count(), "
-    "User.objects.count())"
-)
-
-
-def counts(env) -> str:
-    result = manage(env, "shell", "-c", COUNT)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
 
 
 def test_sqlite_backup_while_serving_and_restore(tmp_path):

@@ -7,17 +7,10 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 
-from dialogues.corpora.models import Corpus, CorpusVersion
-from dialogues.engine.config import RunConfig
-from dialogues.library.models import AgentProfile, ImportJob, Task
-from dialogues.llm.backends import configured_backend
-from dialogues.runs.lifecycle import run_create
-from dialogues.runs.models import LLMCall, Turn
-from evaluation.benchmark import benchmark_create
-from evaluation.models import EvaluationJob
 from omega_web.roles import ROLE_ORDER, Capability, Role, permission_matrix_markdown, role_capabilities
+from tests.support.urls import app_urls, concrete_url
 
 pytestmark = pytest.mark.django_db
 
@@ -29,82 +22,6 @@ NO_CAPABILITY = {
     "password_change": "any account",
     "password_change_done": "any account",
 }
-
-
-def walk(patterns, prefix: str = "", namespace: str = ""):
-    for entry in patterns:
-        if isinstance(entry, URLResolver):
-            ns = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
-            yield from walk(entry.url_patterns, prefix + str(entry.pattern), ns)
-        elif isinstance(entry, URLPattern):
-            yield prefix + str(entry.pattern), f"{namespace}{entry.name}" if entry.name else None, entry.callback
-
-
-def app_urls():
-    """(name, view) of every URL outside Django admin and static files."""
-    return [(name, view) for route, name, view in walk(get_resolver().url_patterns) if not route.startswith("admin/")]
-
-
-@pytest.fixture
-def samples(demo_tasks, make_user, settings, tmp_path):
-    task = Task.objects.first()
-    job = ImportJob.objects.first()
-    run = run_create(
-        created_by=None,
-        name="sample",
-        config=RunConfig(),
-        tasks=[task],
-        backend=configured_backend(simulated=True),
-        start_paused=True,
-    )
-    dialogue = run.dialogues.get()
-    call = LLMCall.objects.create(dialogue=dialogue, turn_index=0, step_attempt=1, purpose="act", messages=[])
-    settings.OMEGA_EXPORT_DIR = tmp_path
-    (tmp_path / "sample-v1.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip
-    corpus = Corpus.objects.create(name="sample")
-    version = CorpusVersion.objects.create(corpus=corpus, number=1, path="sample-v1.zip", status="succeeded")
-    turn = Turn.objects.create(dialogue=dialogue, index=0, speaker=0, action_type="speak", argument="hi", branch="NSC")
-    evaluation = EvaluationJob.objects.create(scope="run", run=run, dialogue_ids=[dialogue.pk], metrics=["sdiv"])
-    bench = benchmark_create(name="b", setting="self_play", agent=configured_backend(simulated=True), reference=None,
-                             tasks=[task])  # fmt: skip
-    bench.dialogues.update(status="paused")
-    bench.status = "paused"
-    bench.save()
-    return {
-        "benchmark": bench.pk,
-        "evaluation": evaluation.pk,
-        "task": task.pk,
-        "agent": AgentProfile.objects.first().pk,
-        "import": job.pk,
-        "run": run.pk,
-        "dialogue": dialogue.pk,
-        "call": call.pk,
-        "turn": turn.pk,
-        "corpus": corpus.pk,
-        "version": version.pk,
-    }
-
-
-def concrete_url(name: str, samples: dict[str, int]) -> str:
-    kwargs = {}
-    possibilities = get_resolver().reverse_dict.getlist(name)
-    params = possibilities[0][0][0][1] if possibilities else []
-    for param in params:
-        if param == "pk":
-            kind = name.split("_")[0]
-            assert kind in samples, f"add a sample object for URL {name!r} to tests/test_permissions.py"
-            kwargs["pk"] = samples[kind]
-        elif param == "viewer":
-            kwargs["viewer"] = "agent1"
-        elif param == "call_id":
-            kwargs["call_id"] = samples["call"]
-        elif param == "table":
-            kwargs["table"] = "sif"
-        elif param == "action":
-            kwargs["action"] = "pause"  # harmless on a paused sample run
-        else:
-            raise AssertionError(f"URL {name!r} has a parameter {param!r} this test cannot fill yet")
-    return reverse(name, kwargs=kwargs)
 
 
 def test_every_app_view_declares_a_capability():

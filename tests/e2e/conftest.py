@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page, expect
 
 from ..support.processes import Served, app_env, manage, serve
 from ..support.services import unavailable
@@ -133,3 +134,38 @@ def snap(page, artifacts):
         page.set_viewport_size(LAPTOP)
 
     return take
+
+
+# --- what the browser tests do in a page -----------------------------------------------------------------------
+
+CODENAME = "field_trip_seats"  # the demo scenario the what-if, evaluation and annotation tests launch
+
+
+def log_in(page: Page, username: str, password: str) -> None:
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/tasks/$"))
+
+
+def mark_document(page: Page) -> str:
+    """Tag the loaded document; `assert_same_document` then proves nothing reloaded the page since."""
+    return page.evaluate("() => (window.e2eDocument = String(Math.random()))")
+
+
+def assert_same_document(page: Page, mark: str) -> None:
+    assert page.evaluate("() => window.e2eDocument") == mark, "the page was reloaded"
+
+
+def finished_dialogue(page: Page) -> str:
+    """Launch a run on one demo scenario with the simulated expert and open its first dialogue once finished."""
+    page.goto("/runs/new/")
+    page.get_by_placeholder("codename, scenario, goal, character…").fill(CODENAME)
+    expect(page.locator("#estimate")).to_contain_text("1 task selected")  # the search has narrowed the choice
+    page.get_by_label("Run name").fill("What-if parent")
+    page.get_by_role("button", name="Start the run").click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
+    page.locator("#dialogue-results a.codename").first.click()
+    expect(page.locator(".dialogue-state .badge").first).to_have_text("finished", timeout=90_000)
+    return page.url

@@ -13,9 +13,7 @@ import zipfile
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import ADMIN_PASSWORD
-from .test_browser import log_in
-from .test_experiments import finished_dialogue
+from .conftest import ADMIN_PASSWORD, finished_dialogue, log_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, VIEWER_USERNAME
+from .conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, VIEWER_USERNAME, assert_same_document, log_in, mark_document
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -25,23 +25,6 @@ SOTOPIA_FILES = {
     "tasks": "sotopia_env_agent_combo_storages.jsonl",
     "hard": "sotopia_hard_subset_derived.json",
 }
-
-
-def log_in(page: Page, username: str, password: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/tasks/$"))
-
-
-def mark_document(page: Page) -> str:
-    """Tag the loaded document; `assert_same_document` then proves nothing reloaded the page since."""
-    return page.evaluate("() => (window.e2eDocument = String(Math.random()))")
-
-
-def assert_same_document(page: Page, mark: str) -> None:
-    assert page.evaluate("() => window.e2eDocument") == mark, "the page was reloaded"
 
 
 class HeldUpdates:

@@ -9,8 +9,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, VIEWER_USERNAME
-from .test_browser import assert_same_document, log_in, mark_document
+from .conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, VIEWER_USERNAME, assert_same_document, log_in, mark_document
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -8,32 +8,17 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import ADMIN_PASSWORD
-from .test_browser import assert_same_document, log_in, mark_document
+from .conftest import ADMIN_PASSWORD, assert_same_document, finished_dialogue, log_in, mark_document
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 expect.set_options(timeout=30_000)
 
-CODENAME = "field_trip_seats"
 MY_LINE = "Could we share the seats by week, and I credit your team in the newsletter?"
 
 
 def turns(page: Page):
     return page.locator("ol.timeline > li.turn")
-
-
-def finished_dialogue(page: Page) -> str:
-    """Launch a run on one demo scenario with the simulated expert and open its first dialogue once finished."""
-    page.goto("/runs/new/")
-    page.get_by_placeholder("codename, scenario, goal, character…").fill(CODENAME)
-    expect(page.locator("#estimate")).to_contain_text("1 task selected")  # the search has narrowed the choice
-    page.get_by_label("Run name").fill("What-if parent")
-    page.get_by_role("button", name="Start the run").click()
-    expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
-    page.locator("#dialogue-results a.codename").first.click()
-    expect(page.locator(".dialogue-state .badge").first).to_have_text("finished", timeout=90_000)
-    return page.url
 
 
 def test_fork_play_a_side_and_compare(page: Page, snap, served, console):

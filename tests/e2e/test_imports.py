@@ -15,8 +15,7 @@ from playwright.sync_api import Page, expect
 
 from bench.imports import write_sft
 
-from .conftest import ADMIN_PASSWORD
-from .test_browser import log_in
+from .conftest import ADMIN_PASSWORD, log_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

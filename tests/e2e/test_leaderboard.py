@@ -16,8 +16,7 @@ from playwright.sync_api import Page, expect
 
 from ..support.llm_answers import action
 from ..support.llm_server import ScriptedLLMServer
-from .conftest import ADMIN_PASSWORD
-from .test_browser import log_in
+from .conftest import ADMIN_PASSWORD, log_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -9,12 +9,9 @@ import re
 import pytest
 from django.core.management import CommandError, call_command
 
-from dialogues.engine.config import RunConfig
 from dialogues.library.models import Task
-from dialogues.llm.backends import configured_backend
-from dialogues.runs.driving import run_coroutine, run_to_end
-from dialogues.runs.lifecycle import run_create
 from evaluation.models import EpisodeScore, EvaluationJob, RelevanceScore
+from tests.factories import simulated_run
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -26,9 +23,7 @@ def evaluate(*args: str) -> str:
 
 
 def test_every_metric_from_the_command_line(demo_tasks):
-    run = run_create(created_by=None, name="cli", config=RunConfig(judge_samples=3),
-                     tasks=list(Task.objects.all()[:3]), backend=configured_backend(simulated=True))  # fmt: skip
-    run_coroutine(lambda llms: run_to_end(run.pk, llms))
+    run = simulated_run(Task.objects.all()[:3], name="cli")
     out = evaluate("--run", str(run.pk), "--metrics", "sdiv,srel,sotopia", "--simulated")
     assert "judge simulated-expert" in out and "done in" in out
     assert "S-IF ×100 over 3 dialogues" in out and "SOTOPIA-EVAL, self-play averaged" in out
@@ -48,7 +43,5 @@ def test_clear_errors(demo_tasks):
     with pytest.raises(CommandError, match="no run #999"):
         evaluate("--run", "999")
     with pytest.raises(CommandError, match="invalid judge configuration"):
-        run = run_create(created_by=None, name="x", config=RunConfig(), tasks=[Task.objects.first()],
-                         backend=configured_backend(simulated=True))  # fmt: skip
-        run_coroutine(lambda llms: run_to_end(run.pk, llms))
+        run = simulated_run([Task.objects.first()], name="x", config={"judge_samples": 5})
         evaluate("--run", str(run.pk), "--metrics", "srel", "--episode-samples", "0")

@@ -14,12 +14,12 @@ import pytest
 from dialogues.annotation.services import TurnAnnotationInput, turn_annotation_save
 from dialogues.engine.actions import UnusableAnswer
 from dialogues.library.models import Task
-from dialogues.runs.models import Dialogue, DialogueStatus, Run, Turn
 from evaluation import judges, report
 from evaluation.jobs import job_create, job_run
 from evaluation.judges import EPISODE, RELEVANCE, JudgeConfig
 from evaluation.models import EpisodeScore, JobStatus, RelevanceScore
 from omega_web.roles import Role
+from tests.factories import DialogueFactory
 from tests.support.llm_server import Reply, ScriptedLLMServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,12 +49,7 @@ def episode_answer(goal1: int = 8, goal2: int = 6, **override) -> str:
 
 @pytest.fixture
 def dialogue(demo_tasks):
-    task = Task.objects.first()
-    run = Run.objects.create(name="r", variant="dsi", config={}, prompt_set_version="x", backend="simulated", model="m")
-    d = Dialogue.objects.create(run=run, task=task, status=DialogueStatus.FINISHED, turns_count=5, kept=True)
-    for i, text in enumerate(TEXTS):
-        Turn.objects.create(dialogue=d, index=i, speaker=i % 2, action_type="speak", argument=text, branch="NSC")
-    return d
+    return DialogueFactory(run__name="r", task=Task.objects.first(), kept=True, turns=TEXTS)
 
 
 @pytest.fixture

@@ -11,15 +11,12 @@ import pytest
 from dialogues.annotation.labels import ensure_default_labels
 from dialogues.annotation.models import Label
 from dialogues.annotation.services import TurnAnnotationInput, turn_annotation_save
-from dialogues.engine.config import RunConfig
 from dialogues.library.models import Task
-from dialogues.llm.backends import configured_backend
-from dialogues.runs.driving import run_coroutine, run_to_end
-from dialogues.runs.lifecycle import run_create
 from evaluation import embeddings, sdiv
 from evaluation.models import ActionEmbedding, DiversityScore
 from evaluation.services import agent_actions, sdiv_evaluate
 from omega_web.roles import Role
+from tests.factories import simulated_run
 
 
 def test_the_formula_matches_a_hand_computation():
@@ -64,14 +61,7 @@ def test_a_changed_model_file_is_refused(monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_scores_are_stored_reused_and_follow_corrections(demo_tasks, make_user):
     ensure_default_labels(Label)
-    run = run_create(
-        created_by=None,
-        name="sdiv",
-        config=RunConfig(judge_samples=3),
-        tasks=list(Task.objects.filter(scenario__codename="field_trip_seats")),
-        backend=configured_backend(simulated=True),
-    )
-    run_coroutine(lambda llms: run_to_end(run.pk, llms))
+    run = simulated_run(Task.objects.filter(scenario__codename="field_trip_seats"), name="sdiv")
     ids = list(run.dialogues.filter(status="finished").values_list("pk", flat=True))
     first = sdiv_evaluate(ids)
     assert first.dialogues == len(ids) and first.agents == 2 * len(ids) and first.encoded > 0

@@ -14,36 +14,28 @@ from statistics import fmean
 import pytest
 
 from dialogues.annotation.services import TurnAnnotationInput, turn_annotation_save
-from dialogues.corpora.models import Corpus
 from dialogues.library.models import Task
-from dialogues.runs.models import Dialogue, DialogueStatus, Run, Turn
+from dialogues.runs.models import Dialogue, Run
 from evaluation import judges, report
 from evaluation.judges import EPISODE
 from evaluation.models import DiversityScore, EpisodeScore, EvaluationJob, JobStatus, RelevanceScore
 from evaluation.stats import paired
 from omega_web.roles import Role
+from tests.factories import CorpusFactory, run_of_dialogues
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 ALL = {"metrics": ["sdiv", "srel", "sotopia"]}
 
 
-def make_run(name: str, tasks, *, texts=None, variant="dsi") -> Run:
-    run = Run.objects.create(name=name, variant=variant, config={}, prompt_set_version="x", backend="simulated",
-                             model="m")  # fmt: skip
-    texts = texts or ["Hello <script>alert(1)</script> there", "Hi, nice to see you.", "Could we share the seats?",
-                      "Sure, six each.", "Then it is settled, six each."]  # fmt: skip
-    for task in tasks:
-        d = Dialogue.objects.create(run=run, task=task, status=DialogueStatus.FINISHED, turns_count=len(texts),
-                                    kept=True, final_goal_c=7.5)  # fmt: skip
-        for i, text in enumerate(texts):
-            Turn.objects.create(dialogue=d, index=i, speaker=i % 2, action_type="speak", argument=text, branch="NSC")
-    return run
+TEXTS = ["Hello <script>alert(1)</script> there", "Hi, nice to see you.", "Could we share the seats?",
+         "Sure, six each.", "Then it is settled, six each."]  # fmt: skip
+KEPT = {"kept": True, "final_goal_c": 7.5}  # every dialogue of these runs: finished, kept, goal_c 7.5
 
 
 @pytest.fixture
 def dialogue(demo_tasks):
-    return make_run("r", [Task.objects.first()]).dialogues.get()
+    return run_of_dialogues([Task.objects.first()], name="r", turns=TEXTS, dialogue=KEPT).dialogues.get()
 
 
 def figures(page: str) -> list[dict]:
@@ -88,7 +80,7 @@ def test_the_dialogue_panel_evaluates_and_shows_every_score_escaped(dialogue, cl
 
 def test_a_run_report_shows_the_tables_and_downloads_them(demo_tasks, client_for):
     tasks = list(Task.objects.all()[:3])
-    run = make_run("dsi", tasks)
+    run = run_of_dialogues(tasks, name="dsi", turns=TEXTS, dialogue=KEPT)
     Task.objects.filter(pk=tasks[0].pk).update(hard=True)
     viewer, researcher = client_for(Role.VIEWER), client_for(Role.RESEARCHER)
     assert "Not evaluated yet" in viewer.get(f"/runs/{run.pk}/sif/").content.decode()
@@ -128,8 +120,8 @@ def test_a_run_report_shows_the_tables_and_downloads_them(demo_tasks, client_for
 
 def test_runs_compared_in_table_4_with_paired_tests(demo_tasks, client_for):
     tasks = list(Task.objects.all()[:4])
-    base = make_run("dsi", tasks)
-    other = make_run("raw", tasks[:3], variant="raw", texts=["Yes.", "Yes.", "Yes.", "Yes.", "Yes."])
+    base = run_of_dialogues(tasks, name="dsi", turns=TEXTS, dialogue=KEPT)
+    other = run_of_dialogues(tasks[:3], name="raw", variant="raw", turns=["Yes."] * 5, dialogue=KEPT)
     for run, goals in ((base, [8, 9, 7, 6]), (other, [5, 7, 6])):
         for d, goal in zip(run.dialogues.order_by("task_id"), goals, strict=True):
             for speaker in (0, 1):
@@ -150,10 +142,10 @@ def test_runs_compared_in_table_4_with_paired_tests(demo_tasks, client_for):
 
 
 def test_a_corpus_is_evaluated_as_one_job(demo_tasks, client_for):
-    run = make_run("dsi", list(Task.objects.all()[:2]))
+    run = run_of_dialogues(Task.objects.all()[:2], name="dsi", turns=TEXTS, dialogue=KEPT)
     Task.objects.update(split="train")
     Dialogue.objects.update(filter_passed=True)
-    corpus = Corpus.objects.create(name="c", filters={"runs": [run.pk], "exclude_simulated": False})
+    corpus = CorpusFactory(name="c", filters={"runs": [run.pk], "exclude_simulated": False})
     answer = client_for(Role.RESEARCHER).post(f"/corpora/{corpus.pk}/evaluate/", {"metrics": ["srel"]})
     job = EvaluationJob.objects.get(corpus=corpus)
     assert answer.status_code == 302 and answer["Location"] == f"/evaluations/{job.pk}/"
@@ -175,7 +167,7 @@ def test_nothing_finished_nothing_started(demo_tasks, client_for):
 def test_episode_table_uses_t_intervals_over_tasks(demo_tasks):
     from scipy import stats
 
-    run = make_run("dsi", list(Task.objects.all()[:3]))
+    run = run_of_dialogues(Task.objects.all()[:3], name="dsi", turns=TEXTS, dialogue=KEPT)
     goals = [[8, 6], [9, 9], [4, 6]]  # per task, both agents
     for d, pair in zip(run.dialogues.order_by("task_id"), goals, strict=True):
         for speaker, goal in enumerate(pair):

@@ -9,9 +9,9 @@ import math
 
 import pytest
 
-from dialogues.library.models import AgentProfile, Scenario, Task
-from dialogues.runs.models import Dialogue, DialogueStatus, Run, StepRating, Turn
+from dialogues.runs.models import Dialogue, DialogueStatus
 from evaluation.trajectories import goal_by_turn, ratings_by_strategy, strategy_use, summarise
+from tests.factories import DialogueFactory, RunFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -19,48 +19,29 @@ T2 = 4.302652729911275  # t(0.975, 2), from a table
 T1 = 12.706204736174698  # t(0.975, 1)
 
 
-def make_task(key: str, *, hard: bool) -> Task:
-    a = AgentProfile.objects.create(external_id=f"{key}-a", first_name="Ann")
-    b = AgentProfile.objects.create(external_id=f"{key}-b", first_name="Bob")
-    scenario = Scenario.objects.create(
-        external_id=key, codename=key, text="t", agent1_goal="g1", agent2_goal="g2", relationship="0"
-    )
-    return Task.objects.create(external_id=key, scenario=scenario, agent1=a, agent2=b, hard=hard)
-
-
-def make_dialogue(run, task, attempt, branches, ratings, *, status=DialogueStatus.FINISHED, kept=False) -> Dialogue:
+def turns(branches: list[str], ratings: dict[int, tuple[float, float]]) -> list[dict]:
     """`branches`: the branch of turns 0, 1, …; `ratings`: {turn index: (goal_c, goal_p)}."""
-    d = Dialogue.objects.create(
-        run=run, task=task, attempt=attempt, status=status, kept=kept, turns_count=len(branches)
-    )
-    for index, branch in enumerate(branches):
-        turn = Turn.objects.create(
-            dialogue=d, index=index, speaker=index % 2, action_type="speak", argument="<b>hi</b>", branch=branch
-        )
-        if index in ratings:
-            goal_c, goal_p = ratings[index]
-            StepRating.objects.create(
-                turn=turn, dialogue=d, samples=[], requested=3, valid=3, goal_c=goal_c, goal_p=goal_p, terminate=False
-            )
-    return d
+    return [{"branch": b, "argument": "<b>hi</b>", "rating": ratings.get(i)} for i, b in enumerate(branches)]
 
 
 @pytest.fixture
 def run():
-    hard, ordinary = make_task("hard", hard=True), make_task("ordinary", hard=False)
-    run = Run.objects.create(name="r", variant="dsi", config={}, prompt_set_version="x", backend="simulated", model="m")
+    hard, ordinary = TaskFactory(key="hard", hard=True), TaskFactory(key="ordinary", hard=False)
+    run = RunFactory(name="r")
     nsc6 = ["NSC"] * 6
-    make_dialogue(run, hard, 0, [*nsc6, "SSI"], {5: (6, 8), 6: (7, 9)}, kept=True)
-    make_dialogue(run, hard, 1, [*nsc6, "NSI"], {5: (4, 7), 6: (8, 8.5)})
-    make_dialogue(run, hard, 2, nsc6, {5: (5, 6)}, kept=True)
-    make_dialogue(run, ordinary, 0, [*nsc6, "SSI", "forced"], {5: (9, 9.5), 6: (5, 6), 7: (3, 3)}, kept=True)
-    make_dialogue(run, ordinary, 1, [*nsc6, "<i>"], {5: (7, 8), 6: (2, 2)})  # an unknown branch
+    DialogueFactory(run=run, task=hard, attempt=0, kept=True, turns=turns([*nsc6, "SSI"], {5: (6, 8), 6: (7, 9)}))
+    DialogueFactory(run=run, task=hard, attempt=1, turns=turns([*nsc6, "NSI"], {5: (4, 7), 6: (8, 8.5)}))
+    DialogueFactory(run=run, task=hard, attempt=2, kept=True, turns=turns(nsc6, {5: (5, 6)}))
+    DialogueFactory(run=run, task=ordinary, attempt=0, kept=True,
+                    turns=turns([*nsc6, "SSI", "forced"], {5: (9, 9.5), 6: (5, 6), 7: (3, 3)}))  # fmt: skip
+    DialogueFactory(
+        run=run, task=ordinary, attempt=1, turns=turns([*nsc6, "<i>"], {5: (7, 8), 6: (2, 2)})
+    )  # an unknown branch
     # not counted: a running dialogue of this run, a finished dialogue of another run
-    make_dialogue(run, hard, 3, [*nsc6, "human"], {5: (0, 0), 6: (0, 0)}, status=DialogueStatus.RUNNING, kept=True)
-    other = Run.objects.create(
-        name="o", variant="dsi", config={}, prompt_set_version="x", backend="simulated", model="m"
-    )
-    make_dialogue(other, hard, 0, [*nsc6, "human"], {5: (1, 1), 6: (1, 1)}, kept=True)
+    DialogueFactory(run=run, task=hard, attempt=3, status=DialogueStatus.RUNNING, kept=True,
+                    turns=turns([*nsc6, "human"], {5: (0, 0), 6: (0, 0)}))  # fmt: skip
+    other = RunFactory(name="o")
+    DialogueFactory(run=other, task=hard, attempt=0, kept=True, turns=turns([*nsc6, "human"], {5: (1, 1), 6: (1, 1)}))
     return run
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.processes import app_env, manage
+from tests.support.processes import app_env, counts, manage
 from tests.support.services import postgres_database
-from tests.test_backup import counts
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

@@ -18,27 +18,10 @@ from urllib.parse import urlparse
 import psycopg
 import pytest
 
-from tests.support.processes import ROOT, app_env, celery_worker, free_port, manage, stop
-from tests.support.services import postgres_database, redis_database, unavailable
+from tests.support.processes import FAST_LEASES, ROOT, app_env, celery_worker, free_port, manage, stop
+from tests.support.services import postgres_database, query, redis_database, scalar, unavailable
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
-
-FAST_LEASES = {
-    "OMEGA_LEASE_SECONDS": "4",
-    "OMEGA_LEASE_HEARTBEAT_SECONDS": "1",
-    "OMEGA_QUEUE_LEASE_SECONDS": "8",
-    "OMEGA_RECONCILE_SECONDS": "2",
-    "OMEGA_SIMULATED_LATENCY_MS": "20",
-}
-
-
-def query(url: str, sql: str) -> list[tuple]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(sql).fetchall()
-
-
-def scalar(url: str, sql: str):
-    return query(url, sql)[0][0]
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ import pytest
 
 from tests.support.llm_server import ScriptedLLMServer
 from tests.support.processes import app_env, celery_worker, manage
-from tests.support.services import postgres_database, redis_database
-
-from .test_celery_runs import query, scalar
+from tests.support.services import postgres_database, query, redis_database, scalar
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

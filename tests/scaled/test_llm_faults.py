@@ -14,10 +14,8 @@ import pytest
 
 from tests.support import llm_answers
 from tests.support.llm_server import Reply, ScriptedLLMServer
-from tests.support.processes import app_env, celery_worker, manage
-from tests.support.services import postgres_database, redis_database
-
-from .test_celery_runs import FAST_LEASES, query, scalar
+from tests.support.processes import FAST_LEASES, app_env, celery_worker, manage
+from tests.support.services import postgres_database, query, redis_database, scalar
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 SECRET = "sk-omega-fault-test-91c2"

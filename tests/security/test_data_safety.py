@@ -12,39 +12,26 @@ import pytest
 from dialogues.annotation.models import TurnAnnotation
 from dialogues.annotation.services import TurnAnnotationInput, turn_annotation_save
 from dialogues.corpora.export import corpus_export, version_path
-from dialogues.corpora.selection import CorpusFilters
-from dialogues.corpora.services import corpus_save, override_record
-from dialogues.engine.config import RunConfig
+from dialogues.corpora.services import override_record
 from dialogues.library.models import Task
-from dialogues.llm.backends import Backend, configured_backend
-from dialogues.runs.driving import run_coroutine, run_to_end
 from dialogues.runs.keys import dialogue_key
-from dialogues.runs.lifecycle import run_create
 from dialogues.runs.models import Dialogue, DialogueStatus, LLMCall, Run
 from omega_web.roles import Role
+from tests.factories import saved_corpus, served_run, simulated_run
 from tests.support import llm_answers
 from tests.support.llm_server import ScriptedLLMServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def simulated_run(tasks: list[Task]) -> Run:
-    run = run_create(created_by=None, name="r", config=RunConfig(judge_samples=3), tasks=tasks,
-                     backend=configured_backend(simulated=True))  # fmt: skip
-    run_coroutine(lambda llms: run_to_end(run.pk, llms))
-    return run
-
-
 def test_a_failed_attempt_is_never_exported_whatever_its_flags(demo_tasks, make_user):
-    run = simulated_run(list(Task.objects.all()[:2]))
+    run = simulated_run(Task.objects.all()[:2], name="r")
     good, bad = list(run.dialogues.filter(status=DialogueStatus.FINISHED).order_by("pk")[:2])
     # the worst case: a dialogue that failed but carries every mark of a good one
     Dialogue.objects.filter(pk=bad.pk).update(status=DialogueStatus.FAILED, failure_reason="the server kept failing",
                                               kept=True, filter_passed=True)  # fmt: skip
     curator = make_user(Role.CURATOR, username="cur")
-    filters = CorpusFilters(split="", kept_only=False, passed_only=False, exclude_simulated=False)
-    corpus = corpus_save(corpus_id=None, name="all", description="", filters=filters, includes=[bad.pk], excludes=[],
-                         version=0, user=curator)  # fmt: skip
+    corpus = saved_corpus(user=curator, name="all", includes=[bad.pk], split="", kept_only=False, passed_only=False)
     for kind in ("simulated", "eval_split"):
         override_record(corpus_id=corpus.pk, kind=kind, reason="test", user=curator)
     version = corpus_export(corpus_id=corpus.pk, formats=["full"], created_by=curator)
@@ -55,7 +42,7 @@ def test_a_failed_attempt_is_never_exported_whatever_its_flags(demo_tasks, make_
 
 
 def test_a_save_that_dies_half_way_leaves_the_annotation_as_it_was(demo_tasks, make_user, monkeypatch):
-    run = simulated_run([Task.objects.first()])
+    run = simulated_run([Task.objects.first()], name="r")
     turn = run.dialogues.first().turns.filter(action_type="speak").order_by("index").first()
     curator = make_user(Role.CURATOR, username="cur")
     saved = turn_annotation_save(turn_id=turn.pk, annotator=curator, version=0,
@@ -77,7 +64,7 @@ def test_a_save_that_dies_half_way_leaves_the_annotation_as_it_was(demo_tasks, m
 
 
 def test_deleting_a_run_is_for_admins_and_asks_first(demo_tasks, client_for):
-    run = simulated_run([Task.objects.first()])
+    run = simulated_run([Task.objects.first()], name="r")
     url = f"/admin/dialogues/run/{run.pk}/delete/"
     for role in (Role.CURATOR, Role.RESEARCHER):
         answer = client_for(role).post(url, {"post": "yes"})
@@ -96,9 +83,7 @@ def test_the_api_key_is_used_but_never_shown_stored_or_exported(demo_tasks, sett
     task = Task.objects.get(external_id="omega-demo-task-04")
     server = ScriptedLLMServer(responder=llm_answers.responder(lambda turn, n: llm_answers.uniform(9, 9, n, end=True)))
     with server:
-        run = run_create(created_by=None, name="k", config=RunConfig(judge_samples=3, max_turns=8), tasks=[task],
-                         backend=Backend("openai", server.model, (server.base_url,)))  # fmt: skip
-        run_coroutine(lambda llms: run_to_end(run.pk, llms))
+        run = served_run(server, [task], name="k", config={"max_turns": 8})
     seen = [r for r in server.requests if r["path"].endswith("/chat/completions")]
     assert seen and all(r["authorization"] == f"Bearer {secret}" for r in seen)  # the key is used
     dialogue = run.dialogues.first()

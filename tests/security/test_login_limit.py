@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from omega_web.models import LoginThrottle
 from omega_web.roles import Role
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 

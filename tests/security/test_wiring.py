@@ -13,8 +13,8 @@ from django.test import Client
 from dialogues.live.routing import websocket_urlpatterns
 from omega_web.middleware import CONTENT_SECURITY_POLICY
 from omega_web.roles import Role
-from tests.dialogues.live.test_consumers import connect, session_cookie
-from tests.test_permissions import app_urls, concrete_url, samples  # noqa: F401  (samples is a fixture)
+from tests.support.urls import app_urls, concrete_url
+from tests.support.websockets import connect, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,7 +27,7 @@ def admin_client(make_user, *, enforce: bool) -> Client:
     return client
 
 
-def test_every_post_needs_the_csrf_token(samples, make_user):  # noqa: F811
+def test_every_post_needs_the_csrf_token(samples, make_user):
     client = admin_client(make_user, enforce=True)
     unprotected = []
     for name, _ in app_urls():
@@ -39,7 +39,7 @@ def test_every_post_needs_the_csrf_token(samples, make_user):  # noqa: F811
     assert unprotected == [], f"POST accepted without a CSRF token: {unprotected}"
 
 
-def test_htmx_posts_with_the_token_header_pass_the_check(samples, make_user):  # noqa: F811
+def test_htmx_posts_with_the_token_header_pass_the_check(samples, make_user):
     client = admin_client(make_user, enforce=True)
     client.get("/runs/")  # sets the csrftoken cookie, as the page does for htmx (hx-headers in base.html)
     token = client.cookies["csrftoken"].value
@@ -50,7 +50,7 @@ def test_htmx_posts_with_the_token_header_pass_the_check(samples, make_user):  #
         assert CSRF_REFUSED not in answer.content, name
 
 
-def test_every_page_carries_the_content_security_policy(samples, make_user):  # noqa: F811
+def test_every_page_carries_the_content_security_policy(samples, make_user):
     assert "'unsafe-inline'" not in CONTENT_SECURITY_POLICY and "script-src 'self'" in CONTENT_SECURITY_POLICY
     client = admin_client(make_user, enforce=False)
     missing = []
@@ -63,7 +63,7 @@ def test_every_page_carries_the_content_security_policy(samples, make_user):  # 
     assert missing == [], f"pages without the policy: {missing}"
 
 
-def ws_paths(samples: dict[str, int]) -> list[str]:  # noqa: F811
+def ws_paths(samples: dict[str, int]) -> list[str]:
     kinds = {"imports": "import", "dialogues": "dialogue", "runs": "run"}
     paths = []
     for pattern in websocket_urlpatterns:
@@ -74,7 +74,7 @@ def ws_paths(samples: dict[str, int]) -> list[str]:  # noqa: F811
 
 
 @pytest.mark.parametrize(("role", "code"), [("anonymous", 4401), (None, 4403)])
-def test_every_websocket_route_refuses_strangers(samples, make_user, role, code):  # noqa: F811
+def test_every_websocket_route_refuses_strangers(samples, make_user, role, code):
     cookie = None if role == "anonymous" else session_cookie(make_user(None, username="no-role"))
     paths = ws_paths(samples)
     assert len(paths) == len(websocket_urlpatterns) >= 4
@@ -89,7 +89,7 @@ def test_every_websocket_route_refuses_strangers(samples, make_user, role, code)
         assert asyncio.run(attempt(path)) == (False, code), path
 
 
-def test_every_websocket_route_lets_a_viewer_in(samples, make_user):  # noqa: F811
+def test_every_websocket_route_lets_a_viewer_in(samples, make_user):
     cookie = session_cookie(make_user(Role.VIEWER, username="viewer-ws"))
 
     async def attempt(path: str):

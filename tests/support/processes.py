@@ -17,6 +17,15 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# Leases, heartbeats and the reconciler short enough that a test sees a crashed worker's dialogues taken over.
+FAST_LEASES = {
+    "OMEGA_LEASE_SECONDS": "4",
+    "OMEGA_LEASE_HEARTBEAT_SECONDS": "1",
+    "OMEGA_QUEUE_LEASE_SECONDS": "8",
+    "OMEGA_RECONCILE_SECONDS": "2",
+    "OMEGA_SIMULATED_LATENCY_MS": "20",
+}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -154,3 +163,17 @@ def login(client: httpx.Client, username: str, password: str) -> None:
     )
     if answer.status_code != 302:
         raise AssertionError(f"login failed: {answer.status_code}")
+
+
+COUNT = (
+    "from dialogues.models import *; from django.contrib.auth.models import User; "
+    "print(Task.objects.count(), Run.objects.count(), Dialogue.objects.count(), Turn.objects.count(), "
+    "User.objects.count())"
+)
+
+
+def counts(env) -> str:
+    """Tasks, runs, dialogues, turns and accounts in the app's database (backup and restore compare them)."""
+    result = manage(env, "shell", "-c", COUNT)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlparse
 
+import psycopg
 import pytest
 
 POSTGRES_URL = os.environ.get("OMEGA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -85,3 +86,12 @@ def redis_database() -> Iterator[tuple[str, str]]:
         for key in client.scan_iter(f"*{prefix}*"):
             client.delete(key)
         client.close()
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def scalar(url: str, sql: str):
+    return query(url, sql)[0][0]

@@ -9,13 +9,10 @@ from django.urls import reverse
 
 from dialogues.annotation.labels import ensure_default_labels
 from dialogues.annotation.models import Adjudication, DialogueAnnotation, Label, TurnAnnotation
-from dialogues.engine.config import RunConfig
 from dialogues.library.models import Task
-from dialogues.llm.backends import configured_backend
-from dialogues.runs.driving import run_coroutine, run_to_end
-from dialogues.runs.lifecycle import run_create
 from dialogues.runs.models import Dialogue, Run
 from omega_web.roles import Role
+from tests.factories import simulated_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HX = {"HX-Request": "true"}
@@ -29,14 +26,7 @@ def _labels(db):
 
 @pytest.fixture
 def dialogue(demo_tasks) -> Dialogue:
-    run = run_create(
-        created_by=None,
-        name="annotate me",
-        config=RunConfig(judge_samples=3),
-        tasks=[Task.objects.filter(scenario__codename="field_trip_seats").first()],
-        backend=configured_backend(simulated=True),
-    )
-    run_coroutine(lambda llms: run_to_end(run.pk, llms))
+    run = simulated_run([Task.objects.filter(scenario__codename="field_trip_seats").first()], name="annotate me")
     return run.dialogues.get(kept=True)
 
 

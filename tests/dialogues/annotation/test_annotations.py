@@ -17,13 +17,10 @@ from dialogues.annotation.services import (
     label_save,
     turn_annotation_save,
 )
-from dialogues.engine.config import RunConfig
 from dialogues.library.models import Task
-from dialogues.llm.backends import configured_backend
-from dialogues.runs.driving import run_coroutine, run_to_end
-from dialogues.runs.lifecycle import run_create
 from dialogues.runs.models import Dialogue, Run, Turn
 from omega_web.roles import Role
+from tests.factories import DialogueAnnotationFactory, TurnAnnotationFactory, simulated_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,15 +32,9 @@ def _labels(db):
 
 @pytest.fixture
 def run(demo_tasks) -> Run:
-    run = run_create(
-        created_by=None,
-        name="to annotate",
-        config=RunConfig(judge_samples=3),
-        tasks=list(Task.objects.filter(scenario__codename__in=["field_trip_seats", "library_roof_fund"])),
-        backend=configured_backend(simulated=True),
+    return simulated_run(
+        Task.objects.filter(scenario__codename__in=["field_trip_seats", "library_roof_fund"]), name="to annotate"
     )
-    run_coroutine(lambda llms: run_to_end(run.pk, llms))
-    return run
 
 
 @pytest.fixture
@@ -214,13 +205,9 @@ def test_agreement_and_disagreements_per_run(run, people):
     decisions = {"ann": ["accept", "reject"], "bob": ["accept", "accept"]}
     for name, choices in decisions.items():
         for dialogue, decision in zip(dialogues, choices, strict=False):
-            dialogue_annotation_save(
-                dialogue_id=dialogue.pk, annotator=people[name], decision=decision, note="", submit=True, version=0
-            )
+            DialogueAnnotationFactory(dialogue=dialogue, annotator=people[name], decision=decision)
     turn = dialogues[0].turns.order_by("index").first()
-    turn_annotation_save(
-        turn_id=turn.pk, annotator=people["ann"], data=TurnAnnotationInput(labels=[label("deadlock")]), version=0
-    )
+    TurnAnnotationFactory(turn=turn, annotator=people["ann"], labels=[label("deadlock")])
     result = run_agreement(run)
     # two annotators, two dialogues: p_o = 1/2; ann accept 1 reject 1, bob accept 2: p_e = (1·2 + 1·0)/4 = 1/2 → κ = 0
     assert result.decisions.statistic == "Cohen's kappa" and result.decisions.items == 2

@@ -19,91 +19,26 @@ import pytest
 from dialogues.annotation.labels import ensure_default_labels
 from dialogues.annotation.models import Label
 from dialogues.annotation.services import (
-    TurnAnnotationInput,
     adjudicate,
-    dialogue_annotation_save,
-    turn_annotation_save,
 )
 from dialogues.corpora.export import OverrideNeeded, corpus_export, version_path
 from dialogues.corpora.formats import ExportOptions
 from dialogues.corpora.selection import CorpusFilters, counts, selected
-from dialogues.corpora.services import corpus_save, override_record
+from dialogues.corpora.services import override_record
 from dialogues.engine import prompts
-from dialogues.engine.config import RunConfig
 from dialogues.library.models import Split, Task
-from dialogues.llm.backends import configured_backend
-from dialogues.runs.driving import run_coroutine, run_to_end
 from dialogues.runs.keys import dialogue_key
-from dialogues.runs.lifecycle import run_create
 from dialogues.runs.models import Dialogue
-from omega_web.roles import Role
+from tests.factories import CORRECTED, saved_corpus, scenario_tasks, simulated_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 GOLDEN = Path(__file__).parent / "golden"
-CORRECTED = "Could we split the bus: six seats each, and I help you recruit volunteers?"
 
 
 @pytest.fixture(autouse=True)
 def _setup(db, settings, tmp_path):
     ensure_default_labels(Label)
     settings.OMEGA_EXPORT_DIR = tmp_path / "exports"
-
-
-@pytest.fixture
-def people(make_user):
-    return {"ann": make_user(Role.ANNOTATOR, "ann"), "cur": make_user(Role.CURATOR, "cur")}
-
-
-def simulated_run(codename: str, **config):
-    run = run_create(
-        created_by=None,
-        name=codename,
-        config=RunConfig(judge_samples=3, **config),
-        tasks=list(Task.objects.filter(scenario__codename=codename).order_by("id")),
-        backend=configured_backend(simulated=True),
-    )
-    run_coroutine(lambda llms: run_to_end(run.pk, llms))
-    return run
-
-
-@pytest.fixture
-def corpus_data(demo_tasks, people):
-    """field_trip_seats (train split, one kept attempt) with an annotation, a curator's correction of turn 4 (speak)
-    and an annotator's correction of turn 3 (a proposal only: not exported), accepted."""
-    run = simulated_run("field_trip_seats")
-    dialogue = run.dialogues.get(kept=True)
-    turns = list(dialogue.turns.order_by("index"))
-    parroting = Label.objects.get(name="parroting").pk
-    turn_annotation_save(
-        turn_id=turns[3].pk,
-        annotator=people["ann"],
-        data=TurnAnnotationInput(labels=[parroting], quality=2, corrected_text="An annotator's idea.",
-                                 correction_reason="proposal"),
-        version=0,
-    )  # fmt: skip
-    turn_annotation_save(
-        turn_id=turns[4].pk,
-        annotator=people["cur"],
-        data=TurnAnnotationInput(corrected_text=CORRECTED, correction_reason="a concrete offer"),
-        version=0,
-    )
-    dialogue_annotation_save(
-        dialogue_id=dialogue.pk, annotator=people["ann"], decision="accept", note="", submit=True, version=0
-    )
-    return run, dialogue
-
-
-def make_corpus(people, **filters):
-    return corpus_save(
-        corpus_id=None,
-        name="golden",
-        description="",
-        filters=CorpusFilters(**{"exclude_simulated": False, **filters}),
-        includes=[],
-        excludes=[],
-        version=0,
-        user=people["cur"],
-    )
 
 
 def normalised(text: str) -> str:
@@ -130,7 +65,7 @@ def unzip(version) -> dict[str, str]:
 
 
 def test_every_format_matches_its_golden_file(corpus_data, people):
-    corpus = make_corpus(people)
+    corpus = saved_corpus(user=people["cur"], name="golden")
     with pytest.raises(OverrideNeeded, match="simulated expert"):
         corpus_export(corpus_id=corpus.pk, created_by=people["cur"])
     override_record(corpus_id=corpus.pk, kind="simulated", reason="golden-file test", user=people["cur"])
@@ -158,7 +93,7 @@ def test_every_format_matches_its_golden_file(corpus_data, people):
 
 def test_sft_records_follow_the_method(corpus_data, people):
     _run, dialogue = corpus_data
-    corpus = make_corpus(people)
+    corpus = saved_corpus(user=people["cur"], name="golden")
     override_record(corpus_id=corpus.pk, kind="simulated", reason="test", user=people["cur"])
     files = unzip(corpus_export(corpus_id=corpus.pk, formats=["sotopia-sft"], created_by=people["cur"]))
     records = [json.loads(line) for line in files["sotopia_omega.jsonl"].splitlines()]
@@ -193,7 +128,7 @@ def test_sft_records_follow_the_method(corpus_data, people):
 
 def test_selection_filters_verdicts_and_manual_changes(corpus_data, people, demo_tasks):
     _run, dialogue = corpus_data
-    other = simulated_run("library_roof_fund")  # hard, several attempts
+    other = simulated_run(scenario_tasks("library_roof_fund"), name="library_roof_fund")  # hard, several attempts
     everything = CorpusFilters(split="", kept_only=False, passed_only=False, exclude_simulated=False)
     all_ids = set(selected(everything, [], []).values_list("pk", flat=True))
     finished = set(other.dialogues.filter(status="finished").values_list("pk", flat=True))
@@ -215,7 +150,7 @@ def test_selection_filters_verdicts_and_manual_changes(corpus_data, people, demo
 def test_eval_split_needs_a_recorded_override(corpus_data, people):
     _run, dialogue = corpus_data
     Task.objects.filter(pk=dialogue.task_id).update(split=Split.EVAL)
-    corpus = make_corpus(people, split="")
+    corpus = saved_corpus(user=people["cur"], name="golden", split="")
     override_record(corpus_id=corpus.pk, kind="simulated", reason="test", user=people["cur"])
     with pytest.raises(OverrideNeeded, match="eval split"):
         corpus_export(corpus_id=corpus.pk, created_by=people["cur"])
@@ -228,7 +163,7 @@ def test_eval_split_needs_a_recorded_override(corpus_data, people):
 
 
 def test_nothing_to_export_and_unknown_formats_are_refused(demo_tasks, people):
-    corpus = make_corpus(people)
+    corpus = saved_corpus(user=people["cur"], name="golden")
     with pytest.raises(ValueError, match="selects no dialogue"):
         corpus_export(corpus_id=corpus.pk, created_by=people["cur"])
     with pytest.raises(ValueError, match="unknown format"):
@@ -239,15 +174,12 @@ def test_nothing_to_export_and_unknown_formats_are_refused(demo_tasks, people):
 def test_preference_pairs_from_attempts_share_their_prompt(demo_tasks, people):
     from dialogues.corpora.data import dialogues
 
-    run = simulated_run("library_roof_fund")
+    run = simulated_run(scenario_tasks("library_roof_fund"), name="library_roof_fund")
     task = Task.objects.filter(scenario__codename="library_roof_fund").order_by("id").first()
     kept = run.dialogues.get(task=task, kept=True)
     failed = list(run.dialogues.filter(task=task, filter_passed=False).order_by("attempt"))
     assert kept.filter_passed and failed  # the simulator needs three attempts on this task
-    corpus = corpus_save(
-        corpus_id=None, name="pairs", description="", version=0, user=people["cur"], includes=[], excludes=[],
-        filters=CorpusFilters(tasks=[task.external_id], split="", exclude_simulated=False),
-    )  # fmt: skip
+    corpus = saved_corpus(user=people["cur"], name="pairs", tasks=[task.external_id], split="")
     override_record(corpus_id=corpus.pk, kind="simulated", reason="test", user=people["cur"])
     files = unzip(corpus_export(corpus_id=corpus.pk, formats=["preference"], created_by=people["cur"]))
     pairs = [json.loads(line) for line in files["sotopia_omega_dpo.jsonl"].splitlines()]

@@ -15,12 +15,9 @@ from django.urls import reverse
 from dialogues.annotation.labels import ensure_default_labels
 from dialogues.annotation.models import Label
 from dialogues.corpora.models import Corpus, CorpusVersion
-from dialogues.engine.config import RunConfig
 from dialogues.library.models import Task
-from dialogues.llm.backends import configured_backend
-from dialogues.runs.driving import run_coroutine, run_to_end
-from dialogues.runs.lifecycle import run_create
 from omega_web.roles import Role
+from tests.factories import CorpusVersionFactory, saved_corpus, simulated_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HOSTILE = '<script>alert("x")</script>'
@@ -34,15 +31,9 @@ def _setup(db, settings, tmp_path):
 
 @pytest.fixture
 def finished(demo_tasks):
-    run = run_create(
-        created_by=None,
-        name="for a corpus",
-        config=RunConfig(judge_samples=3),
-        tasks=list(Task.objects.filter(scenario__codename__in=["field_trip_seats", "vintage_bike_sale"])),
-        backend=configured_backend(simulated=True),
+    return simulated_run(
+        Task.objects.filter(scenario__codename__in=["field_trip_seats", "vintage_bike_sale"]), name="for a corpus"
     )
-    run_coroutine(lambda llms: run_to_end(run.pk, llms))
-    return run
 
 
 def form_data(**changes):
@@ -96,19 +87,14 @@ def test_build_override_export_and_download(finished, client_for):
 
 
 def test_a_stored_path_cannot_leave_the_export_directory(finished, client_for, tmp_path):
-    corpus = Corpus.objects.create(name="tricky")
     (tmp_path / "secret.txt").write_text("not for download")
-    version = CorpusVersion.objects.create(corpus=corpus, number=1, path="../secret.txt", status="succeeded")
+    version = CorpusVersionFactory(corpus__name="tricky", number=1, path="../secret.txt", status="succeeded")
     answer = client_for(Role.CURATOR).get(reverse("version_download", args=[version.pk]))
     assert answer.status_code == 404
 
 
 def test_export_corpus_command(finished, client_for, tmp_path):
-    from dialogues.corpora.selection import CorpusFilters
-    from dialogues.corpora.services import corpus_save
-
-    corpus_save(corpus_id=None, name="cli", description="", filters=CorpusFilters(exclude_simulated=False),
-                includes=[], excludes=[], version=0, user=None)  # fmt: skip
+    saved_corpus(user=None, name="cli")
     with pytest.raises(CommandError, match="simulated expert"):
         call_command("export_corpus", "cli", stdout=io.StringIO())
     with pytest.raises(CommandError, match="no corpus named 'nope'"):
@@ -125,11 +111,9 @@ def test_export_corpus_command(finished, client_for, tmp_path):
 
 def test_a_version_is_written_by_a_worker_and_downloadable_only_when_done(finished, client_for):
     from dialogues.corpora.export import corpus_version_build, corpus_version_request
-    from dialogues.corpora.selection import CorpusFilters
-    from dialogues.corpora.services import corpus_save, override_record
+    from dialogues.corpora.services import override_record
 
-    corpus = corpus_save(corpus_id=None, name="async", description="", filters=CorpusFilters(exclude_simulated=False),
-                         includes=[], excludes=[], version=0, user=None)  # fmt: skip
+    corpus = saved_corpus(user=None, name="async")
     override_record(corpus_id=corpus.pk, kind="simulated", reason="test", user=None)
     version = corpus_version_request(corpus_id=corpus.pk, formats=["sotopia-sft"])
     assert version.status == "pending" and len(version.dialogue_ids) == 2 and version.path == ""

@@ -18,14 +18,13 @@ from dialogues.annotation.models import Label
 from dialogues.annotation.services import adjudicate
 from dialogues.corpora.export import corpus_export, version_path
 from dialogues.corpora.formats import ExportOptions
-from dialogues.corpora.selection import CorpusFilters
-from dialogues.corpora.services import corpus_save, override_record
+from dialogues.corpora.services import override_record
 from dialogues.corpus_import.services import corpus_import_create
 from dialogues.library.models import AgentProfile, ImportJob, Scenario, Task
 from dialogues.library.services import import_job_run
 from dialogues.runs.models import Dialogue, LLMCall, Run, RunKind, StepRating, Turn
 from omega_web.roles import Role
-from tests.dialogues.corpora.test_corpus import corpus_data, people  # noqa: F401  (fixtures)
+from tests.factories import saved_corpus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SHARED = Path(settings.OMEGA_SOTOPIA_DIR)
@@ -61,16 +60,7 @@ def full_files(corpus_id: int, user) -> dict[str, str]:
 
 
 def everything(team, name: str, **filters):
-    corpus = corpus_save(
-        corpus_id=None,
-        name=name,
-        description="",
-        filters=CorpusFilters(split="", kept_only=False, passed_only=False, exclude_simulated=False, **filters),
-        includes=[],
-        excludes=[],
-        version=0,
-        user=team["cur"],
-    )
+    corpus = saved_corpus(user=team["cur"], name=name, split="", kept_only=False, passed_only=False, **filters)
     override_record(corpus_id=corpus.pk, kind="simulated", reason="test", user=team["cur"])
     return corpus
 
@@ -78,7 +68,7 @@ def everything(team, name: str, **filters):
 # --- the full-fidelity round trip -------------------------------------------------------------------------------
 
 
-def test_full_export_imports_and_exports_again_identically(corpus_data, people, tmp_path):  # noqa: F811
+def test_full_export_imports_and_exports_again_identically(corpus_data, people, tmp_path):
     run, dialogue = corpus_data
     adjudicate(dialogue_id=dialogue.pk, curator=people["cur"], decision="accept", note="fine <b>really</b>", version=0)
     first = full_files(everything(people, "before").pk, people["cur"])
@@ -121,7 +111,7 @@ def test_full_export_imports_and_exports_again_identically(corpus_data, people, 
     assert second == first  # byte for byte: keys, turns, ratings, annotations, decisions, calls
 
 
-def test_a_changed_task_is_refused_with_the_field_that_differs(corpus_data, people, tmp_path):  # noqa: F811
+def test_a_changed_task_is_refused_with_the_field_that_differs(corpus_data, people, tmp_path):
     first = full_files(everything(people, "c").pk, people["cur"])
     task = json.loads(first["omega_tasks.jsonl"].splitlines()[0])
     task["profiles"]["scenario"]["agent1_goal"] = task["agents"][0]["goal"] = "Something else"
@@ -189,7 +179,7 @@ def sft_line(prompt: str, output: str) -> str:
     return json.dumps({"instruction": prompt, "input": "", "output": output})
 
 
-def test_both_perspectives_merge_into_one_dialogue_and_rebuild_both_goals(corpus_data, people, tmp_path):  # noqa: F811
+def test_both_perspectives_merge_into_one_dialogue_and_rebuild_both_goals(corpus_data, people, tmp_path):
     """omega-web's own SFT export holds every action from its speaker's view: importing it gives back each
     dialogue once, with both agents' goals, speakers and texts (corrections applied, as exported)."""
     run, dialogue = corpus_data
@@ -370,7 +360,7 @@ def test_an_upload_too_large_is_refused_before_it_is_kept(client_for, settings, 
     assert not ImportJob.objects.exists() and not any(Path(settings.OMEGA_IMPORT_DIR).glob("*"))
 
 
-def test_full_records_name_the_field_that_is_wrong(corpus_data, people, tmp_path):  # noqa: F811
+def test_full_records_name_the_field_that_is_wrong(corpus_data, people, tmp_path):
     first = full_files(everything(people, "fields").pk, people["cur"])
     task_line, dialogue_line = (
         first["omega_tasks.jsonl"].splitlines()[0],
@@ -416,7 +406,7 @@ def test_an_import_cut_off_while_writing_starts_over_from_nothing(tmp_path):
     assert list(Run.objects.values_list("status", flat=True)) == ["finished"] and Dialogue.objects.count() == 1
 
 
-def test_exports_of_an_sft_import_leave_out_the_side_whose_goal_is_unknown(db, people):  # noqa: F811
+def test_exports_of_an_sft_import_leave_out_the_side_whose_goal_is_unknown(db, people):
     import_file(RL)  # Mia's records only: Benjamin's goal is unknown
     files = exported(everything(people, "rl").pk, people["cur"], ["sotopia-sft", "sharegpt", "full"])
     records = [json.loads(line) for line in files["sotopia_omega.jsonl"].splitlines()]

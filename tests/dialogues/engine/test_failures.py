@@ -10,24 +10,11 @@ import pytest
 from dialogues.engine.config import RunConfig
 from tests.support import llm_answers as a
 from tests.support.llm_server import Reply
+from tests.support.llm_unusable import UNUSABLE
 
 from .conftest import run_dialogue, run_until_failure
 
 GOOD = a.responder(lambda turn, n: a.uniform(9, 9, n, end=True))
-
-UNUSABLE = [
-    pytest.param(Reply(texts=["Sure, I will speak now."]), "no JSON object", id="garbage-text"),
-    pytest.param(Reply(texts=['{"speech": "hello"}']), "action without", id="wrong-keys"),
-    pytest.param(Reply(texts=['{"action_type": "shout", "argument": "hi"}']), "unknown action_type", id="bad-type"),
-    pytest.param(Reply(no_choices=True), "no choices", id="empty-choices"),
-    pytest.param(
-        Reply(body='{"id": "x", "choices": [{"index": 0, "message": {"content": "{\\"act'),
-        "not JSON",
-        id="truncated-body",
-    ),
-    pytest.param(Reply(body="<html>Bad gateway</html>"), "not JSON", id="html-body"),
-    pytest.param(Reply(texts=[""]), "empty answer", id="empty-content"),
-]
 
 
 @pytest.mark.parametrize(("bad", "message"), UNUSABLE)

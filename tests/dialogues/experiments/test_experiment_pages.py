@@ -13,11 +13,10 @@ from dialogues.experiments.selectors import compare
 from dialogues.experiments.services import Arm, ForkSettings, dialogue_fork
 from dialogues.inspection.forks import turns_to_agreement
 from dialogues.library.models import Task
-from dialogues.llm.backends import configured_backend
 from dialogues.runs.driving import run_coroutine, run_to_end
-from dialogues.runs.lifecycle import run_create
 from dialogues.runs.models import Branch, Dialogue, DialogueStatus, Run, RunKind, Turn
 from omega_web.roles import Role
+from tests.factories import scenario_tasks, simulated_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,14 +26,7 @@ HX = {"HX-Request": "true"}
 
 @pytest.fixture
 def parent(demo_tasks) -> Dialogue:
-    run = run_create(
-        created_by=None,
-        name="parent",
-        config=RunConfig(judge_samples=3),
-        tasks=[Task.objects.filter(scenario__codename="library_roof_fund").order_by("id").first()],
-        backend=configured_backend(simulated=True),
-    )
-    run_coroutine(lambda llms: run_to_end(run.pk, llms))
+    run = simulated_run(scenario_tasks("library_roof_fund")[:1], name="parent")
     return run.dialogues.order_by("attempt").first()
 
 
@@ -174,14 +166,8 @@ def test_comparison_aligns_from_the_fork_point_and_marks_branch_differences(pare
 
 def test_unrelated_dialogues_align_on_their_common_prefix(demo_tasks):
     def made(seed: int) -> Dialogue:
-        run = run_create(
-            created_by=None,
-            name=f"s{seed}",
-            config=RunConfig(judge_samples=3, seed=seed),
-            tasks=[Task.objects.filter(scenario__codename="field_trip_seats").first()],
-            backend=configured_backend(simulated=True),
-        )
-        run_coroutine(lambda llms: run_to_end(run.pk, llms))
+        run = simulated_run([Task.objects.filter(scenario__codename="field_trip_seats").first()], name=f"s{seed}",
+                            config={"seed": seed})  # fmt: skip
         return run.dialogues.order_by("attempt").first()
 
     a, b = made(1), made(1)  # the same seed: identical dialogues in two runs

@@ -6,16 +6,13 @@ from __future__ import annotations
 import pytest
 
 from dialogues.engine.actions import UnusableAnswer
-from dialogues.engine.config import RunConfig
 from dialogues.engine.stepper import human_action
 from dialogues.experiments.services import Arm, ForkSettings, batch_seeds, dialogue_fork
-from dialogues.library.models import Task
-from dialogues.llm.backends import configured_backend
 from dialogues.runs.driving import run_coroutine, run_to_end
 from dialogues.runs.leases import dialogue_step_begin
-from dialogues.runs.lifecycle import run_create
 from dialogues.runs.models import Branch, Dialogue, DialogueStatus, LLMCall, Run, RunKind, StepRating, Turn
 from dialogues.runs.tasks import dialogue_human_step_task
+from tests.factories import scenario_tasks, simulated_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,14 +24,7 @@ TURN_FIELDS = (
 
 
 def finished(codename: str = ROOF, **config) -> Dialogue:
-    run = run_create(
-        created_by=None,
-        name="parent",
-        config=RunConfig(judge_samples=3, **config),
-        tasks=[Task.objects.filter(scenario__codename=codename).order_by("id").first()],
-        backend=configured_backend(simulated=True),
-    )
-    run_coroutine(lambda llms: run_to_end(run.pk, llms))
+    run = simulated_run(scenario_tasks(codename)[:1], name="parent", config=config)
     return run.dialogues.order_by("attempt").first()
 
 

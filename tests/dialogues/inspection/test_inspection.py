@@ -11,16 +11,14 @@ from html.parser import HTMLParser
 import pytest
 from django.urls import reverse
 
-from dialogues.engine.config import RunConfig, Variant
+from dialogues.engine.config import Variant
 from dialogues.library.models import Task
-from dialogues.llm.backends import configured_backend
-from dialogues.runs.driving import run_coroutine, run_to_end
 from dialogues.runs.forms import RunLaunchForm
-from dialogues.runs.lifecycle import run_create
 from dialogues.runs.models import Dialogue, DialogueStatus, LLMCall, Run, RunStatus, StepRating, Turn
 from dialogues.runs.views import SIMULATED
 from evaluation.models import EpisodeScore, RelevanceScore
 from omega_web.roles import Role
+from tests.factories import DialogueFactory, created_run, simulated_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,21 +73,9 @@ def launch_data(**changes) -> dict[str, str]:
     return data
 
 
-def simulated_run(tasks, **config) -> Run:
-    run = run_create(
-        created_by=None,
-        name="finished",
-        config=RunConfig(judge_samples=3, **config),
-        tasks=list(tasks),
-        backend=configured_backend(simulated=True),
-    )
-    run_coroutine(lambda llms: run_to_end(run.pk, llms))
-    return run
-
-
 @pytest.fixture
 def finished_run(demo_tasks) -> Run:
-    return simulated_run(Task.objects.all())
+    return simulated_run(Task.objects.all(), name="finished")
 
 
 def nsi_dialogue(run: Run) -> Dialogue:
@@ -175,14 +161,7 @@ def test_runs_list_and_run_page_show_progress_counted_from_rows(finished_run, cl
 
 
 def test_pause_resume_cancel_a_run(demo_tasks, client_for):
-    run = run_create(
-        created_by=None,
-        name="r",
-        config=RunConfig(judge_samples=3),
-        tasks=list(Task.objects.all()[:2]),
-        backend=configured_backend(simulated=True),
-        start_paused=True,
-    )
+    run = created_run(Task.objects.all()[:2], name="r", start_paused=True)
     client = client_for(Role.RESEARCHER)
     hx = {"HX-Request": "true"}
     answer = client.post(reverse("run_action", args=[run.pk, "pause"]), headers=hx)
@@ -293,14 +272,8 @@ def test_an_llm_call_loads_in_full_when_opened(finished_run, client_for):
 
 
 def test_step_by_hand_then_run_to_end(demo_tasks, client_for):
-    run = run_create(
-        created_by=None,
-        name="hand",
-        config=RunConfig(judge_samples=3),
-        tasks=[Task.objects.filter(scenario__codename="field_trip_seats").first()],
-        backend=configured_backend(simulated=True),
-        start_paused=True,
-    )
+    run = created_run([Task.objects.filter(scenario__codename="field_trip_seats").first()], name="hand",
+                      start_paused=True)  # fmt: skip
     dialogue = run.dialogues.get()
     client = client_for(Role.RESEARCHER)
     hx = {"HX-Request": "true"}
@@ -375,11 +348,10 @@ def test_dialogue_list_filters_search_and_sorts(finished_run, client_for):
 
 
 def test_dialogue_list_paginates_and_a_run_lists_its_own(finished_run, client_for):
-    other = simulated_run(Task.objects.filter(scenario__codename="field_trip_seats"))
+    other = simulated_run(Task.objects.filter(scenario__codename="field_trip_seats"), name="finished")
     task = other.tasks.first()
-    Dialogue.objects.bulk_create(
-        Dialogue(run=other, task=task, attempt=10 + i, status=DialogueStatus.PAUSED) for i in range(60)
-    )
+    for i in range(60):
+        DialogueFactory(run=other, task=task, attempt=10 + i, status=DialogueStatus.PAUSED)
     client = client_for(Role.VIEWER)
     first = client.get(reverse("dialogue_list")).content.decode()
     assert "Page 1 of 2" in first
@@ -399,7 +371,8 @@ def test_progress_turn_count_matches_the_rows(finished_run):
 
 
 def test_the_raw_variant_shows_only_native_turns(demo_tasks, client_for):
-    run = simulated_run(Task.objects.filter(scenario__codename="field_trip_seats"), variant=Variant.RAW)
+    run = simulated_run(Task.objects.filter(scenario__codename="field_trip_seats"), name="finished",
+                        config={"variant": Variant.RAW})  # fmt: skip
     dialogue = run.dialogues.first()
     text = client_for(Role.VIEWER).get(reverse("dialogue_detail", args=[dialogue.pk])).content.decode()
     assert (

@@ -7,28 +7,14 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
-from django.test import Client
 
 from dialogues.library import events, services
 from dialogues.library.models import ImportJob, ImportStatus
-from omega_web.asgi import application
 from omega_web.roles import Role
+from tests.factories import created_run
+from tests.support.websockets import connect, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def session_cookie(user) -> bytes:
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
-def connect(path: str, *, cookie: bytes | None, origin: bytes = b"http://localhost:8000") -> WebsocketCommunicator:
-    headers = [(b"origin", origin), (b"host", b"localhost:8000")]
-    if cookie:
-        headers.append((b"cookie", cookie))
-    return WebsocketCommunicator(application, path, headers=headers)
 
 
 @pytest.fixture
@@ -122,19 +108,10 @@ def test_viewer_gets_current_state_then_live_updates(job, make_user):
 
 @pytest.fixture
 def paused_run(demo_tasks):
-    from dialogues.engine.config import RunConfig
     from dialogues.library.models import Task
-    from dialogues.llm.backends import configured_backend
-    from dialogues.runs.lifecycle import run_create
 
-    return run_create(
-        created_by=None,
-        name="live",
-        config=RunConfig(judge_samples=3),
-        tasks=[Task.objects.filter(scenario__codename="field_trip_seats").first()],
-        backend=configured_backend(simulated=True),
-        start_paused=True,
-    )
+    return created_run([Task.objects.filter(scenario__codename="field_trip_seats").first()], name="live",
+                       start_paused=True)  # fmt: skip
 
 
 def live_paths(run) -> dict[str, str]:

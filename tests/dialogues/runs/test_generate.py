@@ -12,14 +12,12 @@ from django.db.models import Count
 from dialogues.engine.config import RunConfig
 from dialogues.engine.strategy import Branch, select_strategy
 from dialogues.library.models import Task
-from dialogues.llm.backends import Backend
 from dialogues.runs import models
-from dialogues.runs.driving import run_coroutine, run_to_end
-from dialogues.runs.lifecycle import run_create
 from dialogues.runs.models import Dialogue, DialogueStatus, LLMCall, Run, StepRating, Turn
-from tests.dialogues.engine.test_failures import UNUSABLE
+from tests.factories import created_run, served_run, server_backend
 from tests.support import llm_answers as a
 from tests.support.llm_server import ScriptedLLMServer
+from tests.support.llm_unusable import UNUSABLE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,19 +26,6 @@ def generate(*args: str) -> str:
     out, err = io.StringIO(), io.StringIO()
     call_command("generate", *args, stdout=out, stderr=err)
     return out.getvalue()
-
-
-def run_against(server: ScriptedLLMServer, task: Task, config: RunConfig) -> Run:
-    """A run on the test server, generated to the end in this process."""
-    run = run_create(
-        created_by=None,
-        name="served",
-        config=config,
-        tasks=[task],
-        backend=Backend("openai", server.model, (server.base_url,)),
-    )
-    run_coroutine(lambda llms: run_to_end(run.pk, llms))
-    return run
 
 
 def assert_turns_contiguous_and_unique(run: Run) -> None:
@@ -110,16 +95,7 @@ def test_generate_refuses_a_model_the_server_does_not_serve(demo_tasks, settings
 
 def test_step_command_advances_one_turn_and_says_why(demo_tasks):
     task = Task.objects.get(external_id="omega-demo-task-01")
-    from dialogues.llm.backends import Backend
-    from dialogues.runs.lifecycle import run_create
-
-    run = run_create(
-        created_by=None,
-        name="step",
-        config=RunConfig(judge_samples=3),
-        tasks=[task],
-        backend=Backend("simulated", "simulated-expert"),
-    )
+    run = created_run([task], name="step")
     dialogue = run.dialogues.get()
     outputs = []
     for _ in range(6):
@@ -142,16 +118,7 @@ def test_a_dialogue_that_keeps_getting_unusable_answers_fails_with_the_reason(de
     task = Task.objects.get(external_id="omega-demo-task-03")
     with ScriptedLLMServer() as server:
         server.responder = lambda purpose, body: bad
-        from dialogues.llm.backends import Backend
-        from dialogues.runs.lifecycle import run_create
-
-        run = run_create(
-            created_by=None,
-            name="garbage",
-            config=RunConfig(),
-            tasks=[task],
-            backend=Backend("openai", server.model, (server.base_url,)),
-        )
+        run = created_run([task], name="garbage", config={"judge_samples": 5}, backend=server_backend(server))
         dialogue = run.dialogues.get()
         with pytest.raises(CommandError) as failed:
             call_command("step", dialogue.pk, stdout=io.StringIO())
@@ -169,20 +136,13 @@ def test_repeating_a_saved_step_writes_nothing_twice(demo_tasks):
     import asyncio
 
     from dialogues.engine.stepper import advance
-    from dialogues.llm.backends import Backend
     from dialogues.llm.simulated import SimulatedExpert
     from dialogues.runs.leases import dialogue_step_begin
-    from dialogues.runs.lifecycle import run_create, run_dispatch
+    from dialogues.runs.lifecycle import run_dispatch
     from dialogues.runs.steps import dialogue_step_save
 
     task = Task.objects.get(external_id="omega-demo-task-01")
-    run = run_create(
-        created_by=None,
-        name="twice",
-        config=RunConfig(judge_samples=3),
-        tasks=[task],
-        backend=Backend("simulated", "simulated-expert"),
-    )
+    run = created_run([task], name="twice")
     (dispatch,) = run_dispatch(run_id=run.pk)
     begun = dialogue_step_begin(dialogue_id=dispatch.dialogue_id, token=dispatch.token)
     result = asyncio.run(advance(begun.state, SimulatedExpert()))
@@ -219,7 +179,7 @@ def test_attempts_regenerate_and_keep_the_best(demo_tasks):
 
     with ScriptedLLMServer() as server:
         server.responder = a.responder(rating)
-        run = run_against(server, task, RunConfig(judge_samples=3))
+        run = served_run(server, [task])
     attempts = list(run.dialogues.order_by("attempt"))
     assert [d.attempt for d in attempts] == [0, 1, 2, 3]
     assert all(d.filter_passed is False and d.final_goal_c == 8.0 for d in attempts)
@@ -245,7 +205,7 @@ def test_a_failed_attempt_starts_the_next_one_and_the_best_finished_attempt_is_k
 
     with ScriptedLLMServer() as server:
         server.responder = responder
-        run = run_against(server, task, RunConfig(judge_samples=3, attempts=2))
+        run = served_run(server, [task], config={"attempts": 2})
     first, second = run.dialogues.order_by("attempt")
     assert (first.status, first.filter_passed, first.kept) == ("finished", False, True)
     assert (second.status, second.kept) == ("failed", False)

@@ -12,7 +12,6 @@ from django.utils import timezone
 from dialogues.engine.config import RunConfig, Variant
 from dialogues.engine.stepper import advance
 from dialogues.library.models import Task
-from dialogues.llm.backends import Backend
 from dialogues.llm.simulated import SimulatedExpert
 from dialogues.runs.driving import run_coroutine, run_to_end
 from dialogues.runs.estimates import run_estimate
@@ -22,7 +21,6 @@ from dialogues.runs.lifecycle import (
     dialogue_pause,
     dialogue_resume,
     run_cancel,
-    run_create,
     run_dispatch,
     run_pause,
     run_resume,
@@ -31,20 +29,9 @@ from dialogues.runs.lifecycle import (
 from dialogues.runs.models import Dialogue, DialogueStatus, Run, RunStatus
 from dialogues.runs.selectors import run_progress
 from dialogues.runs.steps import dialogue_step_save, run_tokens_used
+from tests.factories import created_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SIMULATED = Backend("simulated", "simulated-expert")
-
-
-def make_run(tasks, **options) -> Run:
-    return run_create(
-        created_by=None,
-        name="t",
-        config=RunConfig(judge_samples=3, **options.pop("config", {})),
-        tasks=list(tasks),
-        backend=SIMULATED,
-        **options,
-    )
 
 
 def one_step(dispatch):
@@ -57,7 +44,7 @@ def one_step(dispatch):
 
 
 def test_dispatch_keeps_at_most_max_in_flight(demo_tasks):
-    run = make_run(Task.objects.all(), max_in_flight=3)
+    run = created_run(Task.objects.all(), max_in_flight=3)
     first = run_dispatch(run_id=run.pk)
     assert len(first) == 3 and run_dispatch(run_id=run.pk) == []
     assert run.dialogues.filter(status=DialogueStatus.RUNNING).count() == 3
@@ -65,7 +52,7 @@ def test_dispatch_keeps_at_most_max_in_flight(demo_tasks):
 
 
 def test_a_live_lease_keeps_others_out_and_a_stale_one_is_taken_over(demo_tasks):
-    run = make_run(Task.objects.filter(external_id="omega-demo-task-03"))
+    run = created_run(Task.objects.filter(external_id="omega-demo-task-03"))
     (dispatch,) = run_dispatch(run_id=run.pk)
     assert dialogue_step_begin(dialogue_id=dispatch.dialogue_id, token="someone-else").reason == (
         "another worker holds the lease"
@@ -83,7 +70,7 @@ def test_a_live_lease_keeps_others_out_and_a_stale_one_is_taken_over(demo_tasks)
 
 
 def test_a_step_whose_lease_was_taken_over_is_dropped(demo_tasks):
-    run = make_run(Task.objects.filter(external_id="omega-demo-task-03"))
+    run = created_run(Task.objects.filter(external_id="omega-demo-task-03"))
     (dispatch,) = run_dispatch(run_id=run.pk)
     begun = dialogue_step_begin(dialogue_id=dispatch.dialogue_id, token=dispatch.token)
     result = asyncio.run(advance(begun.state, SimulatedExpert()))
@@ -99,7 +86,7 @@ def test_a_step_whose_lease_was_taken_over_is_dropped(demo_tasks):
 
 
 def test_pause_parks_after_the_step_in_flight_and_resume_goes_on(demo_tasks):
-    run = make_run(Task.objects.all()[:2])
+    run = created_run(Task.objects.all()[:2])
     dispatches = run_dispatch(run_id=run.pk)
     begun = dialogue_step_begin(dialogue_id=dispatches[0].dialogue_id, token=dispatches[0].token)
     run_pause(run_id=run.pk)
@@ -122,7 +109,7 @@ def test_pause_parks_after_the_step_in_flight_and_resume_goes_on(demo_tasks):
 
 
 def test_cancel_drops_the_step_in_flight(demo_tasks):
-    run = make_run(Task.objects.all()[:2])
+    run = created_run(Task.objects.all()[:2])
     (dispatch, _) = run_dispatch(run_id=run.pk)
     begun = dialogue_step_begin(dialogue_id=dispatch.dialogue_id, token=dispatch.token)
     run_cancel(run_id=run.pk)
@@ -136,7 +123,7 @@ def test_cancel_drops_the_step_in_flight(demo_tasks):
 
 
 def test_dialogue_pause_resume_cancel(demo_tasks):
-    run = make_run(Task.objects.all()[:2], max_in_flight=1)
+    run = created_run(Task.objects.all()[:2], max_in_flight=1)
     (dispatch,) = run_dispatch(run_id=run.pk)
     dialogue_pause(dialogue_id=dispatch.dialogue_id)
     assert Dialogue.objects.get(pk=dispatch.dialogue_id).status == DialogueStatus.PAUSED
@@ -152,7 +139,7 @@ def test_dialogue_pause_resume_cancel(demo_tasks):
 
 
 def test_token_budget_pauses_the_run(demo_tasks):
-    run = make_run(Task.objects.all(), token_budget=20_000)
+    run = created_run(Task.objects.all(), token_budget=20_000)
     status = run_coroutine(lambda llms: run_to_end(run.pk, llms))
     run.refresh_from_db()
     assert status == RunStatus.PAUSED and run.status_reason.startswith("token budget reached")
@@ -166,7 +153,7 @@ def test_token_budget_pauses_the_run(demo_tasks):
 
 
 def test_progress_is_counted_from_rows(demo_tasks):
-    run = make_run(Task.objects.all())
+    run = created_run(Task.objects.all())
     run_coroutine(lambda llms: run_to_end(run.pk, llms))
     progress = run_progress(Run.objects.get(pk=run.pk))
     assert progress["tasks"] == 7 and progress["settled"] == 7 and progress["kept"] == 7
@@ -183,7 +170,7 @@ def test_estimate_from_structure_then_refined_by_finished_attempts(demo_tasks):
         config=RunConfig(variant=Variant.RAW, judge_samples=3), tasks=10, hard=5, model="simulated-expert"
     )
     assert raw.requests < prior.requests  # no negotiation workflow
-    run = make_run(Task.objects.all())
+    run = created_run(Task.objects.all())
     run_coroutine(lambda llms: run_to_end(run.pk, llms))
     refined = run_estimate(config=config, tasks=10, hard=5, model="simulated-expert")
     assert refined.measured_attempts == run.dialogues.count()
@@ -193,7 +180,7 @@ def test_estimate_from_structure_then_refined_by_finished_attempts(demo_tasks):
 def test_call_counters_agree_with_the_rows(demo_tasks):
     from dialogues.runs.models import LLMCall
 
-    run = make_run(Task.objects.all())
+    run = created_run(Task.objects.all())
     run_coroutine(lambda llms: run_to_end(run.pk, llms))
     for dialogue in run.dialogues.all():
         calls = LLMCall.objects.filter(dialogue=dialogue)
@@ -207,7 +194,7 @@ def test_runs_command(demo_tasks, settings):
     from django.core.management import CommandError, call_command
 
     settings.CELERY_BROKER_URL = "memory://"  # the embedded mode: resume leaves the run to the serving process
-    run = make_run(Task.objects.all()[:2])
+    run = created_run(Task.objects.all()[:2])
 
     def runs(*args):
         out = io.StringIO()
@@ -226,7 +213,7 @@ def test_runs_command(demo_tasks, settings):
 
 
 def test_a_task_is_settled_only_when_none_of_its_attempts_is_left_to_run(demo_tasks):
-    run = make_run(Task.objects.all()[:2], config={"keep_best": False, "attempts": 1})
+    run = created_run(Task.objects.all()[:2], config={"keep_best": False, "attempts": 1})
     assert run_progress(run)["settled"] == 0
     run_coroutine(lambda llms: run_to_end(run.pk, llms))
     assert run_progress(Run.objects.get(pk=run.pk))["settled"] == 2
@@ -235,7 +222,7 @@ def test_a_task_is_settled_only_when_none_of_its_attempts_is_left_to_run(demo_ta
 def test_a_save_begins_the_next_step_for_the_process_that_goes_on(demo_tasks):
     """The save of a step hands the lease to the next step's token, counts its attempt and keeps the state it wrote,
     so the same process goes on without reading anything back; any other process begins from the rows."""
-    run = make_run(Task.objects.filter(external_id="omega-demo-task-03"))
+    run = created_run(Task.objects.filter(external_id="omega-demo-task-03"))
     (dispatch,) = run_dispatch(run_id=run.pk)
     begun = dialogue_step_begin(dialogue_id=dispatch.dialogue_id, token=dispatch.token)
     result = asyncio.run(advance(begun.state, SimulatedExpert()))
@@ -272,7 +259,7 @@ def test_each_common_step_writes_exactly_its_turn_rating_and_calls(demo_tasks):
     counters, for every kind of step a dialogue takes until it ends."""
     from dialogues.runs.models import LLMCall, StepRating, Turn
 
-    run = make_run(Task.objects.filter(external_id="omega-demo-task-03"))
+    run = created_run(Task.objects.filter(external_id="omega-demo-task-03"))
     (dispatch,) = run_dispatch(run_id=run.pk)
     did = dispatch.dialogue_id
     begun = dialogue_step_begin(dialogue_id=did, token=dispatch.token)

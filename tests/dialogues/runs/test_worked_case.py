@@ -11,13 +11,11 @@ import asyncio
 
 import pytest
 
-from dialogues.engine.config import RunConfig
 from dialogues.library.models import Task
-from dialogues.llm.backends import Backend
 from dialogues.llm.client import OpenAIChatClient
 from dialogues.runs.driving import step_dialogue
-from dialogues.runs.lifecycle import run_create
 from dialogues.runs.models import Dialogue, LLMCall
+from tests.factories import created_run, server_backend
 from tests.support import llm_answers as a
 from tests.support.llm_server import ScriptedLLMServer
 
@@ -64,10 +62,7 @@ def test_worked_case(imported_sotopia):
     task = Task.objects.get(external_id=WORKED_CASE_TASK)
     with ScriptedLLMServer("Qwen2.5-72B-Instruct") as server:
         script_worked_case(server)
-        backend = Backend(kind="openai", model=server.model, base_urls=(server.base_url,))
-        run = run_create(
-            created_by=None, name="worked case", config=RunConfig(judge_samples=3), tasks=[task], backend=backend
-        )
+        run = created_run([task], name="worked case", backend=server_backend(server))
         dialogue = run.dialogues.get()
 
         async def replay():

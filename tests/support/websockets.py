@@ -1,0 +1,22 @@
+"""Websocket connections as a browser opens them, with or without a logged-in session (the live tests and the
+security wiring)."""
+
+from __future__ import annotations
+
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from omega_web.asgi import application
+
+
+def session_cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+def connect(path: str, *, cookie: bytes | None, origin: bytes = b"http://localhost:8000") -> WebsocketCommunicator:
+    headers = [(b"origin", origin), (b"host", b"localhost:8000")]
+    if cookie:
+        headers.append((b"cookie", cookie))
+    return WebsocketCommunicator(application, path, headers=headers)
