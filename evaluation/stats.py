@@ -2,10 +2,10 @@
 comparison of two settings over the tasks they share (paired t-test, Cohen's d_z, Wilcoxon signed-rank test with
 the matched-pairs rank-biserial correlation).
 
-The statistics are computed here with numpy so that every convention is visible in one place; scipy supplies only
-the distribution functions (Student's t and the standard normal). Wherever a number is undefined (too few tasks, no
-spread, nothing left after dropping zero differences) it is None, never NaN and never a stand-in value, and the
-result's `note` says why.
+scipy.stats does the work (ttest_rel, wilcoxon, rankdata, and Student's t for the interval); this module chooses the
+conventions (which variant of a test, when the exact Wilcoxon distribution applies, what counts as undefined) and
+keeps them in one place. Wherever a number is undefined (too few tasks, no spread, nothing left after dropping zero
+differences) it is None, never NaN and never a stand-in value, and the result's `note` says why.
 
 Nothing here touches Django or torch, so scripts and notebooks can import it cheaply.
 """
@@ -15,10 +15,9 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import rankdata, ttest_rel, wilcoxon
 from scipy.stats import t as student_t
 
 # Above this many non-zero differences the Wilcoxon test uses the normal approximation (as scipy's "auto" does).
@@ -86,45 +85,6 @@ def t_interval(values: Iterable[float], confidence: float = 0.95) -> Interval:
     return Interval(n, mean, half_width, mean - half_width, mean + half_width)
 
 
-@cache  # only called with n ≤ EXACT_WILCOXON_MAX_N, so at most 50 entries
-def _signed_rank_counts(n: int) -> tuple[int, ...]:
-    """counts[s] = how many subsets of the ranks 1..n sum to s: under the null hypothesis each of the 2^n sign
-    patterns is equally likely, so this is the exact null distribution of W+ (times 2^n)."""
-    counts = [1] + [0] * (n * (n + 1) // 2)
-    top = 0
-    for rank in range(1, n + 1):
-        top += rank
-        # Walk downwards so that each rank is used at most once per subset (0/1 knapsack).
-        for s in range(top, rank - 1, -1):
-            counts[s] += counts[s - rank]
-    return tuple(counts)
-
-
-def _exact_wilcoxon_p(n: int, smaller: int) -> float:
-    """Two-sided exact p = min(1, 2 · P(W+ ≤ smaller)); the null distribution is symmetric about n(n+1)/4."""
-    counts = _signed_rank_counts(n)
-    tail = sum(counts[: smaller + 1])
-    return min(1.0, 2 * tail / 2**n)
-
-
-def _average_ranks(x: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """Ranks 1..len(x) of x, ties getting the average of the ranks they span; also the sizes of the tie groups."""
-    order = np.argsort(x, kind="mergesort")
-    sorted_x = x[order]
-    ranks = np.empty(len(x), dtype=float)
-    groups: list[int] = []
-    start = 0
-    while start < len(x):
-        end = start
-        while end + 1 < len(x) and sorted_x[end + 1] == sorted_x[start]:
-            end += 1
-        # Positions start..end (0-based) share ranks start+1..end+1, whose average is below.
-        ranks[order[start : end + 1]] = (start + end) / 2 + 1
-        groups.append(end - start + 1)
-        start = end + 1
-    return ranks, groups
-
-
 @dataclass(frozen=True)
 class _Wilcoxon:
     w: float
@@ -134,34 +94,30 @@ class _Wilcoxon:
 
 
 def _wilcoxon(nonzero: np.ndarray) -> _Wilcoxon:
-    """Signed-rank test on non-zero differences (at least one).
+    """Signed-rank test on non-zero differences (at least one), by scipy.stats.wilcoxon.
 
     Exact when there are at most EXACT_WILCOXON_MAX_N differences and no ties among their absolute values (the
-    exact null distribution assumes distinct integer ranks). Otherwise the normal approximation to W+: mean
-    n(n+1)/4, variance (n(n+1)(2n+1) − Σ(t³ − t)/2) / 24 over tie groups of size t, and a continuity correction of
-    0.5 towards the mean. This matches scipy.stats.wilcoxon(method="asymptotic", correction=True).
+    exact null distribution assumes distinct integer ranks). Otherwise the normal approximation to W+ with scipy's
+    tie correction of the variance and a continuity correction of 0.5 towards the mean. The rank-biserial
+    correlation comes from the same average ranks (scipy.stats.rankdata) split by the differences' signs.
     """
     n = len(nonzero)
-    ranks, groups = _average_ranks(np.abs(nonzero))
+    magnitudes = np.abs(nonzero)
+    ranks = rankdata(magnitudes)  # ties get the average of the ranks they span
     w_plus = float(ranks[nonzero > 0].sum())
     w_minus = float(ranks[nonzero < 0].sum())
-    w = min(w_plus, w_minus)
     rank_biserial = (w_plus - w_minus) / (w_plus + w_minus)
-    ties = any(size > 1 for size in groups)
-    if n <= EXACT_WILCOXON_MAX_N and not ties:
-        # Without ties the rank sums are integers, so the conversion is exact.
-        return _Wilcoxon(w, _exact_wilcoxon_p(n, int(w)), rank_biserial, "exact")
-    mean = n * (n + 1) / 4
-    tie_term = sum(size**3 - size for size in groups)
-    se = math.sqrt((n * (n + 1) * (2 * n + 1) - tie_term / 2) / 24)
-    # se > 0 here: even when every |difference| ties (one group of size n) the variance is n(n+1)²/16 > 0.
-    deviation = w_plus - mean
-    # Rank sums and the mean are multiples of 0.5, so a non-zero deviation is at least 0.5: the correction never
-    # crosses the mean. A zero deviation is left alone (z = 0, p = 1).
-    corrected = deviation - math.copysign(0.5, deviation) if deviation != 0 else 0.0
-    z = corrected / se
-    p = min(1.0, 2 * float(norm.sf(abs(z))))
-    return _Wilcoxon(w, p, rank_biserial, "normal")
+    ties = len(np.unique(magnitudes)) < n
+    method = "exact" if n <= EXACT_WILCOXON_MAX_N and not ties else "normal"
+    result = wilcoxon(
+        nonzero,
+        zero_method="wilcox",
+        correction=method == "normal",
+        alternative="two-sided",
+        method="exact" if method == "exact" else "asymptotic",
+    )
+    # Two-sided, scipy's statistic is min(W+, W−).
+    return _Wilcoxon(float(result.statistic), min(1.0, float(result.pvalue)), rank_biserial, method)
 
 
 def paired(a: Mapping[Hashable, float], b: Mapping[Hashable, float]) -> Paired:
@@ -203,8 +159,8 @@ def paired(a: Mapping[Hashable, float], b: Mapping[Hashable, float]) -> Paired:
                 notes.append("differences are constant: t and d_z undefined")
         else:
             sd_diff = float(d.std(ddof=1))
-            t = mean_diff / (sd_diff / math.sqrt(n))
-            p_t = min(1.0, 2 * float(student_t.sf(abs(t), df)))
+            test = ttest_rel(x, y)
+            t, p_t = float(test.statistic), min(1.0, float(test.pvalue))
             cohen_dz = mean_diff / sd_diff
 
     zeros = int(np.count_nonzero(d == 0))

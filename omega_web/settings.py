@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -93,6 +94,7 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "template_partials",
+    "axes",
     "dialogues",
     "evaluation",
 ]
@@ -110,6 +112,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as axes asks: answers a refused login (omega_web.login.lockout_response)
 ]
 
 ROOT_URLCONF = "omega_web.urls"
@@ -182,19 +185,43 @@ CACHES = {
 }
 
 # --- auth -----------------------------------------------------------------------------------------------
-# Login attempts: this many failures for one account name (or from one address) within the window lock it for the
-# window, whatever the password (omega_web/login.py). Behind a trusted proxy, read the client from X-Forwarded-For.
+# Login attempts (django-axes, omega_web/login.py, ADR 0020): this many failures for one account name, or from one
+# address, lock it, whatever the password, until the window has passed since its latest failure.
 OMEGA_LOGIN_MAX_FAILURES_PER_ACCOUNT = env_int("OMEGA_LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)
 OMEGA_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("OMEGA_LOGIN_MAX_FAILURES_PER_ADDRESS", 30)
 OMEGA_LOGIN_WINDOW_SECONDS = env_int("OMEGA_LOGIN_WINDOW_SECONDS", 900)
-OMEGA_TRUST_X_FORWARDED_FOR = env_bool("OMEGA_TRUST_X_FORWARDED_FOR", False)
+# The client's address: REMOTE_ADDR, or behind this many trusted proxies that each append to X-Forwarded-For, the
+# hop that many from the right. OMEGA_TRUST_X_FORWARDED_FOR=true (the older setting) means one proxy.
+OMEGA_TRUSTED_PROXY_COUNT = env_int("OMEGA_TRUSTED_PROXY_COUNT", 1 if env_bool("OMEGA_TRUST_X_FORWARDED_FOR") else 0)
+for _name, _least in [
+    ("OMEGA_LOGIN_MAX_FAILURES_PER_ACCOUNT", 1),
+    ("OMEGA_LOGIN_MAX_FAILURES_PER_ADDRESS", 1),
+    ("OMEGA_LOGIN_WINDOW_SECONDS", 1),
+    ("OMEGA_TRUSTED_PROXY_COUNT", 0),
+]:
+    if globals()[_name] < _least:
+        raise RuntimeError(f"{_name} must be at least {_least}, not {globals()[_name]}.")
+AXES_HANDLER = "omega_web.login.LoginLimitHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # separately: each has its own limit (LoginLimitHandler)
+AXES_FAILURE_LIMIT = "omega_web.login.failure_limit"
+AXES_COOLOFF_TIME = timedelta(seconds=OMEGA_LOGIN_WINDOW_SECONDS)
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # a refused attempt does not extend the lock
+AXES_CLIENT_IP_CALLABLE = "omega_web.login.client_address"
+AXES_USERNAME_CALLABLE = "omega_web.login.account_name"
+AXES_LOCKOUT_CALLABLE = "omega_web.login.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # we limit logins; we do not keep a log of successful ones
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "omega_web.auth.RoleBackend"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked account name or address before the password
+    "django.contrib.auth.backends.ModelBackend",
+    "omega_web.auth.RoleBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -5,7 +5,6 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from omega_web.login import ThrottledAuthenticationForm
 from omega_web.roles import Capability, requires
 
 
@@ -21,7 +20,7 @@ urlpatterns = [
     path("", home, name="home"),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=ThrottledAuthenticationForm),
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),  # limited by django-axes (omega_web/login.py)
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -70,3 +70,15 @@ def test_sqlite_runs_in_wal_mode_with_immediate_transactions(tmp_path):
     )
     result = manage(app_env(tmp_path), "shell", "-v", "0", "-c", code)
     assert result.stdout.split() == ["wal", "IMMEDIATE"], result.stderr
+
+
+def test_trusted_proxy_count_from_either_setting_and_a_bad_value_refused(tmp_path):
+    def read(**extra: str):
+        code = "from django.conf import settings as s; print(s.OMEGA_TRUSTED_PROXY_COUNT)"
+        return manage(app_env(tmp_path, **extra), "shell", "-v", "0", "-c", code)
+
+    assert read().stdout.split() == ["0"]
+    assert read(OMEGA_TRUST_X_FORWARDED_FOR="true").stdout.split() == ["1"]  # the older setting: one proxy
+    assert read(OMEGA_TRUST_X_FORWARDED_FOR="true", OMEGA_TRUSTED_PROXY_COUNT="2").stdout.split() == ["2"]
+    refused = read(OMEGA_TRUSTED_PROXY_COUNT="-1")
+    assert refused.returncode != 0 and "OMEGA_TRUSTED_PROXY_COUNT must be at least 0, not -1" in refused.stderr

@@ -1,5 +1,6 @@
 """LoginThrottle moved from the dialogues app to omega_web: a row counted before the move is still there after it
-(and after going back), in omega_web's own table."""
+(and after going back), in omega_web's own table. Then the login limits moved to django-axes and omega_web 0002
+dropped that table."""
 
 from __future__ import annotations
 
@@ -10,12 +11,11 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from omega_web.models import LoginThrottle
-
 pytestmark = pytest.mark.django_db(transaction=True)  # migrations change the schema: no surrounding transaction
 
 BEFORE = ("dialogues", "0014_dialogue_steps_update_no_index")
 AFTER = ("dialogues", "0015_login_throttle_moves_to_omega_web")
+MOVED = ("omega_web", "0001_login_throttle")
 
 
 def migrate(*targets: tuple[str, str | None]) -> MigrationExecutor:
@@ -30,8 +30,8 @@ def test_a_throttle_row_survives_the_move_and_back():
     start, until = timezone.now() - timedelta(minutes=2), timezone.now() + timedelta(minutes=5)
     old.objects.create(key="user:vera", failures=5, window_start=start, locked_until=until)
     try:
-        migrate(AFTER)
-        row = LoginThrottle.objects.get(key="user:vera")
+        executor = migrate(AFTER, MOVED)
+        row = executor.loader.project_state([MOVED]).apps.get_model("omega_web", "LoginThrottle").objects.get()
         assert (row.failures, row.window_start, row.locked_until) == (5, start, until)
         tables = connection.introspection.table_names()
         assert "omega_web_loginthrottle" in tables and "dialogues_loginthrottle" not in tables
@@ -42,4 +42,9 @@ def test_a_throttle_row_survives_the_move_and_back():
     finally:
         executor = MigrationExecutor(connection)
         migrate(*executor.loader.graph.leaf_nodes())  # leave the database as the other tests expect it
-    assert LoginThrottle.objects.get(key="user:vera").failures == 5
+
+
+def test_the_throttle_table_is_gone_once_axes_counts():
+    tables = connection.introspection.table_names()
+    assert "omega_web_loginthrottle" not in tables and "dialogues_loginthrottle" not in tables
+    assert "axes_accessattempt" in tables

@@ -63,3 +63,19 @@ def test_perfect_and_undefined():
     assert krippendorff_alpha(constant).value is None
     assert cohen_kappa({1: {"a": "x"}}, "a", "b").items == 0
     assert krippendorff_alpha({1: {"a": "x"}}).value is None
+
+
+def test_values_of_mixed_types_and_a_value_only_on_an_unpairable_item():
+    # Labels need not be of one sortable type: (1, 1), ("a", "a"), (1, "a"), ("a", "a").
+    # p_o = 3/4; ann: 1 twice, "a" twice; bob: 1 once, "a" three times; p_e = (2·1 + 2·3) / 16 = 1/2; κ = 1/2.
+    pairs = [(1, 1), ("a", "a"), (1, "a"), ("a", "a")]
+    ratings = {i: {"ann": a, "bob": b} for i, (a, b) in enumerate(pairs)}
+    assert cohen_kappa(ratings, "ann", "bob").value == pytest.approx(0.5)
+    # Three annotators, mixed types: items (1, 1, "a") and ("a", "a"); coincidences 1–1: 1, a–a: 2, 1–a: 1, a–1: 1
+    # (each pair of the first item weighs 1/2). n = 5, n_1 = 2, n_a = 3; α = 1 − (n − 1)·2 / (2·2·3) = 1/3.
+    three = {1: {"x": 1, "y": 1, "z": "a"}, 2: {"x": "a", "y": "a"}}
+    result = krippendorff_alpha(three)
+    assert result.value == pytest.approx(1 / 3) and result.observed == pytest.approx(3 / 5)
+    # A value seen only on an item rated once does not count: only "x" is pairable, so α is undefined.
+    lone = krippendorff_alpha({1: {"a": "x", "b": "x"}, 2: {"a": "x", "b": "x"}, 3: {"c": "y"}})
+    assert lone.value is None and "only one value" in lone.note and lone.observed == pytest.approx(1.0)
