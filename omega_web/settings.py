@@ -211,6 +211,7 @@ AXES_CLIENT_IP_CALLABLE = "omega_web.login.client_address"
 AXES_USERNAME_CALLABLE = "omega_web.login.account_name"
 AXES_LOCKOUT_CALLABLE = "omega_web.login.lockout_response"
 AXES_DISABLE_ACCESS_LOG = True  # we limit logins; we do not keep a log of successful ones
+AXES_VERBOSE = False  # no start-up banner on every process and command
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
