@@ -7,14 +7,16 @@ Nothing restarts a worker that exits. The run must finish whole, with both worke
 - RabbitMQ (OMEGA_BROKER_URL; the machine's server, in a virtual host of the test's own): `rabbitmqctl stop_app`,
   then `start_app` (always, in a finally block). Durable queues and persistent messages outlive it.
 - Redis as the broker (OMEGA_REDIS_URL; a redis-server of the test's own on a free port, without persistence, as
-  the deployment guide's Redis is): stopped and started again. Known to kill the workers (kombu's Redis transport:
-  "Unrecoverable error: AttributeError: 'NoneType' object has no attribute 'hostname'"), so that case is
-  xfail(strict=True): it still runs, and the day it passes the mark must go. A supervisor covers it
-  (tests/scaled/test_celery_runs.py::test_restart_the_broker_mid_run, and deploy/).
+  the deployment guide's Redis is): stopped and started again. kombu's Redis transport may kill a worker then
+  ("Unrecoverable error: AttributeError: 'NoneType' object has no attribute 'hostname'"), a race: when it does, the
+  test reports xfail with that error (and fails on any other way of dying); when no worker dies, the run must
+  finish whole like RabbitMQ's. A supervisor covers it (tests/scaled/test_celery_runs.py::
+  test_restart_the_broker_mid_run, and deploy/).
 """
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -80,23 +82,18 @@ def redis_broker(tmp_path: Path, pg: str) -> Iterator[Broker]:
         yield Broker(env, down=down, up=up)
 
 
+# kombu's Redis transport: a worker may exit on the lost connection. A race (one worker of two in 1 run of 6 here):
+# when it happens the test is reported as xfail with the worker's own error, never passed over in silence.
+KNOWN_REDIS_CRASH = "Unrecoverable error: AttributeError(\"'NoneType' object has no attribute 'hostname'\")"
 BROKERS = [
-    pytest.param(rabbitmq_broker, id="rabbitmq"),
-    pytest.param(
-        redis_broker,
-        id="redis",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="kombu's Redis transport: a worker exits on the lost connection ('Unrecoverable error'); "
-            "run Redis-broker workers under a supervisor (deploy/systemd, deploy/compose.yaml)",
-        ),
-    ),
+    pytest.param(rabbitmq_broker, None, id="rabbitmq"),
+    pytest.param(redis_broker, KNOWN_REDIS_CRASH, id="redis"),
 ]
 
 
-@pytest.mark.parametrize("broker_setup", BROKERS)
+@pytest.mark.parametrize(("broker_setup", "known_crash"), BROKERS)
 def test_a_run_finishes_when_the_broker_restarts_mid_run_without_a_supervisor(
-    tmp_path, pg_url, sotopia_dir, broker_setup
+    tmp_path, pg_url, sotopia_dir, broker_setup, known_crash
 ):
     with broker_setup(tmp_path, pg_url) as broker:
         prepare(broker.env, sotopia_dir)
@@ -114,19 +111,30 @@ def test_a_run_finishes_when_the_broker_restarts_mid_run_without_a_supervisor(
                     broker.up()
                 deadline = time.monotonic() + 480
                 while generate.poll() is None and time.monotonic() < deadline:
-                    exited = [w.args for w in (first, second) if w.poll() is not None]
-                    assert not exited, (
-                        f"{len(exited)} worker(s) exited after the broker restart:\n{worker_logs(tmp_path)}"
-                    )
+                    check_workers((first, second), tmp_path, known_crash)
                     time.sleep(1)
+                check_workers((first, second), tmp_path, known_crash)
                 assert generate.poll() is not None, f"the run did not finish within 480 s:\n{worker_logs(tmp_path)}"
-                assert first.poll() is None and second.poll() is None, "both workers are still running"
         finally:
             stop(generate)
     output = (tmp_path / "generate.log").read_text()
     assert generate.returncode == 0, output
     assert "finished" in output.splitlines()[-1]
     assert_run_is_whole(pg_url, tasks=TASKS)
+
+
+def check_workers(workers: tuple[subprocess.Popen, ...], tmp_path: Path, known_crash: str | None) -> None:
+    """Both workers must be alive; one that died of the broker's known crash makes the test xfail with it."""
+    exited = [w for w in workers if w.poll() is not None]
+    if not exited:
+        return
+    whole = "".join(log.read_text(errors="replace") for log in tmp_path.glob("worker-*.log"))
+    if known_crash and known_crash in whole:
+        pytest.xfail(
+            f"{len(exited)} of {len(workers)} workers exited after the broker restart ({known_crash}, from kombu's "
+            "Redis transport): a Redis broker needs a supervisor (deploy/)"
+        )
+    raise AssertionError(f"{len(exited)} worker(s) exited after the broker restart:\n{worker_logs(tmp_path)}")
 
 
 def worker_logs(tmp_path: Path, lines: int = 40) -> str:
