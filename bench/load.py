@@ -155,7 +155,7 @@ def run_load(scenario: LoadScenario, work_dir: Path) -> dict:
         processes.append(web)
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "omega_web", "worker", "--pool", "threads", "--concurrency",
-             str(scenario.dialogues), "--without-mingle", "--without-gossip", "--queues", "default,llm",
+             str(scenario.dialogues), "--without-mingle", "--without-gossip", "--queues", "llm,eval,export,import",
              "--loglevel", "WARNING"],
             cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip

@@ -202,7 +202,7 @@ def run_scenario(scenario: Scenario, work_dir: Path, *, timeout: float = 1800) -
                     "--concurrency",
                     str(threads),
                     "--queues",
-                    "default,llm",
+                    "llm,eval,export,import",
                     "--without-mingle",
                     "--without-gossip",
                     "--hostname",

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from dialogues.common.deadlines import deadline, deadline_check, failure_reason
 from dialogues.corpora.data import DialogueData, dialogues
 from dialogues.llm.backends import Backend, close_llm, make_llm
 from dialogues.llm.simulated import MODEL_NAME
@@ -143,41 +144,43 @@ def job_run(job_id: int, on_progress: Callable[[dict[str, Any]], None] | None = 
     counts: dict[str, Any] = {}
     problems: list[dict[str, Any]] = []
     try:
-        for step, phase in enumerate(phases):
-            base = step * len(ids)
+        with deadline(settings.OMEGA_EVAL_DEADLINE_SECONDS):
+            for step, phase in enumerate(phases):
+                base = step * len(ids)
 
-            def progress(done: int, _total: int, *, phase: str = phase, base: int = base) -> None:
-                _save(job, progress={"phase": phase, "done": base + done, "total": total})
-                if on_progress:
-                    on_progress(job.progress)
+                def progress(done: int, _total: int, *, phase: str = phase, base: int = base) -> None:
+                    _save(job, progress={"phase": phase, "done": base + done, "total": total})
+                    if on_progress:
+                        on_progress(job.progress)
+                    deadline_check()  # past OMEGA_EVAL_DEADLINE_SECONDS: the job stops here, failed with the reason
 
-            progress(0, len(ids))
-            if phase == SDIV:
-                result = sdiv_evaluate(ids, alpha=job.config.get("alpha", sdiv.ALPHA), on_progress=progress)
-                counts[SDIV] = {
-                    "agents": result.agents,
-                    "recomputed": result.recomputed,
-                    "encoded": result.encoded,
-                    "undefined": result.undefined,
-                }
-            else:
-                counts.update(_judge(job, judged, ids, problems, progress))
-            _save(job, counts=counts, problems=problems[:500])
-            if _cancelled(job):
-                return EvaluationJob.objects.get(pk=job.pk)
-        _save(
-            job,
-            status=JobStatus.DONE,
-            finished_at=timezone.now(),
-            progress={"phase": "done", "done": total, "total": total},
-        )
+                progress(0, len(ids))
+                if phase == SDIV:
+                    result = sdiv_evaluate(ids, alpha=job.config.get("alpha", sdiv.ALPHA), on_progress=progress)
+                    counts[SDIV] = {
+                        "agents": result.agents,
+                        "recomputed": result.recomputed,
+                        "encoded": result.encoded,
+                        "undefined": result.undefined,
+                    }
+                else:
+                    counts.update(_judge(job, judged, ids, problems, progress))
+                _save(job, counts=counts, problems=problems[:500])
+                if _cancelled(job):
+                    return EvaluationJob.objects.get(pk=job.pk)
+            _save(
+                job,
+                status=JobStatus.DONE,
+                finished_at=timezone.now(),
+                progress={"phase": "done", "done": total, "total": total},
+            )
     except Exception as exc:  # the job says why; the worker logs the trace
         logger.exception("evaluation job %s failed", job.pk)
         _save(
             job,
             status=JobStatus.FAILED,
             finished_at=timezone.now(),
-            error=f"{type(exc).__name__}: {exc}"[:2000],
+            error=failure_reason(exc)[:2000],
             counts=counts,
             problems=problems[:500],
         )

@@ -2,7 +2,8 @@
 
 Defaults give the embedded mode: SQLite under var/, an in-memory channel layer and a Celery worker inside the
 app's own process. OMEGA_DATABASE_URL switches to PostgreSQL, OMEGA_REDIS_URL switches Celery and the channel
-layer to Redis, OMEGA_ENV=production turns on the deployment hardening that `manage.py check --deploy` expects.
+layer to Redis, OMEGA_BROKER_URL (beside OMEGA_REDIS_URL) makes RabbitMQ Celery's broker, OMEGA_ENV=production
+turns on the deployment hardening that `manage.py check --deploy` expects.
 """
 
 from __future__ import annotations
@@ -269,13 +270,47 @@ REDIS_URL = env("OMEGA_REDIS_URL")
 # Every key this app writes to Redis starts with this prefix, so several installations (or test runs) can share
 # one Redis server without seeing each other's queues or channel groups.
 REDIS_KEY_PREFIX = env("OMEGA_REDIS_KEY_PREFIX", "omega")
-if REDIS_URL:
-    CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": 3600,
-        "socket_timeout": 30,
-        "global_keyprefix": f"{REDIS_KEY_PREFIX}:celery:",
-    }
+# How long a job may run before it stops itself and is marked failed with the reason (dialogues/common/deadlines.py).
+# Workers use the threads pool, where Celery enforces no time limit, so each job checks its own as it goes.
+OMEGA_EXPORT_DEADLINE_SECONDS = env_int("OMEGA_EXPORT_DEADLINE_SECONDS", 3600)
+OMEGA_EVAL_DEADLINE_SECONDS = env_int("OMEGA_EVAL_DEADLINE_SECONDS", 3600 * 6)
+OMEGA_IMPORT_DEADLINE_SECONDS = env_int("OMEGA_IMPORT_DEADLINE_SECONDS", 3600 * 6)
+for _name in ("OMEGA_EXPORT_DEADLINE_SECONDS", "OMEGA_EVAL_DEADLINE_SECONDS", "OMEGA_IMPORT_DEADLINE_SECONDS"):
+    if globals()[_name] <= 0:
+        raise RuntimeError(f"{_name} must be a positive number of seconds, not {globals()[_name]}.")
+_LONGEST_JOB = max(OMEGA_EXPORT_DEADLINE_SECONDS, OMEGA_EVAL_DEADLINE_SECONDS, OMEGA_IMPORT_DEADLINE_SECONDS)
+
+# The broker: OMEGA_BROKER_URL (RabbitMQ, amqp://, survives its own restart: ADR 0021) or else Redis at
+# OMEGA_REDIS_URL; neither gives the embedded mode's broker inside the serving process. Redis stays the channel
+# layer either way, so a RabbitMQ broker needs OMEGA_REDIS_URL too.
+BROKER_URL = env("OMEGA_BROKER_URL") or REDIS_URL
+_BROKER_SCHEMES = ("amqp", "amqps", "pyamqp", "redis", "rediss")
+if BROKER_URL:
+    _scheme = BROKER_URL.partition("://")[0].lower()
+    if "://" not in BROKER_URL or _scheme not in _BROKER_SCHEMES:
+        raise RuntimeError(
+            f"OMEGA_BROKER_URL must start with one of {', '.join(s + '://' for s in _BROKER_SCHEMES)} "
+            f"(e.g. amqp://omega:PASSWORD@rabbitmq.example.org:5672/omega), not {BROKER_URL.split('@')[-1]!r}."
+        )
+    if not REDIS_URL:
+        raise RuntimeError(
+            "OMEGA_BROKER_URL needs OMEGA_REDIS_URL as well: Redis carries the live pages' channel layer between the "
+            "workers and the web processes."
+        )
+    CELERY_BROKER_URL = BROKER_URL
+    if _scheme.startswith("redis"):
+        CELERY_BROKER_TRANSPORT_OPTIONS = {
+            # A message a worker took but did not acknowledge goes back on the queue after this long: longer than
+            # the longest job may run, or a job still running would be handed to a second worker.
+            "visibility_timeout": max(3600, _LONGEST_JOB + 600),
+            "socket_timeout": 30,
+            "global_keyprefix": f"{REDIS_KEY_PREFIX}:celery:",
+        }
+    else:
+        # RabbitMQ keeps its queues apart by virtual host (the URL's path), not by key prefix. Its consumer_timeout
+        # (30 min by default) must exceed the longest deadline: deploy/rabbitmq/rabbitmq.conf.
+        CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+        CELERY_BROKER_HEARTBEAT = 30
 else:
     # Embedded mode: the broker lives in the serving process; `manage.py serve` runs the worker beside it.
     CELERY_BROKER_URL = "memory://localhost/"
@@ -287,19 +322,29 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker that loses the broker keeps trying to reconnect (every few seconds) instead of giving up after 100 tries.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 OMEGA_WORKER_CONCURRENCY = env_int("OMEGA_WORKER_CONCURRENCY", 16)  # threads; each waits on one step
+# One queue per kind of work, so a long export or evaluation never holds up dialogue steps (and workers can be
+# given the kinds they should run). The task names stay as they were: queued messages and logs name them.
+CELERY_TASK_DEFAULT_QUEUE = "llm"
 CELERY_TASK_ROUTES = {
     "dialogues.tasks.dialogue_step_task": {"queue": "llm"},
     "dialogues.tasks.dialogue_manual_step_task": {"queue": "llm"},
     "dialogues.tasks.dialogue_human_step_task": {"queue": "llm"},
+    "evaluation.tasks.evaluation_job_task": {"queue": "eval"},
+    "dialogues.tasks.corpus_version_build_task": {"queue": "export"},
+    "dialogues.tasks.import_job_run_task": {"queue": "import"},
 }
-OMEGA_WORKER_QUEUES = ["default", "llm"]
+# What a worker consumes unless told otherwise: `manage.py serve` (embedded mode) and the documented worker command.
+OMEGA_WORKER_QUEUES = ["llm", "eval", "export", "import"]
 # Runs: how many dialogues of a run step at the same time, and the leases that make a crashed step redone.
 # Embedded mode steps in the serving process's worker threads: no more in flight than it has threads.
-OMEGA_MAX_DIALOGUES_IN_FLIGHT = env_int("OMEGA_MAX_DIALOGUES_IN_FLIGHT", 256 if REDIS_URL else OMEGA_WORKER_CONCURRENCY)
+OMEGA_MAX_DIALOGUES_IN_FLIGHT = env_int(
+    "OMEGA_MAX_DIALOGUES_IN_FLIGHT", 256 if BROKER_URL else OMEGA_WORKER_CONCURRENCY
+)
 OMEGA_LEASE_SECONDS = env_int("OMEGA_LEASE_SECONDS", 120)  # a stepping worker must renew within this
 OMEGA_LEASE_HEARTBEAT_SECONDS = env_int("OMEGA_LEASE_HEARTBEAT_SECONDS", 30)
 OMEGA_QUEUE_LEASE_SECONDS = env_int("OMEGA_QUEUE_LEASE_SECONDS", 600)  # a queued step must start within this

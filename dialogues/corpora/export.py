@@ -20,6 +20,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.text import slugify
 
+from dialogues.common.deadlines import deadline, deadline_check, failure_reason
 from dialogues.corpora.data import CHUNK, dialogues
 from dialogues.corpora.formats import ExportOptions, registry
 from dialogues.corpora.models import Corpus, CorpusVersion, VersionStatus
@@ -109,16 +110,18 @@ def corpus_version_request(
 
 def corpus_version_build(*, version_id: int) -> CorpusVersion:
     """Write a requested version's files and zip. Safe to run again (a worker that died mid-way): the files are
-    rewritten from the frozen selection. A failure marks the version failed with the reason."""
+    rewritten from the frozen selection. A failure marks the version failed with the reason, and so does running past
+    OMEGA_EXPORT_DEADLINE_SECONDS (checked after every dialogue and every file zipped)."""
     version = CorpusVersion.objects.select_related("corpus").get(pk=version_id)
     if version.status == VersionStatus.SUCCEEDED:
         return version
     CorpusVersion.objects.filter(pk=version.pk).update(status=VersionStatus.RUNNING, written=0, error="")
     try:
-        _build(version)
+        with deadline(settings.OMEGA_EXPORT_DEADLINE_SECONDS):
+            _build(version)
     except Exception as exc:  # the version says why; nothing half-written is offered for download
         CorpusVersion.objects.filter(pk=version.pk).update(
-            status=VersionStatus.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+            status=VersionStatus.FAILED, error=failure_reason(exc), finished_at=timezone.now()
         )
         raise
     return CorpusVersion.objects.get(pk=version.pk)
@@ -134,6 +137,7 @@ def _build(version: CorpusVersion) -> None:
     try:
         writers = {file: LineWriter(work / file) for name in names for file in chosen[name].files}
         for done, dialogue in enumerate(dialogues(version.dialogue_ids, calls=options.llm_calls), start=1):
+            deadline_check()
             for name in names:
                 chosen[name].write(dialogue, writers, options)
             if done % CHUNK == 0:
@@ -153,6 +157,7 @@ def _build(version: CorpusVersion) -> None:
         partial = target.with_suffix(".zip.partial")
         with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
             for file in ["manifest.json", *files]:
+                deadline_check()
                 archive.write(work / file, arcname=f"{stem}/{file}")
         partial.replace(target)  # a download never sees a half-written zip
     finally:

@@ -29,6 +29,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
+from dialogues.common.deadlines import deadline_check
 from dialogues.corpus_import.checks import FORMATS, MAX_PROBLEMS, check
 from dialogues.corpus_import.writers import FullWriter, SftWriter
 from dialogues.library.models import AgentProfile, ImportJob, ImportKind, Scenario, Split, Task
@@ -121,6 +122,8 @@ class _Progress:
         self.last = 0.0
 
     def __call__(self, phase: str, done: int, total: int, *, force: bool = False, **more: int) -> None:
+        if phase != "done":  # past OMEGA_IMPORT_DEADLINE_SECONDS: the import stops here (and is undone), failed
+            deadline_check()
         now = time.monotonic()
         if not force and now - self.last < PROGRESS_EVERY:
             return

@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from dialogues.common.deadlines import DeadlinePassed, deadline, deadline_check
 from dialogues.library import events
 from dialogues.library.models import (
     AgentProfile,
@@ -212,7 +214,9 @@ def import_job_enqueue(*, job: ImportJob) -> None:
 
 
 def import_job_run(*, job_id: int) -> ImportJob | None:
-    """Run a pending import. Safe to call twice: a job that already started (or is gone) is left alone."""
+    """Run a pending import. Safe to call twice: a job that already started (or is gone) is left alone. A job
+    still running after OMEGA_IMPORT_DEADLINE_SECONDS stops at its next progress report and is marked failed with
+    the reason (a runner reports progress through `import_job_progress_save`, which checks the deadline)."""
     claimed = ImportJob.objects.filter(pk=job_id, status=ImportStatus.PENDING).update(
         status=ImportStatus.RUNNING, started_at=timezone.now()
     )
@@ -224,8 +228,12 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     try:
         if runner is None:
             raise LookupError(f"no importer is registered for imports of kind {job.kind!r}")
-        runner.run(job)
+        with deadline(settings.OMEGA_IMPORT_DEADLINE_SECONDS):
+            runner.run(job)
         job.status = ImportStatus.SUCCEEDED
+    except DeadlinePassed as late:
+        job.problems = [Problem("(import)", None, "(deadline)", str(late)).as_dict()]
+        job.status = ImportStatus.FAILED
     except ImportRejected as rejected:
         job.problems = [p.as_dict() for p in rejected.problems]
         job.counts = rejected.counts
@@ -243,7 +251,9 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
 
 
 def import_job_progress_save(*, job: ImportJob, progress: dict[str, Any]) -> None:
-    """Record how far a running import has got, and show it on the job's page."""
+    """Record how far a running import has got, and show it on the job's page. Raises DeadlinePassed once the
+    job is past OMEGA_IMPORT_DEADLINE_SECONDS (the job then stops and is marked failed with the reason)."""
+    deadline_check()
     job.progress = progress
     ImportJob.objects.filter(pk=job.pk).update(progress=progress)
     events.import_job_changed(job)

@@ -20,6 +20,7 @@ from evaluation.judges import EPISODE, RELEVANCE, JudgeConfig
 from evaluation.models import EpisodeScore, JobStatus, RelevanceScore
 from omega_web.roles import Role
 from tests.factories import DialogueFactory
+from tests.support.clock import deadlines_clock_jumps
 from tests.support.llm_server import Reply, ScriptedLLMServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -223,3 +224,15 @@ def test_the_judge_configuration_is_checked():
         JudgeConfig(episode_samples=0)
     assert JudgeConfig().episode_samples == 3 and JudgeConfig().temperature == 0
     assert pytest.approx((-30 / 7, 40 / 7)) == judges.OVERALL_RANGE
+
+
+def test_a_job_past_its_deadline_stops_and_is_marked_failed_with_the_reason(
+    dialogue, judge_server, settings, monkeypatch
+):
+    judge_server.responder = lambda purpose, body: relevance_answer(1)
+    settings.OMEGA_EVAL_DEADLINE_SECONDS = 100
+    deadlines_clock_jumps(monkeypatch, seconds=60)  # in time at the start (60 s), past it after the first chunk
+    job = job_run(job_create(scope="dialogue", dialogue_ids=[dialogue.pk], metrics=["srel"]).pk)
+    assert job.status == JobStatus.FAILED and job.finished_at is not None
+    assert job.error == "stopped: past its deadline of 100 s"
+    assert job.counts == {} and RelevanceScore.objects.count() == 5  # the chunk it finished is kept, for reuse

@@ -36,7 +36,9 @@ def prepare(env: dict[str, str], sotopia_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def start_generate(env: dict[str, str], log: Path) -> subprocess.Popen:
+def start_generate(env: dict[str, str], log: Path, *tasks: str) -> subprocess.Popen:
+    """`generate --celery` of the 70 hard SOTOPIA tasks (or `tasks`: generate's own arguments) with the simulated
+    expert; it follows the run's progress and exits when the run is finished."""
     with log.open("w") as out:
         return subprocess.Popen(
             [
@@ -44,7 +46,7 @@ def start_generate(env: dict[str, str], log: Path) -> subprocess.Popen:
                 "manage.py",
                 "generate",
                 "--tasks",
-                "hard",
+                *(tasks or ["hard"]),
                 "--source",
                 "sotopia",
                 "--simulated",
@@ -72,10 +74,10 @@ def wait_for_turns(pg_url: str, count: int, timeout: float = 120) -> int:
     raise AssertionError(f"fewer than {count} turns after {timeout} s")
 
 
-def assert_run_is_whole(pg_url: str) -> None:
+def assert_run_is_whole(pg_url: str, tasks: int = 70) -> None:
     assert scalar(pg_url, "SELECT status FROM dialogues_run") == "finished"
     assert scalar(pg_url, "SELECT count(*) FROM dialogues_dialogue WHERE status <> 'finished'") == 0
-    assert scalar(pg_url, "SELECT count(DISTINCT task_id) FROM dialogues_dialogue WHERE kept") == 70
+    assert scalar(pg_url, "SELECT count(DISTINCT task_id) FROM dialogues_dialogue WHERE kept") == tasks
     # turns are contiguous from 0 and alternate speakers (uniqueness is a database constraint)
     gaps = query(
         pg_url,

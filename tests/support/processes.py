@@ -100,9 +100,15 @@ def serve(env: dict[str, str], *extra_args: str, timeout: float = 60) -> Iterato
         stop(process)
 
 
+# The queues of the worker command in docs/operations.md (one per kind of work; settings.CELERY_TASK_ROUTES).
+WORKER_QUEUES = "llm,eval,export,import"
+
+
 @contextmanager
-def celery_worker(env: dict[str, str], *, concurrency: int = 2) -> Iterator[subprocess.Popen]:
-    """A real `celery -A omega_web worker` process; waits for 'ready'."""
+def celery_worker(
+    env: dict[str, str], *, concurrency: int = 2, queues: str = WORKER_QUEUES
+) -> Iterator[subprocess.Popen]:
+    """A real `celery -A omega_web worker` process (the threads pool, as documented); waits for 'ready'."""
     env = {**env, "OMEGA_LOG_LEVEL": "INFO", "OMEGA_CELERY_LOG_LEVEL": "INFO"}
     log = Path(env["OMEGA_VAR_DIR"]) / f"worker-{time.monotonic_ns()}.log"
     with log.open("w") as out:
@@ -123,8 +129,11 @@ def celery_worker(env: dict[str, str], *, concurrency: int = 2) -> Iterator[subp
                 "INFO",
                 "--without-mingle",
                 "--without-gossip",
+                # several workers on one machine need names of their own (RabbitMQ's control queue is per name)
+                "--hostname",
+                f"omega-{log.stem}@%h",
                 "--queues",
-                "default,llm",
+                queues,
             ],
             cwd=ROOT,
             env=env,

@@ -1,4 +1,4 @@
-"""Finding the real PostgreSQL and Redis for scaled-mode tests.
+"""Finding the real PostgreSQL, Redis and RabbitMQ for scaled-mode tests.
 
 Without them a test is skipped with the reason; with OMEGA_REQUIRE_SERVICES=1 (CI) it fails instead.
 """
@@ -6,7 +6,9 @@ Without them a test is skipped with the reason; with OMEGA_REQUIRE_SERVICES=1 (C
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +19,7 @@ import pytest
 
 POSTGRES_URL = os.environ.get("OMEGA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("OMEGA_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+RABBITMQ_URL = os.environ.get("OMEGA_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
 
 
 def services_required() -> bool:
@@ -95,3 +98,30 @@ def query(url: str, sql: str) -> list[tuple]:
 
 def scalar(url: str, sql: str):
     return query(url, sql)[0][0]
+
+
+def rabbitmqctl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """rabbitmqctl on this machine (the test's RabbitMQ is local); raises with its output when it fails."""
+    binary = shutil.which("rabbitmqctl")
+    if binary is None:
+        unavailable("rabbitmqctl is not installed (the tests make a virtual host of their own with it)")
+    result = subprocess.run([binary, *args], capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stdout}{result.stderr}")
+    return result
+
+
+@contextmanager
+def rabbitmq_vhost() -> Iterator[str]:
+    """A virtual host of its own on this machine's RabbitMQ (its queues seen by no one else), deleted afterwards.
+    Yields the broker URL for it."""
+    if not _reachable(RABBITMQ_URL):
+        unavailable(f"RabbitMQ is not reachable at {RABBITMQ_URL}")
+    user = urlparse(RABBITMQ_URL).username or "guest"
+    vhost = f"omega_test_{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", vhost)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+        yield _with_path(RABBITMQ_URL, f"/{vhost}")
+    finally:
+        rabbitmqctl("delete_vhost", vhost)

@@ -21,8 +21,15 @@ from dialogues.annotation.models import Label
 from dialogues.annotation.services import (
     adjudicate,
 )
-from dialogues.corpora.export import OverrideNeeded, corpus_export, version_path
+from dialogues.corpora.export import (
+    OverrideNeeded,
+    corpus_export,
+    corpus_version_build,
+    corpus_version_request,
+    version_path,
+)
 from dialogues.corpora.formats import ExportOptions
+from dialogues.corpora.models import VersionStatus
 from dialogues.corpora.selection import CorpusFilters, counts, selected
 from dialogues.corpora.services import override_record
 from dialogues.engine import prompts
@@ -30,6 +37,7 @@ from dialogues.library.models import Split, Task
 from dialogues.runs.keys import dialogue_key
 from dialogues.runs.models import Dialogue
 from tests.factories import CORRECTED, saved_corpus, scenario_tasks, simulated_run
+from tests.support.clock import deadlines_clock_jumps
 
 pytestmark = pytest.mark.django_db(transaction=True)
 GOLDEN = Path(__file__).parent / "golden"
@@ -89,6 +97,25 @@ def test_every_format_matches_its_golden_file(corpus_data, people):
     assert manifest["counts"]["dialogues"] == 1 and manifest["counts"]["files"]["sotopia_omega.jsonl"] == len(
         files["sotopia_omega.jsonl"].splitlines()
     )
+
+
+def test_an_export_past_its_deadline_is_marked_failed_with_the_reason(corpus_data, people, settings, monkeypatch):
+    corpus = saved_corpus(user=people["cur"], name="golden")
+    override_record(corpus_id=corpus.pk, kind="simulated", reason="deadline test", user=people["cur"])
+    version = corpus_version_request(corpus_id=corpus.pk, created_by=people["cur"])
+    settings.OMEGA_EXPORT_DEADLINE_SECONDS = 30
+    deadlines_clock_jumps(monkeypatch, seconds=60)  # the first check comes a minute after the build began
+    with pytest.raises(Exception, match="past its deadline"):
+        corpus_version_build(version_id=version.pk)
+    version.refresh_from_db()
+    assert version.status == VersionStatus.FAILED
+    assert version.error == "stopped: past its deadline of 30 s"
+    assert version.finished_at is not None and version.path == ""
+    assert not list((settings.OMEGA_EXPORT_DIR).glob("*.zip")), "nothing half-written is offered for download"
+    # with time to spare, the same version is written after all
+    settings.OMEGA_EXPORT_DEADLINE_SECONDS = 3600
+    monkeypatch.undo()
+    assert corpus_version_build(version_id=version.pk).status == VersionStatus.SUCCEEDED
 
 
 def test_sft_records_follow_the_method(corpus_data, people):

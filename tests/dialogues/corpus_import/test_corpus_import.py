@@ -25,6 +25,7 @@ from dialogues.library.services import import_job_run
 from dialogues.runs.models import Dialogue, LLMCall, Run, RunKind, StepRating, Turn
 from omega_web.roles import Role
 from tests.factories import saved_corpus
+from tests.support.clock import deadlines_clock_jumps
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SHARED = Path(settings.OMEGA_SOTOPIA_DIR)
@@ -155,6 +156,19 @@ def test_sotopia_pi_input_output_records_make_one_dialogue_of_one_agent(db):
     assert dialogue.final_goal_c is None and not dialogue.kept and dialogue.filter_passed is None
     assert dialogue.imported["source"]["lines"] == [2, 7, 12, 17]
     assert task.contexts["0"].startswith("Here is the context of this interaction:") and "1" not in task.contexts
+
+
+@pytest.mark.parametrize("checks_in_time", [0, 2, 5], ids=["first-report", "checking", "writing"])  # 5 reports check RL
+def test_an_import_past_its_deadline_is_marked_failed_and_leaves_nothing(db, settings, monkeypatch, checks_in_time):
+    settings.OMEGA_IMPORT_DEADLINE_SECONDS = 60 * checks_in_time + 30
+    deadlines_clock_jumps(monkeypatch, seconds=60)  # each progress report comes a minute after the one before
+    job = import_file(RL)
+    assert job.status == "failed"
+    assert job.problems == [
+        {"file": "(import)", "line": None, "field": "(deadline)", "message": f"stopped: past its deadline of "
+         f"{settings.OMEGA_IMPORT_DEADLINE_SECONDS} s"}
+    ]  # fmt: skip
+    assert not Dialogue.objects.exists() and not Task.objects.exists() and not AgentProfile.objects.exists()
 
 
 def test_prompt_result_records_with_an_empty_turn_and_a_single_quoted_dict(db):
