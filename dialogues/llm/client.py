@@ -12,6 +12,7 @@ arrive but cannot be used are the engine's business (it re-asks).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -21,7 +22,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential
+from aiohttp.helpers import get_env_proxy_for_url
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from yarl import URL
 
 from dialogues.engine.llm import LLM, ChatRequest, ChatResponse, MalformedResponse, ModelNotServed, TransportFailure
@@ -34,10 +36,16 @@ KEEPALIVE_SECONDS = 4.0  # uvicorn (vLLM) closes idle connections after 5 s: our
 class _Endpoint:
     base_url: str
     chat_url: URL = field(init=False)  # parsed once, not for every request
+    proxy: URL | None = field(init=False, default=None)
+    proxy_auth: aiohttp.BasicAuth | None = field(init=False, default=None)
     in_flight: int = 0
 
     def __post_init__(self) -> None:
         self.chat_url = URL(f"{_v1(self.base_url)}/chat/completions")
+        # The proxy from the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, its credentials in .netrc), looked up
+        # once: aiohttp's trust_env looks it up, and .netrc, in a thread for every request (ADR 0022).
+        with contextlib.suppress(LookupError):  # none for this URL
+            self.proxy, self.proxy_auth = get_env_proxy_for_url(self.chat_url)
 
 
 class _Retryable(Exception):
@@ -96,7 +104,8 @@ class OpenAIChatClient:
         self._timeouts = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
         self.transport_retries = transport_retries
-        self.backoff = wait_exponential(multiplier=backoff_base, max=backoff_max)
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
         self.retry_after_max = retry_after_max
         self.structured_output = structured_output
         self.split_n_at_zero_temperature = split_n_at_zero_temperature
@@ -114,7 +123,6 @@ class OpenAIChatClient:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=self._timeouts,
-                trust_env=True,  # HTTP(S)_PROXY, NO_PROXY and .netrc, as curl and httpx read them
                 cookie_jar=aiohttp.DummyCookieJar(),  # a chat request has no cookies to keep
                 raise_for_status=False,
             )
@@ -134,8 +142,11 @@ class OpenAIChatClient:
     async def check(self) -> None:
         for endpoint in self.endpoints:
             url = f"{_v1(endpoint.base_url)}/models"
+            get = self.session.get(
+                url, timeout=aiohttp.ClientTimeout(total=15), proxy=endpoint.proxy, proxy_auth=endpoint.proxy_auth
+            )
             try:
-                async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=15)) as answer:
+                async with get as answer:
                     status, text = answer.status, await answer.text()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise TransportFailure(
@@ -195,21 +206,26 @@ class OpenAIChatClient:
     async def _chat_once(self, request: ChatRequest) -> ChatResponse:
         payload = json.dumps(self._body(request)).encode()
         headers = {**self._headers, "X-Omega-Purpose": request.purpose}
+        # Most requests need one try, so tenacity's loop (tens of µs a request: bench/, ADR 0022) starts only
+        # after the first failure, once its wait is over; it then makes the remaining tries.
+        try:
+            return await self._try(payload, headers, retries=0)
+        except _Retryable as failure:
+            if self.transport_retries == 0:
+                raise _gave_up(failure, retries=0) from failure
+            await asyncio.sleep(self._delay(failure, retry=1))
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.transport_retries + 1),
-            wait=self._wait,
+            stop=stop_after_attempt(self.transport_retries),
+            wait=lambda state: self._delay(state.outcome.exception(), retry=state.attempt_number + 1),
             retry=retry_if_exception_type(_Retryable),
             reraise=True,
         )
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._try(payload, headers, attempt.retry_state.attempt_number - 1)
+                    return await self._try(payload, headers, retries=attempt.retry_state.attempt_number)
         except _Retryable as failure:
-            retries = self.transport_retries
-            raise TransportFailure(
-                f"gave up after {retries + 1} tries: {failure}", retries=retries, endpoint=failure.endpoint
-            ) from failure
+            raise _gave_up(failure, retries=self.transport_retries) from failure
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _try(self, payload: bytes, headers: dict[str, str], retries: int) -> ChatResponse:
@@ -217,8 +233,11 @@ class OpenAIChatClient:
         endpoint = self._pick()
         started = time.perf_counter()
         endpoint.in_flight += 1
+        post = self.session.post(
+            endpoint.chat_url, data=payload, headers=headers, proxy=endpoint.proxy, proxy_auth=endpoint.proxy_auth
+        )
         try:
-            async with self.session.post(endpoint.chat_url, data=payload, headers=headers) as answer:
+            async with post as answer:
                 body = await answer.read()  # the whole answer in one piece
                 status = answer.status
                 retry_after = answer.headers.get("Retry-After") if status != 200 else None
@@ -236,12 +255,12 @@ class OpenAIChatClient:
             raise TransportFailure(error, retries=retries, endpoint=endpoint.base_url)
         raise _Retryable(error, endpoint.base_url, retry_after_seconds(retry_after))
 
-    def _wait(self, state: RetryCallState) -> float:
-        """The server's Retry-After when it sent one (capped), else exponential backoff with jitter."""
-        failure = state.outcome.exception() if state.outcome is not None else None
+    def _delay(self, failure: BaseException | None, retry: int) -> float:
+        """Before the given retry: the server's Retry-After when it sent one (capped), else exponential backoff
+        (doubling from backoff_base, at most backoff_max), shortened at random by up to half."""
         if isinstance(failure, _Retryable) and failure.retry_after is not None:
             return min(failure.retry_after, self.retry_after_max)
-        return self.backoff(state) * (0.5 + random.random() / 2)
+        return min(self.backoff_max, self.backoff_base * 2 ** (retry - 1)) * (0.5 + random.random() / 2)
 
     def _parse(self, body: bytes, endpoint: str, latency: float, retries: int) -> ChatResponse:
         empty = ChatResponse(
@@ -272,6 +291,10 @@ class OpenAIChatClient:
             content = message.get("content") if isinstance(message, dict) else None
             response.texts.append(content if isinstance(content, str) else "")
         return response
+
+
+def _gave_up(failure: _Retryable, retries: int) -> TransportFailure:
+    return TransportFailure(f"gave up after {retries + 1} tries: {failure}", retries=retries, endpoint=failure.endpoint)
 
 
 def _v1(base_url: str) -> str:
