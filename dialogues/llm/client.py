@@ -206,7 +206,7 @@ class OpenAIChatClient:
     async def _chat_once(self, request: ChatRequest) -> ChatResponse:
         payload = json.dumps(self._body(request)).encode()
         headers = {**self._headers, "X-Omega-Purpose": request.purpose}
-        # Most requests need one try, so tenacity's loop (tens of µs a request: bench/, ADR 0022) starts only
+        # Most requests need one try, so tenacity's loop (about 70 µs a request, ADR 0022) starts only
         # after the first failure, once its wait is over; it then makes the remaining tries.
         try:
             return await self._try(payload, headers, retries=0)
