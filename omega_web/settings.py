@@ -381,9 +381,12 @@ else:
 OMEGA_LLM_BASE_URLS = env_list("OMEGA_LLM_BASE_URLS")
 OMEGA_LLM_MODEL = env("OMEGA_LLM_MODEL")
 OMEGA_LLM_API_KEY = env("OMEGA_LLM_API_KEY")
-OMEGA_LLM_TIMEOUT = float(env("OMEGA_LLM_TIMEOUT", "600"))  # seconds for one request
+# seconds the server may stay silent while answering (a timeout per read, not per request; connecting: 10 s)
+OMEGA_LLM_TIMEOUT = float(env("OMEGA_LLM_TIMEOUT", "600"))
 OMEGA_LLM_MAX_IN_FLIGHT = env_int("OMEGA_LLM_MAX_IN_FLIGHT", 256)  # concurrent requests per endpoint, per process
 OMEGA_LLM_TRANSPORT_RETRIES = env_int("OMEGA_LLM_TRANSPORT_RETRIES", 5)
+# The longest a 429 or 503's Retry-After is honoured before the next try (seconds); a longer one waits this long.
+OMEGA_LLM_RETRY_AFTER_MAX = float(env("OMEGA_LLM_RETRY_AFTER_MAX", "60"))
 # Ask for JSON through response_format (vLLM and others accept it); switch off for servers that refuse it.
 OMEGA_LLM_STRUCTURED_OUTPUT = env_bool("OMEGA_LLM_STRUCTURED_OUTPUT", True)
 # The evaluation judges (S_rel, SOTOPIA-EVAL): another server or model if set, otherwise the expert's.

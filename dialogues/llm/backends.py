@@ -70,6 +70,7 @@ def make_llm(backend: Backend) -> LLM:
         timeout=settings.OMEGA_LLM_TIMEOUT,
         max_in_flight_per_endpoint=settings.OMEGA_LLM_MAX_IN_FLIGHT,
         transport_retries=settings.OMEGA_LLM_TRANSPORT_RETRIES,
+        retry_after_max=settings.OMEGA_LLM_RETRY_AFTER_MAX,
         structured_output=settings.OMEGA_LLM_STRUCTURED_OUTPUT,
     )
 

@@ -1,9 +1,11 @@
 """A real HTTP server on loopback that speaks the OpenAI chat-completions protocol, for engine and client tests.
 
 Answers are scripted per purpose (the client sends the purpose in the X-Omega-Purpose header): plain texts,
-several choices for `n`, or a `Reply` that sets the status, a raw body, a delay, or empty choices. Without a
+several choices for `n`, or a `Reply` that sets the status, headers (Retry-After), a raw body, a delay, a body sent
+in slow pieces, or empty choices. Without a
 script it asks `responder(purpose, body)`. Like vLLM, it refuses n > 1 at temperature 0 and lists its models at
-/v1/models. Every request is recorded for assertions.
+/v1/models. Every request is recorded for assertions (when it arrived, from which client port), and the most
+requests it served at once.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class Reply:
     body: str | None = None  # sent as is (garbage, truncated JSON…)
     delay: float = 0.0
     no_choices: bool = False
+    headers: dict[str, str] | None = None  # e.g. {"Retry-After": "1"}
+    trickle: float = 0.0  # the body in four pieces, this many seconds apart
 
 
 Answer = str | list[str] | Reply
@@ -54,6 +58,8 @@ class ScriptedLLMServer:
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._thread: threading.Thread | None = None
 
     # --- scripting -----------------------------------------------------------------------------------------
@@ -95,13 +101,22 @@ class ScriptedLLMServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _send(self, status: int, text: str) -> None:
+            def _send(self, status: int, text: str, reply: Reply | None = None) -> None:
                 data = text.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in ((reply and reply.headers) or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(data)
+                if reply is None or not reply.trickle:
+                    self.wfile.write(data)
+                    return
+                step = -(-len(data) // 4)
+                for start in range(0, len(data), step):
+                    self.wfile.write(data[start : start + step])
+                    self.wfile.flush()
+                    time.sleep(reply.trickle)
 
             def do_GET(self) -> None:
                 server.requests.append({"path": self.path, "purpose": "", "body": None})
@@ -119,6 +134,16 @@ class ScriptedLLMServer:
                     self._send(404, json.dumps({"error": "not found"}))
 
             def do_POST(self) -> None:
+                with server._lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    self._post()
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+            def _post(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 purpose = self.headers.get("X-Omega-Purpose", "")
@@ -133,6 +158,8 @@ class ScriptedLLMServer:
                         "purpose": purpose,
                         "body": body,
                         "authorization": self.headers.get("Authorization", ""),
+                        "at": time.monotonic(),
+                        "client_port": self.client_address[1],
                     }
                 )
                 if not self.path.rstrip("/").endswith("/v1/chat/completions"):
@@ -154,10 +181,10 @@ class ScriptedLLMServer:
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.body is not None:
-                    self._send(reply.status, reply.body)
+                    self._send(reply.status, reply.body, reply)
                     return
                 if reply.status != 200:
-                    self._send(reply.status, json.dumps({"error": "scripted failure"}))
+                    self._send(reply.status, json.dumps({"error": "scripted failure"}), reply)
                     return
                 texts = [] if reply.no_choices else (reply.texts or [])
                 prompt = "".join(m.get("content", "") for m in body.get("messages", []))
@@ -179,6 +206,7 @@ class ScriptedLLMServer:
                             },
                         }
                     ),
+                    reply,
                 )
 
         self._server = _QuietServer(("127.0.0.1", 0), Handler)

@@ -1,14 +1,17 @@
-"""The OpenAI-compatible client against a real HTTP server: model check, request shape, n, endpoints."""
+"""The OpenAI-compatible client against a real HTTP server: model check, request shape, n, endpoints, retries and
+Retry-After, timeouts, keep-alive and the cap per endpoint, proxies from the environment."""
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import time
 
 import pytest
 
 from dialogues.engine.llm import ChatRequest, ModelNotServed, TransportFailure
 from dialogues.llm.client import OpenAIChatClient
-from tests.support.llm_server import ScriptedLLMServer
+from tests.support.llm_server import Reply, ScriptedLLMServer
 
 
 def call(client_args, coro_factory):
@@ -99,3 +102,127 @@ def test_structured_output_can_be_switched_off():
             lambda c: c.chat(request),
         )
     assert "response_format" not in server.requests[-1]["body"]
+
+
+REQUEST = ChatRequest(purpose="p", messages=({"role": "user", "content": "x"},))
+
+
+def gap(server: ScriptedLLMServer) -> float:
+    """Seconds between the server's first and second chat request."""
+    first, second = (r["at"] for r in server.requests if r["purpose"])
+    return second - first
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_in_seconds_is_waited_before_the_next_try(status):
+    with ScriptedLLMServer() as server:
+        server.script("p", Reply(status=status, headers={"Retry-After": "1"}), "fine")
+        response = call(
+            {"base_urls": [server.base_url], "model": "test-model", "backoff_base": 0.01}, lambda c: c.chat(REQUEST)
+        )
+    assert response.texts == ["fine"] and response.transport_retries == 1
+    assert gap(server) >= 1.0  # the backoff alone would have waited 0.01 s at most
+
+
+def test_retry_after_as_a_date_is_waited_too():
+    when = email.utils.formatdate(time.time() + 2, usegmt=True)  # whole seconds: between 1 and 2 s from now
+    with ScriptedLLMServer() as server:
+        server.script("p", Reply(status=429, headers={"Retry-After": when}), "fine")
+        call({"base_urls": [server.base_url], "model": "test-model", "backoff_base": 0.01}, lambda c: c.chat(REQUEST))
+    assert gap(server) >= 0.9
+
+
+def test_retry_after_is_capped_by_the_setting():
+    with ScriptedLLMServer() as server:
+        server.script("p", Reply(status=503, headers={"Retry-After": "3600"}), "fine")
+        response = call(
+            {"base_urls": [server.base_url], "model": "test-model", "backoff_base": 0.01, "retry_after_max": 0.5},
+            lambda c: c.chat(REQUEST),
+        )
+    assert response.texts == ["fine"]
+    assert 0.5 <= gap(server) < 60
+
+
+def test_retry_after_keeps_the_bounded_count_and_the_message():
+    with ScriptedLLMServer() as server:
+        server.responder = lambda purpose, body: Reply(status=429, headers={"Retry-After": "0"})
+        with pytest.raises(TransportFailure) as failed:
+            call(
+                {"base_urls": [server.base_url], "model": "test-model", "transport_retries": 2},
+                lambda c: c.chat(REQUEST),
+            )
+    assert str(failed.value).startswith(f"gave up after 3 tries: HTTP 429 from {server.base_url}: ")
+    assert failed.value.retries == 2 and len(server.purposes()) == 3
+
+
+def test_an_answer_that_keeps_coming_is_not_cut_by_the_read_timeout():
+    # four pieces 0.3 s apart: 0.9 s in all, over a timeout of 0.5 s that bounds each read, not the request
+    with ScriptedLLMServer() as server:
+        server.script("p", Reply(texts=["slow but steady"], trickle=0.3))
+        response = call(
+            {"base_urls": [server.base_url], "model": "test-model", "timeout": 0.5, "transport_retries": 0},
+            lambda c: c.chat(REQUEST),
+        )
+    assert response.texts == ["slow but steady"]
+
+
+def test_a_silent_server_is_a_timeout():
+    with ScriptedLLMServer() as server:
+        server.responder = lambda purpose, body: Reply(texts=["late"], delay=1.0)
+        with pytest.raises(TransportFailure, match=r"gave up after 1 tries: timeout from http://127\.0\.0\.1:\d+: "):
+            call(
+                {"base_urls": [server.base_url], "model": "test-model", "timeout": 0.2, "transport_retries": 0},
+                lambda c: c.chat(REQUEST),
+            )
+
+
+def test_connections_are_kept_alive_and_capped_per_endpoint():
+    with ScriptedLLMServer() as server:
+        server.responder = lambda purpose, body: Reply(texts=["ok"], delay=0.05)
+
+        async def sequential_then_parallel(client):
+            for _ in range(5):
+                await client.chat(REQUEST)
+            return await asyncio.gather(*(client.chat(REQUEST) for _ in range(12)))
+
+        call(
+            {"base_urls": [server.base_url], "model": "test-model", "max_in_flight_per_endpoint": 3},
+            sequential_then_parallel,
+        )
+    ports = [r["client_port"] for r in server.requests if r["purpose"]]
+    assert len(set(ports[:5])) == 1  # one connection, reused
+    assert server.max_in_flight == 3 and len(set(ports)) <= 3
+
+
+def test_a_refused_connection_is_retried_then_fails_with_its_reason():
+    with ScriptedLLMServer() as server:
+        url = server.base_url
+    with pytest.raises(TransportFailure) as failed:
+        call({"base_urls": [url], "model": "test-model", "transport_retries": 1, "backoff_base": 0.01},
+             lambda c: c.chat(REQUEST))  # fmt: skip
+    assert str(failed.value).startswith(f"gave up after 2 tries: ClientConnectorError from {url}: ")
+
+
+def test_the_proxy_comes_from_the_environment(monkeypatch):
+    # the test server plays the proxy: the request reaches it for a host that does not exist
+    with ScriptedLLMServer() as proxy:
+        proxy.script("p", "through the proxy")
+        monkeypatch.setenv("HTTP_PROXY", proxy.base_url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        response = call({"base_urls": ["http://llm.invalid:8000"], "model": "test-model"}, lambda c: c.chat(REQUEST))
+    assert response.texts == ["through the proxy"]
+    assert proxy.requests[-1]["path"] == "http://llm.invalid:8000/v1/chat/completions"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("timeout", 0, "timeouts must be positive"),
+        ("transport_retries", -1, "cannot be negative"),
+        ("retry_after_max", -5, "cannot be negative"),
+    ],
+)
+def test_bad_settings_are_refused_with_a_clear_error(option, value, message):
+    with pytest.raises(ValueError, match=message):
+        OpenAIChatClient(["http://127.0.0.1:1"], "m", **{option: value})
