@@ -177,10 +177,15 @@ class Server:
             return 200, {"ok": True}
         if method == "POST" and path.rstrip("/").endswith("/v1/chat/completions"):
             request = json.loads(body)
+            if headers.get("x-omega-purpose", "").startswith("probe"):  # the client's server profile: not measured
+                text = '{"answer": "yes"}' if "response_format" in request else "OK"
+                choices = [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                           for i in range(int(request.get("n") or 1))]  # fmt: skip
+                return 200, {"id": "probe", "object": "chat.completion", "model": MODEL, "choices": choices}
             if self.metrics.first_request is None:
                 self.metrics.first_request = time.time()
             n = int(request.get("n") or 1)
-            prompt = request["messages"][-1]["content"]
+            prompt = request["messages"][0]["content"]
             queued = time.monotonic()
             await self.capacity.acquire(n)
             waited = time.monotonic() - queued

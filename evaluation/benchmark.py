@@ -102,6 +102,7 @@ def benchmark_create(
     seed: int = 0,
     user: Any = None,
     sides: dict[str, int] | None = None,
+    server_profiles: list[dict[str, Any]] | None = None,
 ) -> Run:
     """An evaluation run over these tasks. Self-play: the agent plays both sides. Reference: the agent plays the
     side the partition gives it (`sides`, combo pk → side, overrides it: a manifest's recorded sides)."""
@@ -150,6 +151,7 @@ def benchmark_create(
             reference=reference,
             agent_sides=agent_sides,
             benchmark=info,
+            server_profiles=server_profiles,
         )
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from dialogues.engine.actions import UnusableAnswer, parse_json_object
 from dialogues.engine.context import TaskSpec, omniscient_context, render_for
 from dialogues.engine.llm import LLM, ChatRequest, LLMError, MalformedResponse
+from dialogues.engine.stepper import Repair, cut_off_problem
 
 PROMPT_DIR = Path(__file__).resolve().parent / "prompts"
 RELEVANCE = "srel"
@@ -233,6 +234,7 @@ class Judgement:
     rejected: list[dict[str, str]] = field(default_factory=list)  # {"raw": ..., "reason": ...}
     problem: str = ""
     requests: int = 0
+    returned: int = 0  # answers that came back (asked: the samples wanted; valid: len(samples))
     tokens: int = 0
     model: str = ""
 
@@ -252,15 +254,18 @@ async def judge(
     config: JudgeConfig,
     meta: dict[str, Any] | None = None,
 ) -> Judgement:
-    """Ask for `samples` usable answers; re-ask only for the ones that could not be used, `config.retries` times."""
+    """Ask for `samples` usable answers; re-ask only for the ones that could not be used, `config.retries` times.
+    A re-ask quotes the unusable answer and why (a repair turn): at temperature 0 the same request would get the
+    same answer."""
     result = Judgement(prompt=prompt)
+    repair: Repair | None = None
     for _ in range(config.retries + 1):
         wanted = samples - len(result.samples)
         if wanted <= 0:
             break
         request = ChatRequest(
             purpose=purpose,
-            messages=({"role": "user", "content": prompt},),
+            messages=({"role": "user", "content": prompt},) + (repair.messages(json_answer=True) if repair else ()),
             n=wanted,
             temperature=config.temperature,
             top_p=1.0,
@@ -280,11 +285,16 @@ async def judge(
         result.requests += response.requests
         result.tokens += response.prompt_tokens + response.completion_tokens
         result.model = response.model
-        for text in response.texts:
+        result.returned += len(response.texts)
+        for i, text in enumerate(response.texts):
             try:
+                cut = cut_off_problem(response, i)
+                if cut is not None:
+                    raise UnusableAnswer(cut)
                 result.samples.append(parse(text))
             except UnusableAnswer as exc:
                 result.rejected.append({"raw": text[:2000], "reason": str(exc)})
+                repair = Repair(text, str(exc))
     if len(result.samples) < samples:
         last = result.rejected[-1]["reason"] if result.rejected else "no answer"
         result.problem = (

@@ -22,7 +22,7 @@ from dialogues.corpora.selection import CorpusFilters, selected
 from dialogues.library.forms import TaskSelectionForm
 from dialogues.library.models import Split
 from dialogues.library.selectors import task_filter_choices
-from dialogues.llm.backends import served_problem
+from dialogues.llm.backends import backend_probe
 from dialogues.runs.models import Dialogue, Run
 from dialogues.runs.selectors import dialogue_get_or_404
 from evaluation import benchmark, judges, report, sdiv, trajectories
@@ -382,8 +382,11 @@ def run_benchmark_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid() and selection.is_valid():
         tasks = selection.tasks()
         problem = None if tasks else "No task matches the selection."
+        found: list[dict] = []
         for backend in filter(None, (form.agent, form.reference)):
-            problem = problem or served_problem(backend)
+            probe = backend_probe(backend) if not problem else None
+            problem = problem or (probe.problem if probe else None)
+            found += probe.as_json() if probe else []
         if not problem:
             d = form.cleaned_data
             try:
@@ -403,6 +406,7 @@ def run_benchmark_new(request: HttpRequest) -> HttpResponse:
                     max_turns=d["max_turns"],
                     seed=d["seed"],
                     user=request.user,
+                    server_profiles=found,
                 )
                 return redirect("run_detail", pk=run.pk)
             except benchmark.BenchmarkError as exc:

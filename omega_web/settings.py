@@ -387,8 +387,25 @@ OMEGA_LLM_MAX_IN_FLIGHT = env_int("OMEGA_LLM_MAX_IN_FLIGHT", 256)  # concurrent 
 OMEGA_LLM_TRANSPORT_RETRIES = env_int("OMEGA_LLM_TRANSPORT_RETRIES", 5)
 # The longest a 429 or 503's Retry-After is honoured before the next try (seconds); a longer one waits this long.
 OMEGA_LLM_RETRY_AFTER_MAX = float(env("OMEGA_LLM_RETRY_AFTER_MAX", "60"))
-# Ask for JSON through response_format (vLLM and others accept it); switch off for servers that refuse it.
-OMEGA_LLM_STRUCTURED_OUTPUT = env_bool("OMEGA_LLM_STRUCTURED_OUTPUT", True)
+# What each server can do is probed before a run (docs/operations.md, "Serving"); these force a capability instead,
+# for a server whose answers to a probe mislead. Empty or "auto": probe it.
+# Structured output: auto, off (no JSON schema sent), json_schema, json_object or guided_json.
+_structured = env("OMEGA_LLM_STRUCTURED_OUTPUT", "auto").strip().lower()
+OMEGA_LLM_STRUCTURED_OUTPUT = {
+    "auto": "",
+    "true": "",
+    "1": "",
+    "on": "",
+    "yes": "",
+    "false": "off",
+    "0": "off",
+    "no": "off",
+}.get(_structured, _structured)
+OMEGA_LLM_N = {"auto": ""}.get(
+    env("OMEGA_LLM_N").strip().lower(), env("OMEGA_LLM_N").strip().lower()
+)  # native, separate
+OMEGA_LLM_SEED = env("OMEGA_LLM_SEED", "auto").strip().lower()  # auto, on, off
+OMEGA_LLM_CONTEXT_LENGTH = env_int("OMEGA_LLM_CONTEXT_LENGTH", 0)  # tokens; 0: as the server says
 # The evaluation judges (S_rel, SOTOPIA-EVAL): another server or model if set, otherwise the expert's.
 OMEGA_JUDGE_BASE_URLS = env_list("OMEGA_JUDGE_BASE_URLS")
 OMEGA_JUDGE_MODEL = env("OMEGA_JUDGE_MODEL")

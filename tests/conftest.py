@@ -21,6 +21,14 @@ def _test_settings(settings) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_server_profiles():
+    """Servers are probed once per process; a test's server may reuse an earlier test's port, so forget them."""
+    from dialogues.llm import profile
+
+    profile.forget_all()
+
+
+@pytest.fixture(autouse=True)
 def _eager_celery():
     """In-process tests run tasks synchronously; the running app never does (tests/scaled checks real workers)."""
     celery_app.conf.task_always_eager = True

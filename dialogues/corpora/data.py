@@ -325,6 +325,7 @@ def _call(call: LLMCall) -> dict[str, Any]:
         "messages": canonical(call.messages),
         "params": canonical(call.params),
         "responses": canonical(call.responses),
+        "finish_reasons": list(call.finish_reasons),
         "parsed": canonical(call.parsed),
         "error": call.error,
         "prompt_tokens": call.prompt_tokens,

@@ -199,7 +199,7 @@ def _manifest(
         Run.objects.filter(dialogues__pk__in=ids)
         .distinct()
         .order_by("id")
-        .values("id", "name", "variant", "model", "prompt_set_version", "simulated", "backend")
+        .values("id", "name", "variant", "model", "prompt_set_version", "simulated", "backend", "server_profiles")
     )
     return {
         "corpus": corpus.name,

@@ -180,6 +180,9 @@ def check_dialogue(file: str, line: int, record: dict[str, Any]) -> list[Problem
         c.get(call, "messages", where, (list,))
         c.get(call, "params", where, (dict,))
         c.get(call, "responses", where, (list,))
+        reasons = c.get(call, "finish_reasons", where, (list,), optional=True)
+        if reasons is not None and not all(isinstance(r, str) for r in reasons):
+            c.fail(f"{where}.finish_reasons", "expected a list of strings")
         for name in ("prompt_tokens", "completion_tokens"):
             tokens = c.get(call, name, where, (int,))
             if isinstance(tokens, int) and tokens < 0:

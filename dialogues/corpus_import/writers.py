@@ -261,6 +261,7 @@ class FullWriter(Writer):
                         "model",
                     )
                 },
+                finish_reasons=c.get("finish_reasons") or [],
             )
             for c in calls
         )

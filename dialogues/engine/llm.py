@@ -1,4 +1,6 @@
-"""The LLM boundary: OpenAI-compatible chat completions over httpx (vLLM in production).
+"""The LLM boundary: what the engine asks of a model (ChatRequest), what comes back (ChatResponse), and how it
+fails. The clients (dialogues/llm/) speak to OpenAI-compatible servers and adapt each request to what the server
+can do (its profile); the engine only sees answers, how each ended (finish_reason) and what was adapted.
 
 Transport errors (429, 5xx, timeouts, refused connections) are retried with backoff a bounded number of times,
 then raise TransportFailure. Answers that arrive but cannot be used are the engine's business (it re-asks).
@@ -34,6 +36,15 @@ class ChatResponse:
     model: str = ""
     transport_retries: int = 0
     requests: int = 1
+    # how each answer ended, as the server said ("stop", "length" when cut off at max_tokens); "" when not said
+    finish_reasons: list[str] = field(default_factory=list)
+    # what the client changed in the request for this server (split n, omitted seed, capped max_tokens…)
+    adapted: list[str] = field(default_factory=list)
+    max_tokens: int | None = None  # the max_tokens sent, when it differs from the request's
+
+    def cut_off(self, index: int = 0) -> bool:
+        """Whether answer `index` ended at the token limit (finish_reason "length")."""
+        return index < len(self.finish_reasons) and self.finish_reasons[index] == "length"
 
 
 class LLMError(Exception):
@@ -59,6 +70,10 @@ class MalformedResponse(LLMError):
 
 class ModelNotServed(LLMError):
     pass
+
+
+class PromptTooLong(LLMError):
+    """The prompt alone does not fit the server's context: no answer is possible, asking again does not help."""
 
 
 class LLM(Protocol):

@@ -23,7 +23,7 @@ from .actions import ACTION_JSON_SCHEMA, Action, ActionType, UnusableAnswer, act
 from .context import agent_context
 from .plan import Move
 from .state import DialogueState, NsiStep, Proposal
-from .utility import MATTER_FIELDS, parse_utility
+from .utility import MATTER_FIELDS, parse_utility, update_schema, utility_schema
 
 
 class Ask(Protocol):
@@ -107,16 +107,18 @@ async def negotiate(state: DialogueState, move: Move, ask: Ask) -> dict[str, Any
 
     proposal: Proposal | None = None
     if step == NsiStep.RESOURCE:
-        own = await ask_step("nsi.own_utility", utility_of)
+        own = await ask_step("nsi.own_utility", utility_of, schema=utility_schema(form))
         draft = (await ask_step("nsi.interests", speech, schema=ACTION_JSON_SCHEMA)).argument
     elif step == NsiStep.DIFFERENCE:
-        other = await ask_step("nsi.other_utility", utility_of)
+        other = await ask_step("nsi.other_utility", utility_of, schema=utility_schema(form))
         draft = (await ask_step("nsi.difference", speech, schema=ACTION_JSON_SCHEMA)).argument
     else:
         if step == NsiStep.INITIAL:
-            reasoning = await ask_step("nsi.proposal_draft", lambda text: _field(parse_json_object(text), "draft"))
+            reasoning = await ask_step(
+                "nsi.proposal_draft", lambda text: _field(parse_json_object(text), "draft"), schema=DRAFT_SCHEMA
+            )
         else:
-            own, other, reasoning = await ask_step("nsi.update", updated)
+            own, other, reasoning = await ask_step("nsi.update", updated, schema=update_schema(form))
         proposal, draft_action = await ask_step(
             "nsi.proposal",
             proposal_of,
@@ -209,6 +211,13 @@ def _field(data: dict[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise UnusableAnswer(f"missing {name}")
     return value.strip()
+
+
+DRAFT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"thought": {"type": "string"}, "draft": {"type": "string"}},
+    "required": ["thought", "draft"],
+}
 
 
 def _options_text(options: tuple[Proposal, ...], other: str) -> str:

@@ -44,6 +44,7 @@ class Rating:
     samples: tuple[RatingSample, ...]
     requested: int
     rejected: tuple[dict[str, Any], ...] = field(default_factory=tuple)  # {"raw": ..., "reason": ...}
+    returned: int | None = None  # answers that came back over all requests (re-asks included)
 
     @property
     def valid(self) -> int:
@@ -67,6 +68,7 @@ class Rating:
             "samples": [s.as_dict() for s in self.samples],
             "rejected": list(self.rejected),
             "requested": self.requested,
+            "returned": self.valid + len(self.rejected) if self.returned is None else self.returned,
             "valid": self.valid,
             "goal_c": self.goal_c,
             "goal_p": self.goal_p,

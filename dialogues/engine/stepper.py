@@ -19,7 +19,7 @@ from typing import Any
 from . import negotiation, prompts
 from .actions import ACTION_JSON_SCHEMA, Action, ActionType, UnusableAnswer, action_from_dict, parse_json_object
 from .context import agent_context, omniscient_context
-from .llm import LLM, ChatRequest, ChatResponse, MalformedResponse, TransportFailure
+from .llm import LLM, ChatRequest, ChatResponse, LLMError, MalformedResponse, TransportFailure
 from .plan import Move, MoveKind, plan
 from .rating import RATING_JSON_SCHEMA, Rating, parse_sample
 from .state import DialogueState, EndReason, Turn
@@ -42,6 +42,39 @@ class CallRecord:
     model: str = ""
     transport_retries: int = 0
     requests: int = 0
+    finish_reasons: list[str] = field(default_factory=list)
+
+
+REPAIR_QUOTE_LIMIT = 2000  # characters of an unusable answer quoted back in a re-ask
+
+
+@dataclass(frozen=True)
+class Repair:
+    """Why the previous answer to the same prompt could not be used, and the answer: a re-ask shows both, so that
+    a deterministic server (temperature 0) answers differently and a sampling one knows what went wrong."""
+
+    answer: str
+    problem: str
+
+    def messages(self, json_answer: bool) -> tuple[dict[str, str], ...]:
+        quoted = self.answer if len(self.answer) <= REPAIR_QUOTE_LIMIT else self.answer[:REPAIR_QUOTE_LIMIT] + " …"
+        shape = (
+            "only the JSON object, nothing before or after it, and keep it short."
+            if json_answer
+            else "only the text asked for, and keep it short."
+        )
+        return (
+            {"role": "assistant", "content": quoted or "(empty)"},
+            {"role": "user", "content": prompts.render("repair", problem=self.problem.rstrip("."), shape=shape)},
+        )
+
+
+def cut_off_problem(response: ChatResponse, index: int = 0) -> str | None:
+    """Why answer `index` cannot be used because it did not end (cut off at max_tokens), or None."""
+    if not response.cut_off(index):
+        return None
+    limit = response.max_tokens
+    return f"cut off at max_tokens{f' ({limit:,})' if limit else ''} before it ended"
 
 
 @dataclass
@@ -127,11 +160,15 @@ class Stepper:
         schema: dict[str, Any] | None = None,
         attempt: int = 0,
         meta: dict[str, Any] | None = None,
+        repair: Repair | None = None,
     ) -> tuple[CallRecord, ChatResponse | None]:
         sampling = self.config.sampling
+        messages: tuple[dict[str, str], ...] = ({"role": "user", "content": prompt},)
+        if repair is not None:
+            messages += repair.messages(json_answer=schema is not None)
         request = ChatRequest(
             purpose=purpose,
-            messages=({"role": "user", "content": prompt},),
+            messages=messages,
             n=n,
             temperature=sampling.temperature if temperature is None else temperature,
             top_p=sampling.top_p,
@@ -176,6 +213,9 @@ class Stepper:
             self._fill(record, exc.response)
             record.error = f"malformed response: {exc}"
             return record, None
+        except LLMError as exc:  # the prompt does not fit the context: asking again cannot help
+            record.error = str(exc)
+            raise StepFailed(f"{purpose} at turn {turn_index}: {exc}", self.calls) from exc
         self._fill(record, response)
         return record, response
 
@@ -189,6 +229,11 @@ class Stepper:
         record.model = response.model
         record.transport_retries = response.transport_retries
         record.requests = response.requests
+        record.finish_reasons = list(response.finish_reasons)
+        if response.adapted or response.max_tokens is not None:
+            # what the client changed for this server, beside what the engine asked for
+            record.params["sent"] = {"max_tokens": response.max_tokens or record.params["max_tokens"]}
+            record.params["adapted"] = list(response.adapted)
 
     async def _ask(
         self,
@@ -201,19 +246,25 @@ class Stepper:
         meta: dict[str, Any] | None = None,
     ) -> Any:
         problem = ""
+        repair: Repair | None = None
         tries = self.config.unusable_retries + 1
         for attempt in range(tries):
             record, response = await self._request(
-                purpose, prompt, turn_index=turn_index, schema=schema, attempt=attempt, meta=meta
+                purpose, prompt, turn_index=turn_index, schema=schema, attempt=attempt, meta=meta, repair=repair
             )
             if response is None:
                 problem = record.error
                 continue
+            text = response.texts[0] if response.texts else None
             try:
-                value = parse(response.texts[0] if response.texts else None)
+                cut = cut_off_problem(response)
+                if cut is not None:  # an answer that did not end is not parsed as if it had
+                    raise UnusableAnswer(cut)
+                value = parse(text)
             except UnusableAnswer as exc:
                 record.error = f"unusable answer: {exc}"
                 problem = str(exc)
+                repair = Repair(text or "", problem)
                 continue
             record.parsed = _jsonable(value)
             return value
@@ -295,6 +346,8 @@ class Stepper:
         wanted = config.judge_samples
         samples, rejected = [], []
         problem = ""
+        returned = 0
+        repair: Repair | None = None
         for attempt in range(config.judge_reasks + 1):
             missing = wanted - len(samples)
             if missing <= 0:
@@ -308,18 +361,24 @@ class Stepper:
                 schema=RATING_JSON_SCHEMA,
                 attempt=attempt,
                 meta={"rated": rated, "rated_turn": index},
+                repair=repair,
             )
             if response is None:
                 problem = record.error
                 continue
+            returned += len(response.texts)
             parsed = []
-            for text in response.texts[:missing]:
+            for i, text in enumerate(response.texts[:missing]):
                 try:
+                    cut = cut_off_problem(response, i)
+                    if cut is not None:
+                        raise UnusableAnswer(cut)
                     sample = parse_sample(text)
                 except UnusableAnswer as exc:
                     rejected.append({"raw": (text or "")[:4000], "reason": str(exc)})
                     parsed.append({"error": str(exc)})
                     problem = str(exc)
+                    repair = Repair(text or "", problem)
                     continue
                 samples.append(sample)
                 parsed.append(sample.as_dict())
@@ -334,7 +393,7 @@ class Stepper:
                 f"{config.judge_reasks} re-asks (at least {config.judge_min_valid} needed); last problem: {problem}",
                 self.calls,
             )
-        rating = Rating(tuple(samples), requested=wanted, rejected=tuple(rejected)).as_dict()
+        rating = Rating(tuple(samples), requested=wanted, rejected=tuple(rejected), returned=returned).as_dict()
         if rated.get("closing"):
             rating["closing"] = True
         return rating

@@ -88,6 +88,43 @@ MATTER_FIELDS = {
 }
 
 
+def matter_schema(form: UtilityForm = UtilityForm.PAPER) -> dict[str, Any]:
+    """One matter's JSON schema (ranges are checked by parse_utility: servers differ in enforcing them)."""
+    numbers = ("value", "weight", "ratio") if form == UtilityForm.PAPER else ("value", "coefficient")
+    return {
+        "type": "object",
+        "properties": {"matter": {"type": "string"}, **{name: {"type": "number"} for name in numbers}},
+        "required": ["matter", *numbers],
+    }
+
+
+def utility_schema(form: UtilityForm = UtilityForm.PAPER) -> dict[str, Any]:
+    """The answer of a utility step (own or other's): a thought, then the matters."""
+    return {
+        "type": "object",
+        "properties": {
+            "thought": {"type": "string"},
+            "matters": {"type": "array", "items": matter_schema(form), "minItems": 1, "maxItems": 20},
+        },
+        "required": ["thought", "matters"],
+    }
+
+
+def update_schema(form: UtilityForm = UtilityForm.PAPER) -> dict[str, Any]:
+    """The answer of the update step: both utilities again, and the draft."""
+    matters = {"type": "array", "items": matter_schema(form), "minItems": 1, "maxItems": 20}
+    return {
+        "type": "object",
+        "properties": {
+            "thought": {"type": "string"},
+            "own_matters": matters,
+            "other_matters": matters,
+            "draft": {"type": "string"},
+        },
+        "required": ["thought", "own_matters", "other_matters", "draft"],
+    }
+
+
 def utility_value(matters: list[dict[str, Any]], form: UtilityForm = UtilityForm.PAPER) -> float:
     if not matters:
         return 0.0

@@ -206,6 +206,7 @@ def rating_view(rating: Any) -> dict[str, Any]:
         "goal_p": rating.goal_p,
         "valid": rating.valid,
         "requested": rating.requested,
+        "returned": rating.returned,
         "terminate": rating.terminate,
         "closing": rating.closing,
         "votes_to_end": sum(1 for s in rating.samples if s["votes_to_end"]),

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from dialogues.engine.llm import LLM, LLMError
 from dialogues.llm.client import OpenAIChatClient
+from dialogues.llm.profile import Forced, ServerProfile
 from dialogues.llm.simulated import MODEL_NAME, SimulatedExpert
 
 if TYPE_CHECKING:  # runs' models are only read here (runs builds on this module, not the other way)
@@ -71,29 +72,68 @@ def make_llm(backend: Backend) -> LLM:
         max_in_flight_per_endpoint=settings.OMEGA_LLM_MAX_IN_FLIGHT,
         transport_retries=settings.OMEGA_LLM_TRANSPORT_RETRIES,
         retry_after_max=settings.OMEGA_LLM_RETRY_AFTER_MAX,
-        structured_output=settings.OMEGA_LLM_STRUCTURED_OUTPUT,
+        forced=forced_capabilities(),
     )
 
 
-def served_problem(backend: Backend) -> str | None:
-    """Why the backend's model cannot be used (it is not served, the server is away), or None when it can. Asked
-    before a run starts, so that a missing model fails at once instead of stalling the run. The simulated expert
-    is always there."""
-    if backend.simulated:
-        return None
+def forced_capabilities() -> Forced:
+    """The capabilities the settings force (OMEGA_LLM_N, _SEED, _STRUCTURED_OUTPUT, _CONTEXT_LENGTH)."""
+    seed = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}.get(settings.OMEGA_LLM_SEED)
+    return Forced(
+        n=settings.OMEGA_LLM_N or None,
+        seed=seed,
+        structured=settings.OMEGA_LLM_STRUCTURED_OUTPUT or None,
+        context_length=settings.OMEGA_LLM_CONTEXT_LENGTH or None,
+    )
 
-    async def check() -> None:
+
+@dataclass(frozen=True)
+class Probe:
+    """What a backend's servers can do (one profile per endpoint), or why the model cannot be used."""
+
+    profiles: tuple[ServerProfile, ...] = ()
+    problem: str | None = None
+
+    def as_json(self) -> list[dict]:
+        return [p.as_dict() for p in self.profiles]
+
+
+def backend_probe(backend: Backend) -> Probe:
+    """Probe the backend's servers (once per process and endpoint; profile.py) before a run starts, so that a
+    missing model fails at once instead of stalling the run, and the run records what its servers can do. The
+    simulated expert is always there and has no profile."""
+    if backend.simulated:
+        return Probe()
+
+    async def probe() -> list[ServerProfile]:
         llm = make_llm(backend)
         try:
-            await llm.check()
+            return await llm.profiles()  # type: ignore[attr-defined]
         finally:
             await close_llm(llm)
 
     try:
-        asyncio.run(check())
+        return Probe(profiles=tuple(asyncio.run(probe())))
     except LLMError as exc:
-        return str(exc)
-    return None
+        return Probe(problem=str(exc))
+    except ValueError as exc:  # a setting that forces a capability is wrong
+        return Probe(problem=str(exc))
+
+
+def profile_lines(profiles: list[ServerProfile] | tuple[ServerProfile, ...], who: str = "Server") -> list[str]:
+    """The profiles as the commands print them before a run: one line each, then what the probe saw."""
+    lines = []
+    for p in profiles:
+        lines.append(f"{who} {p.endpoint} ({p.model}): {p.summary()}")
+        lines.extend(
+            f"    {note}" for note in [*(f"set by hand: {', '.join(p.forced)}" for _ in p.forced[:1]), *p.notes]
+        )
+    return lines
+
+
+def served_problem(backend: Backend) -> str | None:
+    """Why the backend's model cannot be used (it is not served, the server is away), or None when it can."""
+    return backend_probe(backend).problem
 
 
 async def close_llm(llm: LLM) -> None:

@@ -1,12 +1,15 @@
-"""The LLM clients: OpenAIChatClient, chat completions against OpenAI-compatible servers (vLLM, SGLang, llama.cpp,
-hosted APIs), and SidedLLM, which lets each side of a dialogue talk to its own model.
+"""OpenAIChatClient: chat completions against OpenAI-compatible servers (vLLM, SGLang, llama.cpp, llama-cpp-python,
+Ollama, hosted APIs).
 
 OpenAIChatClient spreads requests over its endpoints (least busy first) through one aiohttp session: keep-alive
 connections, a cap per endpoint, a timeout per read and one per connect, proxies from the environment (ADR 0022).
-It checks at start that the model is served, and asks for the samples of a temperature-0 request one at a time
-(vLLM refuses n > 1 there). Transport errors (429, 5xx, timeouts, refused connections) are retried by tenacity a
-bounded number of times, with backoff or after the server's Retry-After, then raise TransportFailure. Answers that
-arrive but cannot be used are the engine's business (it re-asks).
+Before its first request it learns what each endpoint can do (profile.py: n, seed, the structured-output dialect,
+the context) and writes every request for that server: samples the server will not return in one request are asked
+for separately (concurrently), a refused seed is left out, the JSON schema goes in the dialect the server takes,
+max_tokens is capped to the context the prompt leaves. A refusal that names a parameter teaches the profile and the
+request goes again without it, never blindly. Transport errors (429, 5xx, timeouts, refused connections) are
+retried by tenacity a bounded number of times, with backoff or after the server's Retry-After, then raise
+TransportFailure. Answers that arrive but cannot be used are the engine's business (it re-asks).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -26,7 +30,9 @@ from aiohttp.helpers import get_env_proxy_for_url
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from yarl import URL
 
-from dialogues.engine.llm import LLM, ChatRequest, ChatResponse, MalformedResponse, ModelNotServed, TransportFailure
+from dialogues.engine.llm import ChatRequest, ChatResponse, MalformedResponse, PromptTooLong, TransportFailure
+from dialogues.llm import profile as profiles
+from dialogues.llm.profile import N_FEWER, N_NATIVE, N_REFUSED, NO_STRUCTURE, Forced, ServerProfile
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 KEEPALIVE_SECONDS = 4.0  # uvicorn (vLLM) closes idle connections after 5 s: ours go first
@@ -39,9 +45,10 @@ class _Endpoint:
     proxy: URL | None = field(init=False, default=None)
     proxy_auth: aiohttp.BasicAuth | None = field(init=False, default=None)
     in_flight: int = 0
+    profile: ServerProfile | None = None
 
     def __post_init__(self) -> None:
-        self.chat_url = URL(f"{_v1(self.base_url)}/chat/completions")
+        self.chat_url = URL(f"{profiles.v1_url(self.base_url)}/chat/completions")
         # The proxy from the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, its credentials in .netrc), looked up
         # once: aiohttp's trust_env looks it up, and .netrc, in a thread for every request (ADR 0022).
         with contextlib.suppress(LookupError):  # none for this URL
@@ -55,6 +62,18 @@ class _Retryable(Exception):
         super().__init__(message)
         self.endpoint = endpoint
         self.retry_after = retry_after
+
+
+class _Refused(Exception):
+    """The server answered with an error that names a parameter we sent (profile.refused_parameter)."""
+
+    def __init__(self, parameter: str, message: str, endpoint: _Endpoint) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+        self.endpoint = endpoint
+
+
+MAX_ADAPTATIONS = 4  # seed, structured output (three dialects), n, context: each refusal takes one away
 
 
 class OpenAIChatClient:
@@ -79,7 +98,7 @@ class OpenAIChatClient:
         backoff_base: float = 0.5,
         backoff_max: float = 20.0,
         retry_after_max: float = 60.0,
-        structured_output: bool = True,
+        forced: Forced | None = None,
         split_n_at_zero_temperature: bool = True,
     ) -> None:
         if not base_urls:
@@ -107,8 +126,9 @@ class OpenAIChatClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.retry_after_max = retry_after_max
-        self.structured_output = structured_output
+        self.forced = forced or Forced()
         self.split_n_at_zero_temperature = split_n_at_zero_temperature
+        self._probing: asyncio.Lock | None = None
         self._next = 0
 
     @property
@@ -139,77 +159,140 @@ class OpenAIChatClient:
         ordered = self.endpoints[self._next :] + self.endpoints[: self._next]
         return min(ordered, key=lambda e: e.in_flight)
 
-    async def check(self) -> None:
-        for endpoint in self.endpoints:
-            url = f"{_v1(endpoint.base_url)}/models"
-            get = self.session.get(
-                url, timeout=aiohttp.ClientTimeout(total=15), proxy=endpoint.proxy, proxy_auth=endpoint.proxy_auth
-            )
+    async def profiles(self) -> list[ServerProfile]:
+        """What every endpoint can do for the model: probed once per process (profile.py), then kept. Raises
+        ModelNotServed or TransportFailure when an endpoint cannot serve the model."""
+        if all(e.profile is not None for e in self.endpoints):
+            return [e.profile for e in self.endpoints]  # type: ignore[misc]
+        if self._probing is None:
+            self._probing = asyncio.Lock()
+        async with self._probing:
+            for endpoint in self.endpoints:
+                if endpoint.profile is not None:
+                    continue
+                known = profiles.cached(endpoint.base_url, self.model, self.forced)
+                if known is None:
+                    known = await self._probe(endpoint)
+                    profiles.remember(known, self.forced)
+                endpoint.profile = known
+        return [e.profile for e in self.endpoints]  # type: ignore[misc]
+
+    async def _probe(self, endpoint: _Endpoint) -> ServerProfile:
+        """The endpoint's profile; a server that cannot be reached is tried again like any request (bounded)."""
+        for retry in range(self.transport_retries + 1):
             try:
-                async with get as answer:
-                    status, text = answer.status, await answer.text()
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise TransportFailure(
-                    f"{url} cannot be reached: {type(exc).__name__}: {exc}", endpoint=endpoint.base_url
-                ) from exc
-            if status != 200:
-                raise TransportFailure(f"{url} answered HTTP {status}", endpoint=endpoint.base_url)
-            try:
-                served = [m["id"] for m in json.loads(text)["data"]]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise TransportFailure(f"{url} did not return a model list", endpoint=endpoint.base_url) from exc
-            if self.model not in served:
-                raise ModelNotServed(
-                    f"{endpoint.base_url} does not serve the model {self.model!r}; it serves {served}. "
-                    "Set OMEGA_LLM_MODEL to one of these (vLLM: the --served-model-name)."
+                return await profiles.probe(
+                    self.session,
+                    endpoint.base_url,
+                    self.model,
+                    headers=self._headers,
+                    forced=self.forced,
+                    timeout=self._timeouts.sock_read or 120.0,
                 )
+            except TransportFailure as failure:
+                if retry == self.transport_retries:
+                    raise TransportFailure(
+                        f"gave up after {retry + 1} tries: {failure}", retries=retry, endpoint=endpoint.base_url
+                    ) from failure
+                await asyncio.sleep(self._delay(failure, retry=retry + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def check(self) -> None:
+        """Every endpoint is there now and serves the model (its profile: probed once, then kept)."""
+        for endpoint in self.endpoints:
+            await profiles.served_models(self.session, endpoint.base_url, self.model, headers=self._headers)
+        await self.profiles()
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
-        # vLLM refuses n > 1 at temperature 0: ask for the samples one request at a time.
-        if request.n > 1 and request.temperature == 0 and self.split_n_at_zero_temperature:
-            singles = [
-                ChatRequest(**{**request.__dict__, "n": 1, "seed": None if request.seed is None else request.seed + i})
-                for i in range(request.n)
-            ]
-            parts = await asyncio.gather(*(self._chat_once(r) for r in singles))
-            return ChatResponse(
-                texts=[t for p in parts for t in p.texts],
-                prompt_tokens=sum(p.prompt_tokens for p in parts),
-                completion_tokens=sum(p.completion_tokens for p in parts),
-                latency_ms=max(p.latency_ms for p in parts),
-                endpoint=",".join(sorted({p.endpoint for p in parts})),
-                model=parts[0].model,
-                transport_retries=sum(p.transport_retries for p in parts),
-                requests=len(parts),
-            )
-        return await self._chat_once(request)
+        await self.profiles()
+        size, why = self._batch(request)
+        if request.n <= size:
+            return await self._samples(request)
+        starts = range(0, request.n, size)
+        parts = await asyncio.gather(
+            *(self._samples(_part(request, start, min(size, request.n - start))) for start in starts)
+        )
+        each = "one" if size == 1 else f"at most {size}"
+        return _merged(list(parts), adapted=[f"n = {request.n} as {len(starts)} requests of {each}: {why}"])
 
-    def _body(self, request: ChatRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": list(request.messages),
-            "n": request.n,
-            # always explicit: vLLM otherwise applies the model's generation_config defaults
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-            "max_tokens": request.max_tokens,
-        }
-        if request.seed is not None:
-            body["seed"] = request.seed
-        if request.json_schema is not None and self.structured_output:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": request.purpose.replace(".", "_"), "schema": request.json_schema},
-            }
-        return body
+    def _batch(self, request: ChatRequest) -> tuple[int, str]:
+        """How many samples one request may ask for here, and why no more."""
+        if request.temperature == 0 and self.split_n_at_zero_temperature:
+            return 1, "n > 1 at temperature 0"  # vLLM refuses n > 1 at temperature 0
+        size, why = request.n, ""
+        for profile in (e.profile for e in self.endpoints if e.profile is not None):
+            limit = (profile.n_max or request.n) if profile.n == N_NATIVE else 1
+            if limit < size:
+                size = limit
+                why = {N_REFUSED: "the server refuses n > 1", N_FEWER: "the server ignores n"}.get(
+                    profile.n, f"the server takes at most n = {limit}"
+                )
+        return max(1, size), why
+
+    async def _samples(self, request: ChatRequest) -> ChatResponse:
+        """One request for request.n samples. Where the server refuses that n, or returns fewer choices, the profile
+        learns it and the missing samples are asked for again as it now allows, so that a server's limits never
+        reduce the sample count (bounded: each lesson lowers what one request may ask for)."""
+        try:
+            response = await self._chat_once(request)
+        except _Refused as refused:
+            self._learn(refused.endpoint, "n", str(refused))
+            return await self.chat(request)
+        missing = request.n - len(response.texts)
+        if request.n > 1 and missing > 0:
+            for endpoint in self.endpoints:
+                answered = endpoint.base_url in response.endpoint.split(",")
+                if answered and endpoint.profile is not None and endpoint.profile.n == N_NATIVE:
+                    self._learn(endpoint, "n", f"n = {request.n} returned {len(response.texts)} choice(s)")
+            rest = await self.chat(_part(request, len(response.texts), missing))
+            notes = [f"the server returned {len(response.texts)} of {request.n} choices: the rest asked for again"]
+            return _merged([response, rest], adapted=[*notes, *response.adapted, *rest.adapted])
+        return response
+
+    def _learn(self, endpoint: _Endpoint, parameter: str, what: str) -> None:
+        """A request taught the profile something the probe did not (the profile is the process's, shared)."""
+        profile = endpoint.profile
+        if profile is None:
+            return
+        if parameter == "seed":
+            profile.seed = False
+        elif parameter == "structured":
+            profile.structured = profiles.weaker_dialect(profile.structured)
+            profile.structured_enforced = None
+        elif parameter == "n" and "returned" in what:
+            profile.n, profile.n_max = N_FEWER, None
+        elif parameter == "n":
+            profile.n, profile.n_max = profiles.n_from_refusal(what)
+        profile.learned.append(f"{parameter}: {what}"[:300])
 
     async def _chat_once(self, request: ChatRequest) -> ChatResponse:
-        payload = json.dumps(self._body(request)).encode()
-        headers = {**self._headers, "X-Omega-Purpose": request.purpose}
+        """One request (n as asked), adapted to the server; a refusal naming a parameter we sent is learnt and the
+        request goes again without it (each parameter once: bounded)."""
+        for _ in range(MAX_ADAPTATIONS + 1):
+            try:
+                return await self._send(request)
+            except _Refused as refused:
+                if refused.parameter == "n":
+                    raise
+                if refused.parameter == "context":
+                    self._learn_context(refused)
+                    continue
+                self._learn(refused.endpoint, refused.parameter, f"refused ({refused})")
+        raise TransportFailure(f"the server kept refusing the request's parameters: {request.purpose}")
+
+    def _learn_context(self, refused: _Refused) -> None:
+        profile = refused.endpoint.profile
+        size = profiles.context_in_error(str(refused))
+        if profile is None or size is None or size == profile.context_length:
+            raise PromptTooLong(f"the prompt does not fit the server's context: {refused}")
+        profile.context_length, profile.context_source = size, "the server's error message"
+        profile.learned.append(f"context: {size} tokens (from the server's error)")
+
+    async def _send(self, request: ChatRequest) -> ChatResponse:
         # Most requests need one try, so tenacity's loop (about 70 µs a request, ADR 0022) starts only
         # after the first failure, once its wait is over; it then makes the remaining tries.
         try:
-            return await self._try(payload, headers, retries=0)
+            return await self._try(request, retries=0)
         except _Retryable as failure:
             if self.transport_retries == 0:
                 raise _gave_up(failure, retries=0) from failure
@@ -223,14 +306,79 @@ class OpenAIChatClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._try(payload, headers, retries=attempt.retry_state.attempt_number)
+                    return await self._try(request, retries=attempt.retry_state.attempt_number)
         except _Retryable as failure:
             raise _gave_up(failure, retries=self.transport_retries) from failure
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
-    async def _try(self, payload: bytes, headers: dict[str, str], retries: int) -> ChatResponse:
-        """One request: the answer parsed, or _Retryable, or TransportFailure for a status not worth retrying."""
+    async def _body(self, request: ChatRequest, endpoint: _Endpoint) -> tuple[dict[str, Any], list[str]]:
+        """The request as this endpoint's server takes it, and what was changed for it."""
+        profile = endpoint.profile or ServerProfile(endpoint.base_url, self.model)
+        adapted: list[str] = []
+        max_tokens = await self._max_tokens(request, endpoint, adapted)
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(request.messages),
+            "n": request.n,
+            # always explicit: vLLM otherwise applies the model's generation_config defaults
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "max_tokens": max_tokens,
+        }
+        if request.seed is not None:
+            if profile.seed:
+                body["seed"] = request.seed
+            else:
+                adapted.append("seed left out: the server refuses it (not seed-reproducible)")
+        if request.json_schema is not None:
+            if profile.structured == NO_STRUCTURE:
+                adapted.append("no structured output on this server: the prompt's JSON instructions only")
+            else:
+                name = request.purpose.replace(".", "_")
+                body.update(profiles.response_format_fields(profile.structured, request.json_schema, name))
+                if profile.structured != profiles.JSON_SCHEMA:
+                    adapted.append(f"structured output as {profile.structured}")
+        return body, adapted
+
+    async def _max_tokens(self, request: ChatRequest, endpoint: _Endpoint, adapted: list[str]) -> int:
+        """The request's max_tokens, capped to the context the prompt leaves (when the server's context is known).
+        Raises PromptTooLong when the prompt alone does not fit."""
+        profile = endpoint.profile
+        context = profile.context_length if profile is not None else None
+        if not context:
+            return request.max_tokens
+        messages = list(request.messages)
+        size = sum(len(m.get("content", "").encode()) for m in messages)
+        # a token is at least one byte of text: below this bound the answer surely fits, no need to count
+        if size + profiles.TEMPLATE_TOKENS * (1 + len(messages)) + request.max_tokens <= context:
+            return request.max_tokens
+        counted = await profiles.count_prompt_tokens(
+            self.session, profile, messages, self._headers, endpoint.proxy, endpoint.proxy_auth
+        )
+        how = "counted by the server"
+        if counted is None:  # no way to count here: about three bytes a token for English text
+            counted = math.ceil(size / 3) + profiles.TEMPLATE_TOKENS * (1 + len(messages))
+            how = "estimated"
+        room = context - counted
+        if room < 1:
+            raise PromptTooLong(
+                f"the prompt alone ({counted:,} tokens, {how}) does not fit the context of {context:,} tokens "
+                f"({profile.context_source}) of {endpoint.base_url}"
+            )
+        if room >= request.max_tokens:
+            return request.max_tokens
+        adapted.append(
+            f"max_tokens {request.max_tokens:,} capped to {room:,}: context {context:,} − prompt {counted:,} ({how})"
+        )
+        return room
+
+    async def _try(self, request: ChatRequest, retries: int) -> ChatResponse:
+        """One request: the answer parsed, or _Retryable, or _Refused for an error naming a parameter we sent, or
+        TransportFailure for a status not worth retrying."""
         endpoint = self._pick()
+        body, adapted = await self._body(request, endpoint)
+        payload = json.dumps(body).encode()
+        headers = {**self._headers, "X-Omega-Purpose": request.purpose}
         started = time.perf_counter()
         endpoint.in_flight += 1
         post = self.session.post(
@@ -238,7 +386,7 @@ class OpenAIChatClient:
         )
         try:
             async with post as answer:
-                body = await answer.read()  # the whole answer in one piece
+                answer_body = await answer.read()  # the whole answer in one piece
                 status = answer.status
                 retry_after = answer.headers.get("Retry-After") if status != 200 else None
         except TimeoutError as exc:  # aiohttp's socket and connect timeouts are TimeoutErrors
@@ -249,8 +397,16 @@ class OpenAIChatClient:
             endpoint.in_flight -= 1
         latency = (time.perf_counter() - started) * 1000
         if status == 200:
-            return self._parse(body, endpoint.base_url, latency, retries)
-        error = f"HTTP {status} from {endpoint.base_url}: {body.decode(errors='replace')[:300]}"
+            response = self._parse(answer_body, endpoint.base_url, latency, retries)
+            response.adapted = adapted
+            if body["max_tokens"] != request.max_tokens:
+                response.max_tokens = body["max_tokens"]
+            return response
+        text = answer_body.decode(errors="replace")
+        error = f"HTTP {status} from {endpoint.base_url}: {text[:300]}"
+        parameter = profiles.refused_parameter(status, text, body)
+        if parameter is not None:
+            raise _Refused(parameter, error, endpoint)
         if status not in RETRYABLE_STATUS:
             raise TransportFailure(error, retries=retries, endpoint=endpoint.base_url)
         raise _Retryable(error, endpoint.base_url, retry_after_seconds(retry_after))
@@ -290,6 +446,8 @@ class OpenAIChatClient:
             message = choice.get("message") if isinstance(choice, dict) else None
             content = message.get("content") if isinstance(message, dict) else None
             response.texts.append(content if isinstance(content, str) else "")
+            reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+            response.finish_reasons.append(reason if isinstance(reason, str) else "")
         return response
 
 
@@ -297,8 +455,28 @@ def _gave_up(failure: _Retryable, retries: int) -> TransportFailure:
     return TransportFailure(f"gave up after {retries + 1} tries: {failure}", retries=retries, endpoint=failure.endpoint)
 
 
-def _v1(base_url: str) -> str:
-    return base_url if base_url.endswith("/v1") else f"{base_url}/v1"
+def _part(request: ChatRequest, start: int, count: int) -> ChatRequest:
+    """Samples start … start + count − 1 of a request: n = count, each part its own seeds."""
+    return replace(request, n=count, seed=None if request.seed is None else request.seed + start)
+
+
+def _merged(parts: list[ChatResponse], *, adapted: list[str]) -> ChatResponse:
+    """Several answers to one request as one response (the samples in order)."""
+    notes = list(dict.fromkeys([*adapted, *(a for p in parts for a in p.adapted)]))
+    capped = [p.max_tokens for p in parts if p.max_tokens is not None]
+    return ChatResponse(
+        texts=[t for p in parts for t in p.texts],
+        prompt_tokens=sum(p.prompt_tokens for p in parts),
+        completion_tokens=sum(p.completion_tokens for p in parts),
+        latency_ms=max(p.latency_ms for p in parts),
+        endpoint=",".join(sorted({e for p in parts for e in p.endpoint.split(",") if e})),
+        model=parts[0].model,
+        transport_retries=sum(p.transport_retries for p in parts),
+        requests=sum(p.requests for p in parts),
+        finish_reasons=[r for p in parts for r in p.finish_reasons],
+        adapted=notes,
+        max_tokens=min(capped) if capped else None,
+    )
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -316,21 +494,3 @@ def retry_after_seconds(value: str | None) -> float | None:
     if when.tzinfo is None:
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-class SidedLLM:
-    """Each side of a dialogue played by its own model (an evaluation run: the agent under test against a
-    reference model). Agent 1 speaks on even turns, agent 2 on odd ones; a request goes to the model of the side
-    whose turn it is (the engine puts the turn in the request's meta)."""
-
-    def __init__(self, first: LLM, second: LLM) -> None:
-        self.sides = (first, second)
-        self.simulated = first.simulated and second.simulated
-        self.model = f"{first.model} / {second.model}"
-
-    async def chat(self, request: ChatRequest) -> ChatResponse:
-        return await self.sides[int(request.meta.get("turn", 0)) % 2].chat(request)
-
-    async def check(self) -> None:
-        for llm in self.sides:
-            await llm.check()

@@ -52,7 +52,7 @@ class SimulatedExpert:
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)
         meta = request.meta
-        prompt = request.messages[-1]["content"]
+        prompt = request.messages[0]["content"]  # the prompt (a re-ask adds the answer and a repair turn after it)
         texts = [
             self._answer(request.purpose, {**meta, "samples": request.n}, prompt, sample) for sample in range(request.n)
         ]

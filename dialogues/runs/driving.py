@@ -28,7 +28,7 @@ from dialogues.engine.actions import Action
 from dialogues.engine.llm import LLM
 from dialogues.engine.stepper import StepFailed, advance
 from dialogues.llm.backends import Backend, LLMPool
-from dialogues.llm.client import SidedLLM
+from dialogues.llm.sided import SidedLLM
 from dialogues.runs.events import announce_step
 from dialogues.runs.leases import Begun, Dispatch, dialogue_step_begin, dialogue_step_prepared, leases_extend
 from dialogues.runs.lifecycle import run_dispatch, run_refresh_status, run_take_over

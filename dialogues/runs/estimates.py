@@ -36,7 +36,8 @@ class Estimate:
     sequences: float
     prompt_tokens: float
     completion_tokens: float
-    measured_attempts: int  # finished attempts the estimate learned from
+    measured_attempts: int  # settled attempts (finished or failed) the estimate learned from
+    measured_failed: int = 0  # of which failed
 
     @property
     def tokens(self) -> float:
@@ -44,9 +45,10 @@ class Estimate:
 
     def describe(self) -> str:
         basis = (
-            f"refined from {self.measured_attempts} finished attempts with this variant and model"
+            f"refined from {self.measured_attempts} settled attempts with this variant and model "
+            f"({self.measured_attempts - self.measured_failed} finished, {self.measured_failed} failed)"
             if self.measured_attempts
-            else "from the method's structure (no finished attempts to learn from yet)"
+            else "from the method's structure (no settled attempts to learn from yet)"
         )
         return (
             f"~{self.attempts:,.0f} attempts for {self.tasks} tasks, ~{self.requests:,.0f} LLM requests "
@@ -88,6 +90,7 @@ def run_estimate(*, config: RunConfig, tasks: int, hard: int, model: str) -> Est
         run__variant=config.variant.value, run__model=model, status__in=[DialogueStatus.FINISHED, DialogueStatus.FAILED]
     )
     measured = done.count()
+    failed = done.filter(status=DialogueStatus.FAILED).count() if measured else 0
     if measured:
         weight = min(1.0, measured / FULL_TRUST_AFTER)
         calls = LLMCall.objects.filter(dialogue__in=done).aggregate(
@@ -112,5 +115,12 @@ def run_estimate(*, config: RunConfig, tasks: int, hard: int, model: str) -> Est
             attempts_per_task = (1 - weight) * attempts_per_task + weight * per_task
     attempts = tasks * attempts_per_task
     return Estimate(
-        tasks, attempts, attempts * requests, attempts * sequences, attempts * prompt, attempts * completion, measured
+        tasks,
+        attempts,
+        attempts * requests,
+        attempts * sequences,
+        attempts * prompt,
+        attempts * completion,
+        measured,
+        failed,
     )

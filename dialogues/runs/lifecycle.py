@@ -42,6 +42,7 @@ def run_create(
     reference: Backend | None = None,
     agent_sides: dict[int, int] | None = None,
     benchmark: dict[str, Any] | None = None,
+    server_profiles: list[dict[str, Any]] | None = None,
 ) -> Run:
     """A run with its configuration and the first attempt of every task, all pending (or paused, to be stepped
     through by hand). An evaluation run names its setting, the reference model if any, and per task the side the
@@ -58,6 +59,7 @@ def run_create(
         backend=backend.kind,
         model=backend.model,
         endpoints=list(backend.base_urls),
+        server_profiles=server_profiles or [],
         simulated=backend.simulated or (reference is not None and reference.simulated),
         seed=config.seed,
         max_in_flight=max_in_flight or settings.OMEGA_MAX_DIALOGUES_IN_FLIGHT,
@@ -237,3 +239,8 @@ def run_take_over(*, run_id: int) -> list[Dispatch]:
             Dialogue.objects.filter(pk=dialogue_id).update(lease_token=token, lease_until=until)
             taken.append(Dispatch(dialogue_id, token))
     return taken + run_dispatch(run_id=run_id)
+
+
+def run_server_profiles_record(*, run_id: int, profiles: list[dict[str, Any]]) -> None:
+    """Record what the run's servers can do (probed after the run was made: the benchmark command)."""
+    Run.objects.filter(pk=run_id).update(server_profiles=profiles)

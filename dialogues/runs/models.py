@@ -49,6 +49,11 @@ class Run(models.Model):
     backend = models.CharField(max_length=20, help_text="simulated, or openai (an OpenAI-compatible server)")
     model = models.CharField(max_length=200)
     endpoints = models.JSONField(default=list, blank=True, help_text="Base URLs used (never the API key).")
+    server_profiles = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What each endpoint could do when the run started (dialogues/llm/profile.py)",
+    )
     simulated = models.BooleanField(default=False)
     seed = models.BigIntegerField(default=0)
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.RUNNING)
@@ -218,6 +223,9 @@ class StepRating(models.Model):
     samples = models.JSONField(help_text="Valid samples: scores of step1..step5 and analyses")
     rejected = models.JSONField(default=list, blank=True, help_text="Malformed samples and why")
     requested = models.PositiveSmallIntegerField()
+    returned = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Answers the server sent back over all requests, re-asks included"
+    )
     valid = models.PositiveSmallIntegerField()
     goal_c = models.FloatField()
     goal_p = models.FloatField()
@@ -250,6 +258,9 @@ class LLMCall(models.Model):
     model = models.CharField(max_length=200, blank=True)
     transport_retries = models.PositiveSmallIntegerField(default=0)
     requests = models.PositiveSmallIntegerField(default=1)
+    finish_reasons = models.JSONField(
+        default=list, blank=True, help_text='How each answer ended: "stop", or "length" when cut off at max_tokens'
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

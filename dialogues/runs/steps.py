@@ -62,6 +62,7 @@ def _call_rows(dialogue_id: int, step_attempt: int, calls: list[CallRecord]) -> 
             model=c.model,
             transport_retries=c.transport_retries,
             requests=c.requests,
+            finish_reasons=c.finish_reasons,
         )
         for c in calls
     ]
@@ -281,6 +282,7 @@ def _step_rows(dialogue_id: int, step_attempt: int, result: StepResult, author_i
             samples=rating["samples"],
             rejected=rating["rejected"],
             requested=rating["requested"],
+            returned=rating.get("returned"),
             valid=rating["valid"],
             goal_c=rating["goal_c"],
             goal_p=rating["goal_p"],

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 
 from dialogues.library import selectors
 from dialogues.library.forms import TaskSelectionForm
-from dialogues.llm.backends import Backend, configured_backend, served_problem
+from dialogues.llm.backends import Backend, backend_probe, configured_backend
 from dialogues.runs.estimates import run_estimate
 from dialogues.runs.forms import RunLaunchForm
 from dialogues.runs.starting import run_launch
@@ -42,8 +42,8 @@ def run_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid() and selection.is_valid():
         tasks = selection.tasks()
         backend = _backend(form.cleaned_data["backend"])
-        problem = None if tasks else "No task matches the selection."
-        problem = problem or served_problem(backend)
+        probe = backend_probe(backend) if tasks else None
+        problem = probe.problem if probe else "No task matches the selection."
         if problem:
             form.add_error(None, problem)
         else:
@@ -58,10 +58,22 @@ def run_new(request: HttpRequest) -> HttpResponse:
                 max_in_flight=form.cleaned_data["max_in_flight"],
                 token_budget=form.cleaned_data["token_budget"],
                 start_paused=form.cleaned_data["start_paused"],
+                server_profiles=probe.as_json() if probe else [],
             )
             return redirect("run_detail", pk=run.pk)
     context = {"form": form, "selection": selection, "backends_configured": CONFIGURED in _backends()}
     return render(request, "runs/new.html", context, status=400 if form.errors else 200)
+
+
+@requires(Capability.RUN)
+def run_server_check(request: HttpRequest) -> HttpResponse:
+    """The launcher's model check: whether the chosen backend's model is served, and what each of its servers can
+    do (the profile the run will record)."""
+    choice = request.GET.get("backend", CONFIGURED if CONFIGURED in _backends() else SIMULATED)
+    backend = _backend(choice if choice in _backends() else SIMULATED)
+    probe = backend_probe(backend)
+    context = {"profiles": probe.as_json(), "problem": probe.problem, "simulated": backend.simulated}
+    return render(request, "runs/_server_profiles.html", context)
 
 
 @requires(Capability.RUN)

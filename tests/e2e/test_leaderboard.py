@@ -70,6 +70,12 @@ def test_benchmark_an_agent_against_a_reference(page: Page, snap, tmp_path, cons
         expect(facts).to_contain_text("against a reference model")
         expect(facts).to_contain_text("reference-first.txt")
         expect(facts).to_contain_text("3 (3 hard) · 3 of the train split")
+        # what both servers could do, probed before the run and recorded on it
+        profiles = page.locator(".server-profiles table")
+        expect(profiles.locator("tbody tr:not(.profile-notes)")).to_have_count(2)
+        expect(profiles).to_contain_text(agent.base_url)
+        expect(profiles).to_contain_text(reference.base_url)
+        expect(profiles).to_contain_text("json_schema enforced")
         snap("74-evaluation-run")
 
         # the episodes: each side played by its own server, text escaped

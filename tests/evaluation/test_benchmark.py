@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def turn_of(body) -> int:
-    return int(re.findall(r"You are at Turn #(\d+)", body["messages"][-1]["content"])[-1])
+    return int(re.findall(r"You are at Turn #(\d+)", body["messages"][0]["content"])[-1])
 
 
 def speaker(model: str, leave_at: int | None = None):

@@ -35,7 +35,7 @@ def relevance_answer(score) -> str:
 
 
 def turn_of(body) -> int:
-    return int(re.search(r"\(turn #(\d+)\)", body["messages"][-1]["content"]).group(1))
+    return int(re.search(r"\(turn #(\d+)\)", body["messages"][0]["content"]).group(1))
 
 
 def episode_answer(goal1: int = 8, goal2: int = 6, **override) -> str:

@@ -51,13 +51,13 @@ def proposal(kind: str, text: str = "Here is what I propose.") -> str:
 
 def rated_turn(body: dict[str, Any]) -> int:
     """The last turn in a rating prompt's history."""
-    prompt = body["messages"][-1]["content"]
+    prompt = body["messages"][0]["content"]
     turns = [int(t) for t in re.findall(r"^Turn #(\d+)$", prompt, flags=re.M)]
     return turns[-1] if turns else -1
 
 
 def allowed_proposals(body: dict[str, Any]) -> list[str]:
-    prompt = body["messages"][-1]["content"]
+    prompt = body["messages"][0]["content"]
     return re.findall(r"(present_proposal|revise_proposal|confirm_proposal)", prompt.split("Your draft")[-1])
 
 
@@ -75,7 +75,7 @@ def responder(
         n = int(body.get("n") or 1)
         if purpose == "rating":
             return rating(rated_turn(body), n)
-        prompt = body["messages"][-1]["content"]
+        prompt = body["messages"][0]["content"]
         turn = int(re.findall(r"You are at Turn #(\d+)", prompt)[-1]) if "You are at Turn #" in prompt else -1
         if purpose in {"action.native", "action.ssi"}:
             return act(turn) if act else action(f"turn {turn} says something ({purpose})")

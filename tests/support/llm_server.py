@@ -6,6 +6,12 @@ in slow pieces, or empty choices. Without a
 script it asks `responder(purpose, body)`. Like vLLM, it refuses n > 1 at temperature 0 and lists its models at
 /v1/models. Every request is recorded for assertions (when it arrived, from which client port), and the most
 requests it served at once.
+
+It can behave like the servers omega-web adapts to (dialogues/llm/profile.py): ignore `n` or refuse n > 1
+(llama-cpp-python, llama-server), refuse `seed`, refuse response_format json_schema but take json_object with a
+schema (llama-cpp-python) or refuse structured output altogether, have a small context that it reports at /props
+and counts at /tokenize (llama-server), and cut answers at max_tokens with finish_reason "length". Probe requests
+(purpose probe.* and tokenize) are answered by the server itself and recorded in `probes`, not `requests`.
 """
 
 from __future__ import annotations
@@ -50,7 +56,21 @@ class ScriptedLLMServer:
         *,
         served: list[str] | None = None,
         responder: Callable[[str, dict[str, Any]], Answer] | None = None,
+        n_mode: str = "native",  # native, ignore (one choice back), refuse (HTTP 400 for n > 1)
+        n_max: int | None = None,  # HTTP 400 for a larger n, naming the bound (llama-server: its slots)
+        refuse_seed: bool = False,
+        structured: str = "json_schema",  # json_schema (any dialect), json_object (json_schema → HTTP 500), none
+        context: int | None = None,  # tokens (4 characters each); reported at /props, counted at /tokenize
+        cut_at_max_tokens: bool = False,  # answers longer than max_tokens are cut, finish_reason "length"
     ) -> None:
+        assert n_mode in ("native", "ignore", "refuse") and structured in ("json_schema", "json_object", "none")
+        self.n_mode = n_mode
+        self.n_max = n_max
+        self.refuse_seed = refuse_seed
+        self.structured = structured
+        self.context = context
+        self.cut_at_max_tokens = cut_at_max_tokens or context is not None
+        self.probes: list[dict[str, Any]] = []
         self.model = model
         self.served = served if served is not None else [model]
         self.responder = responder
@@ -82,6 +102,40 @@ class ScriptedLLMServer:
         if self.responder is None:
             return Reply(status=500, body=json.dumps({"error": f"no scripted answer for {purpose!r}"}))
         return self.responder(purpose, body)
+
+    # --- the server's kind ----------------------------------------------------------------------------------
+
+    def refusal(self, body: dict[str, Any]) -> tuple[int, str] | None:
+        """The error this server answers the body with, if it refuses it (as the servers it stands for do)."""
+        n = int(body.get("n") or 1)
+        if n > 1 and float(body.get("temperature", 1.0)) == 0.0:
+            return 400, "n > 1 is not supported with greedy sampling"  # vLLM
+        if n > 1 and self.n_mode == "refuse":
+            return 400, f"Field 'n': Value must be between 1 <= value <= 1, but got {n}"  # llama-server, one slot
+        if self.n_max is not None and n > self.n_max:
+            return 400, f"Field 'n': Value must be between 1 <= value <= {self.n_max}, but got {n}"  # its slots
+        if "seed" in body and self.refuse_seed:
+            return 400, "Unrecognized request argument supplied: seed"
+        response_format = body.get("response_format") or {}
+        if self.structured == "none" and (response_format or "guided_json" in body):
+            return 400, "response_format is not supported"
+        if self.structured == "json_object" and (response_format.get("type") == "json_schema" or "guided_json" in body):
+            return 500, "Internal Server Error"  # llama-cpp-python: names nothing
+        if self.context is not None:
+            prompt = sum(len(m.get("content", "")) for m in body.get("messages", [])) // 4
+            if prompt >= self.context:
+                return 400, "the request exceeds the available context size, try increasing it"
+        return None
+
+    def cut(self, texts: list[str], body: dict[str, Any], prompt_tokens: int) -> tuple[list[str], list[str]]:
+        """The answers as the server sends them: cut where max_tokens (or the context) ends them."""
+        if not self.cut_at_max_tokens:
+            return texts, ["stop"] * len(texts)
+        limit = int(body.get("max_tokens") or 1 << 30)
+        if self.context is not None:
+            limit = min(limit, self.context - prompt_tokens)
+        cut = [t if len(t) // 4 <= limit else t[: limit * 4] for t in texts]
+        return cut, ["length" if c != t else "stop" for c, t in zip(cut, texts, strict=True)]
 
     # --- serving -------------------------------------------------------------------------------------------
 
@@ -119,7 +173,7 @@ class ScriptedLLMServer:
                     time.sleep(reply.trickle)
 
             def do_GET(self) -> None:
-                server.requests.append({"path": self.path, "purpose": "", "body": None})
+                server.probes.append({"path": self.path, "purpose": "", "body": None})
                 if self.path.rstrip("/").endswith("/v1/models"):
                     self._send(
                         200,
@@ -130,6 +184,8 @@ class ScriptedLLMServer:
                             }
                         ),
                     )
+                elif self.path.rstrip("/") == "/props" and server.context is not None:
+                    self._send(200, json.dumps({"default_generation_settings": {"n_ctx": server.context}}))
                 else:
                     self._send(404, json.dumps({"error": "not found"}))
 
@@ -152,6 +208,15 @@ class ScriptedLLMServer:
                 except ValueError:
                     self._send(400, json.dumps({"error": "body is not JSON"}))
                     return
+                if purpose.startswith("probe") or purpose == "tokenize":
+                    server.probes.append({"path": self.path, "purpose": purpose, "body": body})
+                    self._answer_probe(purpose, body)
+                    return
+                refusal = server.refusal(body)
+                if refusal is not None:
+                    server.requests.append({"path": self.path, "purpose": purpose, "body": body, "refused": refusal})
+                    self._send(refusal[0], json.dumps({"error": {"message": refusal[1]}}))
+                    return
                 server.requests.append(
                     {
                         "path": self.path,
@@ -168,10 +233,6 @@ class ScriptedLLMServer:
                 if body.get("model") not in server.served:
                     self._send(404, json.dumps({"error": f"The model `{body.get('model')}` does not exist."}))
                     return
-                n = int(body.get("n") or 1)
-                if n > 1 and float(body.get("temperature", 1.0)) == 0.0:
-                    self._send(400, json.dumps({"error": "n > 1 is not supported with greedy sampling"}))
-                    return
                 answer = server._next(purpose, body)
                 reply = (
                     answer
@@ -187,7 +248,10 @@ class ScriptedLLMServer:
                     self._send(reply.status, json.dumps({"error": "scripted failure"}), reply)
                     return
                 texts = [] if reply.no_choices else (reply.texts or [])
+                if server.n_mode == "ignore":
+                    texts = texts[:1]
                 prompt = "".join(m.get("content", "") for m in body.get("messages", []))
+                texts, reasons = server.cut(texts, body, len(prompt) // 4)
                 self._send(
                     200,
                     json.dumps(
@@ -196,8 +260,8 @@ class ScriptedLLMServer:
                             "object": "chat.completion",
                             "model": body["model"],
                             "choices": [
-                                {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
-                                for i, t in enumerate(texts)
+                                {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": r}
+                                for i, (t, r) in enumerate(zip(texts, reasons, strict=True))
                             ],
                             "usage": {
                                 "prompt_tokens": len(prompt) // 4,
@@ -208,6 +272,28 @@ class ScriptedLLMServer:
                     ),
                     reply,
                 )
+
+            def _answer_probe(self, purpose: str, body: dict[str, Any]) -> None:
+                if purpose == "tokenize" or self.path.rstrip("/").endswith("tokenize"):
+                    if server.context is None or "content" not in body:
+                        self._send(404, json.dumps({"error": "not found"}))
+                        return
+                    self._send(200, json.dumps({"tokens": list(range(len(body["content"]) // 4))}))
+                    return
+                if body.get("model") not in server.served:
+                    self._send(404, json.dumps({"error": f"The model `{body.get('model')}` does not exist."}))
+                    return
+                refusal = server.refusal(body)
+                if refusal is not None:
+                    self._send(refusal[0], json.dumps({"error": {"message": refusal[1]}}))
+                    return
+                text = '{"answer": "yes"}' if ("response_format" in body or "guided_json" in body) else "OK"
+                n = 1 if server.n_mode == "ignore" else int(body.get("n") or 1)
+                choices = [
+                    {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                    for i in range(n)
+                ]
+                self._send(200, json.dumps({"model": body["model"], "choices": choices, "usage": {}}))
 
         self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from dialogues.engine.config import RunConfig, Sampling, Variant
 from dialogues.engine.llm import LLMError
 from dialogues.library.models import Task
-from dialogues.llm.backends import configured_backend
+from dialogues.llm.backends import configured_backend, profile_lines
 from dialogues.runs.driving import db, run_coroutine, run_to_end
 from dialogues.runs.estimates import run_estimate
 from dialogues.runs.lifecycle import run_create, run_dispatch
@@ -134,14 +134,19 @@ class Command(BaseCommand):
             else (f"{backend.model} at {', '.join(backend.base_urls)}")
         )
 
-        async def check(llms) -> None:
+        async def check(llms) -> list:
             try:
-                await llms(backend).check()  # refuse at once if the model is not served
+                llm = llms(backend)
+                await llm.check()  # refuse at once if the model is not served
+                return await llm.profiles() if not backend.simulated else []
             except LLMError as exc:
                 raise CommandError(f"The model is not available: {exc}") from exc
 
-        run_coroutine(check)
+        found = run_coroutine(check)
+        for line in profile_lines(found):
+            self.stdout.write(line)
         run = run_create(
+            server_profiles=[p.as_dict() for p in found],
             created_by=None,
             name=name,
             config=config,

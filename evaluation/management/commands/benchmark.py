@@ -12,9 +12,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from dialogues.engine.llm import LLMError
 from dialogues.library.models import Split, Task
-from dialogues.llm.backends import Backend
+from dialogues.llm.backends import Backend, profile_lines
 from dialogues.llm.simulated import MODEL_NAME
 from dialogues.runs.driving import run_coroutine, run_to_end
+from dialogues.runs.lifecycle import run_server_profiles_record
 from dialogues.runs.models import Run, RunKind, Setting
 from dialogues.runs.selectors import run_progress
 from evaluation import benchmark, report
@@ -133,14 +134,20 @@ class Command(BaseCommand):
         self.stdout.write(f"Evaluation run #{run.pk} “{run.name}”: {run.model} {sides}, {run.tasks.count()} tasks.")
 
     def _play(self, run: Run) -> None:
-        async def check(llms) -> None:
+        async def check(llms) -> list:
+            found = []
             for backend in filter(None, (Backend.of(run), Backend.reference_of(run))):
                 try:
                     await llms(backend).check()
+                    found += [] if backend.simulated else await llms(backend).profiles()
                 except LLMError as exc:
                     raise CommandError(f"The model is not available: {exc}") from exc
+            return found
 
-        run_coroutine(check)
+        found = run_coroutine(check)
+        for line in profile_lines(found):
+            self.stdout.write(line)
+        run_server_profiles_record(run_id=run.pk, profiles=[p.as_dict() for p in found])
         started = time.monotonic()
         run_coroutine(lambda llms: run_to_end(run.pk, llms))
         run.refresh_from_db()

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from dialogues.corpora.models import Corpus
 from dialogues.corpora.selection import CorpusFilters, selected
+from dialogues.llm.backends import Backend, backend_probe, profile_lines
 from dialogues.runs.models import Dialogue, Run
 from evaluation import report, sdiv
 from evaluation.jobs import METRIC_LABELS, METRICS, JobError, job_create, job_enqueue, job_run
@@ -66,6 +67,12 @@ class Command(BaseCommand):
         judge = f" · judge {job.judge_model}" if job.judge_model else ""
         names = ", ".join(METRIC_LABELS[m] for m in job.metrics)
         self.stdout.write(f"Evaluation #{job.pk}: {names} of {len(job.dialogue_ids)} finished dialogues{judge}")
+        if job.judge_backend and job.judge_backend != "simulated":
+            probe = backend_probe(Backend(job.judge_backend, job.judge_model, tuple(job.judge_endpoints)))
+            if probe.problem:
+                raise CommandError(f"The judge is not available: {probe.problem}")
+            for line in profile_lines(probe.profiles, who="Judge"):
+                self.stdout.write(line)
         if o["celery"]:
             job_enqueue(job)
             self.stdout.write(f"Queued for the workers; follow it at /evaluations/{job.pk}/.")

@@ -215,7 +215,7 @@ def test_a_rated_turn_explains_the_scores(finished_run, client_for):
     rating = StepRating.objects.filter(dialogue__run=finished_run, closing=False).select_related("turn").first()
     text = client_for(Role.VIEWER).get(reverse("dialogue_detail", args=[rating.dialogue_id])).content.decode()
     assert f"goal_c <strong>{rating.goal_c:.2f}</strong>" in text
-    assert f"{rating.valid}/{rating.requested} samples valid" in text
+    assert f"{rating.requested} samples asked, {rating.returned} returned, {rating.valid} valid" in text
     first = rating.samples[0]
     assert f"Sample 1 · goal_c {first['goal_c']} · goal_p {first['goal_p']}" in text
     assert first["analyses"]["step1"] in text

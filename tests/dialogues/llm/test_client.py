@@ -11,6 +11,7 @@ import pytest
 
 from dialogues.engine.llm import ChatRequest, ModelNotServed, TransportFailure
 from dialogues.llm.client import OpenAIChatClient
+from dialogues.llm.profile import Forced
 from tests.support.llm_server import Reply, ScriptedLLMServer
 
 
@@ -98,7 +99,7 @@ def test_structured_output_can_be_switched_off():
         server.script("p", "x")
         request = ChatRequest(purpose="p", messages=({"role": "user", "content": "x"},), json_schema={"type": "object"})
         call(
-            {"base_urls": [server.base_url], "model": "test-model", "structured_output": False},
+            {"base_urls": [server.base_url], "model": "test-model", "forced": Forced(structured="off")},
             lambda c: c.chat(request),
         )
     assert "response_format" not in server.requests[-1]["body"]
@@ -200,7 +201,9 @@ def test_a_refused_connection_is_retried_then_fails_with_its_reason():
     with pytest.raises(TransportFailure) as failed:
         call({"base_urls": [url], "model": "test-model", "transport_retries": 1, "backoff_base": 0.01},
              lambda c: c.chat(REQUEST))  # fmt: skip
-    assert str(failed.value).startswith(f"gave up after 2 tries: ClientConnectorError from {url}: ")
+    assert str(failed.value).startswith(
+        f"gave up after 2 tries: {url}/v1/models cannot be reached: ClientConnectorError"
+    )
 
 
 def test_the_proxy_comes_from_the_environment(monkeypatch):
