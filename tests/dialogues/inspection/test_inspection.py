@@ -271,6 +271,17 @@ def test_an_llm_call_loads_in_full_when_opened(finished_run, client_for):
     assert client.get(reverse("dialogue_call", args=[other.pk, call.pk])).status_code == 404
 
 
+def test_an_llm_call_says_what_was_adapted_for_the_server_and_how_its_answers_ended(finished_run, client_for):
+    dialogue = nsi_dialogue(finished_run)
+    call = LLMCall.objects.filter(dialogue=dialogue, purpose="rating").first()
+    call.finish_reasons = ["stop", "length"]
+    call.params = {**call.params, "adapted": ["n = 5 as 3 requests of at most 2: the server takes at most n = 2"]}
+    call.save()
+    text = client_for(Role.VIEWER).get(reverse("dialogue_call", args=[dialogue.pk, call.pk])).content.decode()
+    assert "n = 5 as 3 requests of at most 2: the server takes at most n = 2" in text
+    assert "stop · <span class=\"bad\">cut off at max_tokens</span>" in text
+
+
 def test_step_by_hand_then_run_to_end(demo_tasks, client_for):
     run = created_run([Task.objects.filter(scenario__codename="field_trip_seats").first()], name="hand",
                       start_paused=True)  # fmt: skip
