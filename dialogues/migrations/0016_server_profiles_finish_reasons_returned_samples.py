@@ -4,25 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('dialogues', '0015_login_throttle_moves_to_omega_web'),
+        ("dialogues", "0015_login_throttle_moves_to_omega_web"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='llmcall',
-            name='finish_reasons',
-            field=models.JSONField(blank=True, default=list, help_text='How each answer ended: "stop", or "length" when cut off at max_tokens'),
+            model_name="llmcall",
+            name="finish_reasons",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text='How each answer ended: "stop", or "length" when cut off at max_tokens',
+            ),
         ),
         migrations.AddField(
-            model_name='run',
-            name='server_profiles',
-            field=models.JSONField(blank=True, default=list, help_text='What each endpoint could do when the run started (dialogues/llm/profile.py)'),
+            model_name="run",
+            name="server_profiles",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text="What each endpoint could do when the run started (dialogues/llm/profile.py)",
+            ),
         ),
         migrations.AddField(
-            model_name='steprating',
-            name='returned',
-            field=models.PositiveSmallIntegerField(blank=True, help_text='Answers the server sent back over all requests, re-asks included', null=True),
+            model_name="steprating",
+            name="returned",
+            field=models.PositiveSmallIntegerField(
+                blank=True, help_text="Answers the server sent back over all requests, re-asks included", null=True
+            ),
         ),
     ]

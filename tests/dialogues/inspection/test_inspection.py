@@ -279,7 +279,7 @@ def test_an_llm_call_says_what_was_adapted_for_the_server_and_how_its_answers_en
     call.save()
     text = client_for(Role.VIEWER).get(reverse("dialogue_call", args=[dialogue.pk, call.pk])).content.decode()
     assert "n = 5 as 3 requests of at most 2: the server takes at most n = 2" in text
-    assert "stop · <span class=\"bad\">cut off at max_tokens</span>" in text
+    assert 'stop · <span class="bad">cut off at max_tokens</span>' in text
 
 
 def test_step_by_hand_then_run_to_end(demo_tasks, client_for):
