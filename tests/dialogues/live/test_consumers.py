@@ -81,9 +81,9 @@ def test_viewer_gets_current_state_then_live_updates(job, make_user):
         communicator = connect(f"/ws/imports/{job.pk}/", cookie=cookie)
         connected, _ = await communicator.connect()
         assert connected
-        first = await communicator.receive_from(timeout=5)
+        first = await communicator.receive_from(timeout=20)
         await communicator.send_to(text_data=json.dumps({"type": "ping"}))
-        pong = await communicator.receive_from(timeout=5)
+        pong = await communicator.receive_from(timeout=20)
 
         def finish_in_a_worker_thread():
             ImportJob.objects.filter(pk=job.pk).update(
@@ -93,7 +93,7 @@ def test_viewer_gets_current_state_then_live_updates(job, make_user):
             events.import_job_changed(ImportJob.objects.get(pk=job.pk))
 
         await sync_to_async(finish_in_a_worker_thread, thread_sensitive=False)()
-        update = await communicator.receive_from(timeout=5)
+        update = await communicator.receive_from(timeout=20)
         await communicator.disconnect()
         return first, pong, update
 
@@ -168,9 +168,9 @@ def test_a_saved_turn_reaches_every_open_page_of_its_dialogue_and_run(paused_run
         for name, page in pages.items():
             assert (await page.connect())[0], name
             if name != "runs":  # the runs list sends nothing until something moves
-                first[name] = await page.receive_from(timeout=5)
+                first[name] = await page.receive_from(timeout=20)
         await sync_to_async(step_by_hand, thread_sensitive=False)(dialogue.pk)
-        later = {name: await page.receive_from(timeout=5) for name, page in pages.items()}
+        later = {name: await page.receive_from(timeout=20) for name, page in pages.items()}
         for page in pages.values():
             await page.disconnect()
         return first, later
@@ -198,7 +198,7 @@ def test_a_reconnecting_page_catches_up_on_missed_turns(paused_run, make_user):
     async def first_message(after: int) -> str:
         page = connect(f"/ws/dialogues/{dialogue.pk}/?after={after}", cookie=cookie)
         assert (await page.connect())[0]
-        message = await page.receive_from(timeout=5)
+        message = await page.receive_from(timeout=20)
         await page.disconnect()
         return message
 
