@@ -1,6 +1,7 @@
 """Reads of evaluation results for a set of dialogues (a run, a corpus, one dialogue), prepared for pages, CSV and
 the CLI: S-IF in the layout of the paper's Table 3, SOTOPIA-EVAL with 95% t-intervals over tasks (all and hard),
-judge versions present, and runs compared in Table 4's layout with paired tests over shared tasks.
+judge versions present, a run's usable ratio as Table 4 counts it (training records) with the agreements the turn
+limit cut off, and runs compared in Table 4's layout with paired tests over shared tasks.
 
 S_rel of an agent in a dialogue is sigmoid(mean of its actions' relevance scores) and is defined only when every
 action of the agent was scored by that judge version (a partly judged agent shows how many are missing); S_sif is
@@ -14,9 +15,11 @@ from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
 
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 
+from dialogues.corpora.selection import record_turns
 from dialogues.runs.models import Dialogue, DialogueStatus, Run, Turn
+from dialogues.runs.selectors import late_agreements
 from evaluation import judges
 from evaluation.judges import DIMENSIONS, EPISODE, RELEVANCE
 from evaluation.models import DiversityScore, EpisodeScore, RelevanceScore
@@ -249,14 +252,83 @@ def run_dialogue_ids(run: Run, which: str = "auto") -> tuple[list[int], str]:
     return list(chosen.order_by("pk").values_list("pk", flat=True)), which
 
 
+# --- usable ratio (Table 4) and late agreements ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Usable:
+    """What a run's filter kept, counted as the paper's Table 4 counts it, and what the turn limit cut off.
+
+    The usable ratio is training records in kept attempts ÷ training records in all finished attempts (a record
+    as the corpus export makes one: an agent action, leave included; not an action a person typed). Beside it the
+    dialogue ratio: kept attempts ÷ finished attempts. Late agreements: finished attempts that reached
+    confirm_proposal but hit the turn limit before both agents left; `late_only` of them failed the filter only
+    for that (their final goal_c reaches the threshold)."""
+
+    records: int
+    usable_records: int
+    dialogues: int
+    kept: int
+    late_agreements: int = 0
+    late_only: int = 0
+
+    @property
+    def ratio(self) -> float | None:
+        return self.usable_records / self.records if self.records else None
+
+    @property
+    def dialogue_ratio(self) -> float | None:
+        return self.kept / self.dialogues if self.dialogues else None
+
+    @property
+    def percent(self) -> float | None:
+        return None if self.ratio is None else 100 * self.ratio
+
+    @property
+    def dialogue_percent(self) -> float | None:
+        return None if self.dialogue_ratio is None else 100 * self.dialogue_ratio
+
+
+def usable(run: Run) -> Usable:
+    """The run's usable ratio and late agreements (three queries)."""
+    finished = Dialogue.objects.filter(run=run, status=DialogueStatus.FINISHED)
+    records = Turn.objects.filter(record_turns(), dialogue__in=finished).aggregate(
+        all=Count("id"), kept=Count("id", filter=Q(dialogue__kept=True))
+    )
+    dialogues = finished.aggregate(all=Count("id"), kept=Count("id", filter=Q(kept=True)))
+    late = late_agreements([run.pk])[run.pk]
+    return Usable(
+        records=records["all"],
+        usable_records=records["kept"],
+        dialogues=dialogues["all"],
+        kept=dialogues["kept"],
+        late_agreements=late["late_agreements"],
+        late_only=late["late_only"],
+    )
+
+
+def usable_lines(numbers: Usable) -> list[str]:
+    """The usable ratio and late agreements as the CLI prints them."""
+
+    def pct(value: float | None) -> str:
+        return "—" if value is None else f"{100 * value:.1f}%"
+
+    return [
+        f"Usable ratio (paper Table 4, training records): {pct(numbers.ratio)} = {numbers.usable_records} records "
+        f"in kept attempts / {numbers.records} in all finished attempts",
+        f"Dialogue ratio: {pct(numbers.dialogue_ratio)} = {numbers.kept} kept / {numbers.dialogues} finished attempts",
+        f"Late agreements (confirmed, then the turn limit before both left): {numbers.late_agreements}, of which "
+        f"{numbers.late_only} failed the filter only for that",
+    ]
+
+
 # --- runs compared (Table 4) ------------------------------------------------------------------------------
 
 
 @dataclass
 class RunSummary:
     run: Run
-    records: int  # finished dialogues (every attempt)
-    usable: int  # kept by the filter
+    usable: Usable  # records and dialogues, all and kept; late agreements
     ids: list[int]  # the dialogues scored (kept, or finished when none kept)
     goal: float | None  # SOTOPIA-EVAL GOAL, task mean
     overall: float | None
@@ -265,16 +337,11 @@ class RunSummary:
     s_rel: float | None
     per_task: dict[str, dict[int, float]]  # metric -> task -> value, for the paired tests
 
-    @property
-    def usable_ratio(self) -> float | None:
-        return self.usable / self.records if self.records else None
-
 
 METRICS_COMPARED = ("GOAL", "Overall", "S_sif", "S_div", "S_rel", "goal_c")
 
 
 def run_summary(run: Run, *, srel: str | None = None, sotopia: str | None = None) -> RunSummary:
-    finished = Dialogue.objects.filter(run=run, status=DialogueStatus.FINISHED)
     ids, _ = run_dialogue_ids(run)
     srel_version, _ = pick_version(RELEVANCE, ids, srel)
     episode_version, _ = pick_version(EPISODE, ids, sotopia)
@@ -298,8 +365,7 @@ def run_summary(run: Run, *, srel: str | None = None, sotopia: str | None = None
     average = sif.rows[2]
     return RunSummary(
         run=run,
-        records=finished.count(),
-        usable=finished.filter(kept=True).count(),
+        usable=usable(run),
         ids=ids,
         goal=fmean(flat["GOAL"].values()) if flat["GOAL"] else None,
         overall=fmean(flat["Overall"].values()) if flat["Overall"] else None,

@@ -167,6 +167,23 @@ def _report_data(run: Run, request: HttpRequest) -> dict[str, Any]:
     }
 
 
+USABLE_COLUMNS = ["records", "usable_records", "usable_ratio", "finished_attempts", "kept_attempts", "dialogue_ratio",
+                  "late_agreements", "late_only"]  # fmt: skip
+
+
+def _usable_row(u: report.Usable) -> dict[str, Any]:
+    return {
+        "records": u.records,
+        "usable_records": u.usable_records,
+        "usable_ratio": u.ratio,
+        "finished_attempts": u.dialogues,
+        "kept_attempts": u.kept,
+        "dialogue_ratio": u.dialogue_ratio,
+        "late_agreements": u.late_agreements,
+        "late_only": u.late_only,
+    }
+
+
 def _tables(run: Run, data: dict[str, Any]) -> dict[str, tuple[list[str], list[dict[str, Any]]]]:
     """Every table and figure of the report as CSV columns and rows, by name."""
 
@@ -196,6 +213,7 @@ def _tables(run: Run, data: dict[str, Any]) -> dict[str, tuple[list[str], list[d
             ],
         ),
         "dialogues": (["dialogue", "agent", "s_div", "s_rel", "s_sif", "actions", "relevance_missing"], []),
+        "usable": (USABLE_COLUMNS, [_usable_row(report.usable(run))]),
     }
     for (pk, speaker), agent in sorted(report.agent_sif(ids, data["srel"]).items()):
         tables["dialogues"][1].append(
@@ -243,6 +261,7 @@ def run_report(request: HttpRequest, pk: int) -> HttpResponse:
         "run": run,
         **data,
         "count": len(ids),
+        "usable": report.usable(run),
         "sif": sif,
         "episode_table": report.episode_table(ids, data["episode"]),
         "labels": report.LABELS,

@@ -165,6 +165,16 @@ def counts(filters: CorpusFilters, includes: list[int], excludes: list[int]) -> 
     )
 
 
+def record_turns(*, exclude_human_turns: bool = True) -> Q:
+    """The turns an export writes as training records (`formats/base.py` trainable_turns, corrections applied):
+    one per agent action, leave included, except an action a person typed (when excluded, the default) and a
+    side whose goal is unknown (a task rebuilt from an imported corpus). A filter on Turn."""
+    known_goal = (Q(speaker=0) & ~Q(dialogue__task__scenario__agent1_goal="")) | (
+        Q(speaker=1) & ~Q(dialogue__task__scenario__agent2_goal="")
+    )
+    return known_goal & Q(human=False) if exclude_human_turns else known_goal
+
+
 def missing_overrides(needed: list[str], overrides: list[dict[str, Any]]) -> list[str]:
     recorded = {o.get("kind") for o in overrides if o.get("reason")}
     return [kind for kind in needed if kind not in recorded]

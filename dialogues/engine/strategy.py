@@ -49,6 +49,14 @@ def passes_filter(outcome: AttemptOutcome, config: RunConfig) -> bool:
     return outcome.final_goal_c >= config.filter_threshold(nsi_used=outcome.nsi_used)
 
 
+def fails_only_for_ending(outcome: AttemptOutcome, config: RunConfig) -> bool:
+    """The attempt failed the filter only because the agents did not both leave: its final goal_c reaches the
+    threshold. (With the paper's 20-turn limit, an agreement confirmed at turns 16–19 fails this way.)"""
+    if config.variant == Variant.PLAIN or outcome.both_left or outcome.final_goal_c is None:
+        return False
+    return outcome.final_goal_c >= config.filter_threshold(nsi_used=outcome.nsi_used)
+
+
 def filter_explanation(outcome: AttemptOutcome, config: RunConfig) -> str:
     if config.variant == Variant.PLAIN:
         return "evaluation episode: not filtered, kept as played"

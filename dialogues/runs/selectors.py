@@ -1,17 +1,19 @@
 """Reads about runs and dialogues that pages and services share: a dialogue by id (or a 404), the configuration a
-dialogue runs with, the engine's state of a dialogue, and the progress of runs counted from rows."""
+dialogue runs with, the engine's state of a dialogue, the progress of runs counted from rows, and the agreements
+the turn limit cut off."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Q, Sum
 from django.http import Http404
 
 from dialogues.engine.actions import Action, ActionType
 from dialogues.engine.config import RunConfig
-from dialogues.engine.state import DialogueState, NsiStep, Proposal
+from dialogues.engine.state import DialogueState, EndReason, NsiStep, Proposal
 from dialogues.engine.state import Turn as EngineTurn
+from dialogues.engine.strategy import AttemptOutcome, fails_only_for_ending
 from dialogues.engine.strategy import Branch as EngineBranch
 from dialogues.library.selectors import task_spec
 from dialogues.runs.models import Dialogue, DialogueStatus, Run, StepRating, Turn
@@ -114,6 +116,7 @@ def runs_progress(runs: list[Run]) -> dict[int, dict[str, Any]]:
     tasks = dict(
         Run.tasks.through.objects.filter(run_id__in=ids).values_list("run_id").annotate(n=Count("id")).order_by()
     )
+    late = late_agreements(ids)
     progress = {}
     for run in runs:
         counts, total = by_status[run.pk], totals.get(run.pk, {})
@@ -129,10 +132,37 @@ def runs_progress(runs: list[Run]) -> dict[int, dict[str, Any]]:
             "tokens": total.get("tokens") or 0,
             "calls": total.get("calls") or 0,
             "last_finished": total.get("last_finished"),
+            **late[run.pk],
             "status": run.status,
             "status_reason": run.status_reason,
         }
     return progress
+
+
+def late_agreements(run_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Per run, its finished dialogues that reached `confirm_proposal` but ended at the turn limit before both
+    agents left (`late_agreements`), and how many of them failed the filter only for that reason: their final goal_c
+    reaches the threshold (`late_only`). With the paper's limit (`exit_overrun_turns` 0) a first confirm at turns
+    16–19 leaves no room for the exit. One query; the configuration is read only for the dialogues counted."""
+    out = {pk: {"late_agreements": 0, "late_only": 0} for pk in run_ids}
+    confirmed = Turn.objects.filter(dialogue=OuterRef("pk"), proposal=Proposal.CONFIRM)
+    late = (
+        Dialogue.objects.filter(run_id__in=run_ids, status=DialogueStatus.FINISHED, end_reason=EndReason.TURN_LIMIT)
+        .filter(Exists(confirmed))
+        .select_related("run")
+        .only("run__config", "attempt", "changes", "final_goal_c", "final_goal_p", "nsi_used", "end_reason")
+    )
+    for dialogue in late:
+        outcome = AttemptOutcome(
+            index=dialogue.attempt,
+            final_goal_c=dialogue.final_goal_c,
+            final_goal_p=dialogue.final_goal_p,
+            nsi_used=dialogue.nsi_used,
+            both_left=False,
+        )
+        out[dialogue.run_id]["late_agreements"] += 1
+        out[dialogue.run_id]["late_only"] += fails_only_for_ending(outcome, dialogue_config(dialogue))
+    return out
 
 
 def run_progress(run: Run) -> dict[str, Any]:

@@ -49,6 +49,8 @@ def test_evaluate_a_dialogue_and_read_the_run_report(page: Page, snap, artifacts
     expect(page.locator(".evaluation-job").first).to_have_attribute("data-status", "done")
     page.reload()
     expect(page.locator("table.sif-table")).to_be_visible()
+    expect(page.locator("#usable")).to_contain_text(re.compile(r"Usable ratio.*\d+\.\d%", re.S))  # records, Table 4
+    expect(page.locator("#usable")).to_contain_text("Late agreements")
     expect(page.locator("table.episode-table tbody tr").first).to_have_text(re.compile(r"^all\s*1\s*\d"))  # one task
     for figure in ("fig-sdiv", "fig-srel", "fig-goal", "fig-strategy-ratings", "fig-strategy-use"):
         expect(page.locator(f"#{figure} .main-svg").first).to_be_visible()
@@ -68,5 +70,6 @@ def test_evaluate_a_dialogue_and_read_the_run_report(page: Page, snap, artifacts
     second_run = re.search(r"/runs/(\d+)/", page.locator("nav.crumbs a").nth(1).get_attribute("href")).group(1)
     page.goto(f"/evaluations/compare/?run={first_run}&run={second_run}")
     expect(page.locator("table.compare-table tbody tr")).to_have_count(2)
+    expect(page.locator("table.compare-table td.usable-ratio").first).to_have_text(re.compile(r"^\d+\.\d%$"))
     expect(page.locator("table.paired-table")).to_contain_text("fewer than 2 shared tasks")
     snap("73-runs-compared")

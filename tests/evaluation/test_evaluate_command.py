@@ -28,6 +28,12 @@ def test_every_metric_from_the_command_line(demo_tasks):
     assert "judge simulated-expert" in out and "done in" in out
     assert "S-IF ×100 over 3 dialogues" in out and "SOTOPIA-EVAL, self-play averaged" in out
     assert re.search(r"^\s+all\s+3\s+\d", out, flags=re.M)  # three tasks, each dimension a number
+    # the usable ratio: every action of a finished attempt is a record (no person typed any here)
+    finished = run.dialogues.filter(status="finished")
+    records = sum(d.turns.count() for d in finished)
+    kept = sum(d.turns.count() for d in finished.filter(kept=True))
+    assert f"Usable ratio (paper Table 4, training records): {100 * kept / records:.1f}% = {kept} records" in out
+    assert f"in kept attempts / {records} in all finished attempts" in out
     job = EvaluationJob.objects.get()
     assert job.counts["srel"]["judged"] == RelevanceScore.objects.count() > 0
     assert EpisodeScore.objects.filter(overall__isnull=False).count() == 6

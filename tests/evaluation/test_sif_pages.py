@@ -137,7 +137,8 @@ def test_runs_compared_in_table_4_with_paired_tests(demo_tasks, client_for):
     assert goal_test == expected and goal_test.n == 3 and goal_test.only_b == 1
     assert f"{goal_test.p_t:.4f}" in page and f"{goal_test.cohen_dz:.2f}" in page
     summary = comparison.summaries[1]
-    assert summary.records == 3 and summary.usable == 3 and summary.goal == pytest.approx(6)
+    assert (summary.usable.usable_records, summary.usable.records) == (15, 15)  # 3 kept dialogues of 5 actions
+    assert (summary.usable.kept, summary.usable.dialogues) == (3, 3) and summary.goal == pytest.approx(6)
     assert "In the layout of the paper" in page and "baseline" in page
 
 

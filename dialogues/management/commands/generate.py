@@ -173,8 +173,9 @@ class Command(BaseCommand):
                 f"Run #{run.pk} {run.status}{reason} after {time.monotonic() - started:.1f} s: "
                 f"{progress['tasks']} tasks, {progress['attempts']} attempts ({progress['finished']} finished, "
                 f"{progress['failed']} failed), "
-                f"{progress['passed']} passed the filter, {progress['kept']} kept; {progress['calls']} LLM calls, "
-                f"{progress['tokens']:,} tokens."
+                f"{progress['passed']} passed the filter, {progress['kept']} kept, late agreements "
+                f"{progress['late_agreements']} ({progress['late_only']} failed only for that); "
+                f"{progress['calls']} LLM calls, {progress['tokens']:,} tokens."
             )
         )
 

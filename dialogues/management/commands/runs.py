@@ -64,7 +64,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Run #{run.pk} {run.status}{reason}: {p['settled']}/{p['tasks']} tasks settled; attempts: "
             f"{p['pending']} pending, {p['running']} running, {p['paused']} paused, {p['finished']} finished, "
-            f"{p['failed']} failed, {p['cancelled']} cancelled; {p['kept']} kept; {p['turns']} turns, "
+            f"{p['failed']} failed, {p['cancelled']} cancelled; {p['kept']} kept; "
+            f"late agreements {p['late_agreements']} ({p['late_only']} failed only for that); {p['turns']} turns, "
             f"{p['calls']} LLM calls, {p['tokens']:,} tokens"
             + (f" of a {run.token_budget:,} budget" if run.token_budget else "")
         )

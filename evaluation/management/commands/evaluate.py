@@ -125,6 +125,9 @@ class Command(BaseCommand):
             w(f"  could not judge dialogue #{problem['dialogue']} {problem['item']}: {problem['reason']}")
         if len(job.problems) > 20:
             w(f"  … and {len(job.problems) - 20} more (listed on /evaluations/{job.pk}/)")
+        if job.run_id is not None:
+            for line in report.usable_lines(report.usable(job.run)):
+                w(line)
         ids = list(job.dialogue_ids)
         srel, _ = report.pick_version(RELEVANCE, ids, f"{job.judge_model}@{job.versions.get(RELEVANCE, '')}")
         table = report.sif_table(ids, srel)

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from dialogues.engine.config import FilterRule, RunConfig, SsiRule
-from dialogues.engine.strategy import AttemptOutcome, Branch, choose_kept, passes_filter, select_strategy
+from dialogues.engine.config import FilterRule, RunConfig, SsiRule, Variant
+from dialogues.engine.strategy import (
+    AttemptOutcome,
+    Branch,
+    choose_kept,
+    fails_only_for_ending,
+    passes_filter,
+    select_strategy,
+)
 
 PAPER = RunConfig()
 SCRIPT = RunConfig(ssi_rule=SsiRule.SCRIPT)
@@ -74,6 +81,26 @@ def outcome(index, c, p=8.0, nsi=False, left=True):
 )
 def test_filter_eq4(attempt, config, passes):
     assert passes_filter(attempt, config) is passes
+
+
+@pytest.mark.parametrize(
+    ("attempt", "config", "only"),
+    [
+        pytest.param(outcome(0, 9.0, nsi=True, left=False), PAPER, True, id="goal-enough-but-not-both-left"),
+        pytest.param(outcome(0, 8.0, nsi=True, left=False), PAPER, True, id="exactly-the-nsi-threshold"),
+        pytest.param(outcome(0, 8.2, left=False), PAPER, False, id="below-8.5-without-nsi-fails-anyway"),
+        pytest.param(outcome(0, 7.9, nsi=True, left=False), PAPER, False, id="below-8.0-fails-anyway"),
+        pytest.param(outcome(0, 9.0, nsi=True), PAPER, False, id="both-left-passes"),
+        pytest.param(outcome(0, None, left=False), PAPER, False, id="no-final-rating"),
+        pytest.param(
+            outcome(0, 9.0, left=False), RunConfig(variant=Variant.PLAIN, attempts=1), False, id="episodes-unfiltered"
+        ),
+    ],
+)
+def test_failing_only_for_the_ending(attempt, config, only):
+    assert fails_only_for_ending(attempt, config) is only
+    if only:
+        assert not passes_filter(attempt, config)
 
 
 @pytest.mark.parametrize(
