@@ -50,6 +50,13 @@ class Command(BaseCommand):
         parser.add_argument("--judge-samples", type=int, default=RunConfig.judge_samples)
         parser.add_argument("--max-turns", type=int, default=RunConfig.max_turns)
         parser.add_argument(
+            "--native-turns",
+            type=int,
+            default=RunConfig.initial_native_turns,
+            help="the native start: turns 0..N-1 use the plain prompt and the first step rating follows turn N-1 "
+            f"(the method: {RunConfig.initial_native_turns})",
+        )
+        parser.add_argument(
             "--exit-overrun",
             type=int,
             default=RunConfig.exit_overrun_turns,
@@ -100,6 +107,7 @@ class Command(BaseCommand):
             judge_samples=o["judge_samples"],
             judge_min_valid=max(1, min(RunConfig.judge_min_valid, o["judge_samples"])),
             max_turns=o["max_turns"],
+            initial_native_turns=o["native_turns"],
             exit_overrun_turns=o["exit_overrun"],
             sampling=Sampling(temperature=o["temperature"], top_p=o["top_p"], max_tokens=o["max_tokens"]),
         )
