@@ -1,4 +1,4 @@
-"""python manage.py generate --tasks {all,hard,CODENAME…} --variant dsi — expert self-play, here or on workers."""
+"""python manage.py generate --tasks {all,hard,CODENAME…,ID…} --variant dsi — expert self-play, here or on workers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import OperationalError, close_old_connections, connection
+from django.db.models import Q
 from tqdm import tqdm
 
 from dialogues.engine.config import RunConfig, Sampling, Variant
@@ -36,8 +37,8 @@ class Command(BaseCommand):
             "--tasks",
             nargs="+",
             required=True,
-            metavar="all|hard|CODENAME",
-            help="all tasks, the hard ones, or the tasks of these scenario codenames",
+            metavar="all|hard|CODENAME|ID",
+            help="all tasks, the hard ones, or the tasks of these scenario codenames and task ids (SOTOPIA: combo ids)",
         )
         parser.add_argument("--split", choices=["train", "eval"], help="only tasks of this split")
         parser.add_argument("--source", help="only tasks of this collection (e.g. sotopia, omega-demo)")
@@ -84,11 +85,14 @@ class Command(BaseCommand):
         if selection == ["hard"]:
             tasks = tasks.filter(hard=True)
         elif selection != ["all"]:
-            known = set(tasks.filter(scenario__codename__in=selection).values_list("scenario__codename", flat=True))
+            chosen = Q(scenario__codename__in=selection) | Q(external_id__in=selection)
+            known = {
+                name for row in tasks.filter(chosen).values_list("scenario__codename", "external_id") for name in row
+            }
             unknown = sorted(set(selection) - known)
             if unknown:
-                raise CommandError(f"no tasks with codename {', '.join(unknown)} (or use 'all' or 'hard')")
-            tasks = tasks.filter(scenario__codename__in=selection)
+                raise CommandError(f"no tasks with codename or id {', '.join(unknown)} (or use 'all' or 'hard')")
+            tasks = tasks.filter(chosen)
         if split:
             tasks = tasks.filter(split=split)
         if source:

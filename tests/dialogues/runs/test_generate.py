@@ -91,8 +91,15 @@ def test_generate_native_turns_sets_where_the_workflow_starts(demo_tasks):
         generate("--tasks", "library_roof_fund", "--simulated", "--native-turns", "0")
 
 
+def test_generate_takes_task_ids_beside_codenames(demo_tasks):
+    one = Task.objects.filter(scenario__codename="vintage_bike_sale").order_by("id").last()
+    generate("--tasks", "library_roof_fund", one.external_id, "--simulated", "--attempts", "1", "--judge-samples", "3")
+    chosen = Run.objects.get().tasks.all()
+    assert set(chosen) == {*Task.objects.filter(scenario__codename="library_roof_fund"), one}
+
+
 def test_generate_refuses_unknown_codenames_and_empty_selections(demo_tasks):
-    with pytest.raises(CommandError, match="no tasks with codename nope"):
+    with pytest.raises(CommandError, match="no tasks with codename or id nope"):
         generate("--tasks", "nope", "--simulated")
     with pytest.raises(CommandError, match="no task matches"):
         generate("--tasks", "hard", "--split", "eval", "--simulated")
