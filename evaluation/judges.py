@@ -25,6 +25,7 @@ from typing import Any
 from dialogues.engine.actions import UnusableAnswer, parse_json_object
 from dialogues.engine.context import TaskSpec, omniscient_context, render_for
 from dialogues.engine.llm import LLM, ChatRequest, LLMError, MalformedResponse
+from dialogues.engine.rating import score_schema
 from dialogues.engine.stepper import Repair, cut_off_problem
 
 PROMPT_DIR = Path(__file__).resolve().parent / "prompts"
@@ -207,7 +208,7 @@ _AGENT_SCHEMA = {
             "type": "object",
             "properties": {
                 "reasoning": {"type": "string"},
-                "score": {"type": "integer", "minimum": d.low, "maximum": d.high},
+                "score": score_schema(d.low, d.high),
             },
             "required": ["reasoning", "score"],
         }

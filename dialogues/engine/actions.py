@@ -128,17 +128,29 @@ def action_from_dict(data: dict[str, Any], *, allowed: frozenset[ActionType] | N
     if not isinstance(argument, str):
         raise UnusableAnswer(f"argument is not a string: {type(argument).__name__}")
     argument = argument.strip()
-    if action_type in {ActionType.SPEAK, ActionType.NON_VERBAL, ActionType.ACTION} and not argument:
+    if action_type in NEEDS_ARGUMENT and not argument:
         raise UnusableAnswer(f"empty argument for {action_type.value}")
     return Action(action_type, argument)
 
 
+NEEDS_ARGUMENT = frozenset({ActionType.SPEAK, ActionType.NON_VERBAL, ActionType.ACTION})
+
+
+def _action_shape(types: list[ActionType], argument: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"action_type": {"type": "string", "enum": [t.value for t in types]}, "argument": argument},
+        "required": ["action_type", "argument"],
+        "additionalProperties": False,
+    }
+
+
+# An action as the parser takes it, so that a server with a grammar (llama.cpp) enforces it: what is said or done
+# has words; `none` and `leave` may have none. (An object at the root: OpenAI refuses a schema of another type.)
 ACTION_JSON_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {
-        "action_type": {"type": "string", "enum": [t.value for t in ActionType]},
-        "argument": {"type": "string"},
-    },
-    "required": ["action_type", "argument"],
-    "additionalProperties": False,
+    "anyOf": [
+        _action_shape([t for t in ActionType if t in NEEDS_ARGUMENT], {"type": "string", "minLength": 1}),
+        _action_shape([t for t in ActionType if t not in NEEDS_ARGUMENT], {"type": "string"}),
+    ],
 }

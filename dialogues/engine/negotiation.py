@@ -19,11 +19,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from . import prompts
-from .actions import ACTION_JSON_SCHEMA, Action, ActionType, UnusableAnswer, action_from_dict, parse_json_object
+from .actions import Action, ActionType, UnusableAnswer, action_from_dict, parse_json_object
 from .context import agent_context
 from .plan import Move
 from .state import DialogueState, NsiStep, Proposal
-from .utility import MATTER_FIELDS, parse_utility, update_schema, utility_schema
+from .utility import MATTER_FIELDS, NON_EMPTY, parse_utility, update_schema, utility_schema
 
 
 class Ask(Protocol):
@@ -108,10 +108,10 @@ async def negotiate(state: DialogueState, move: Move, ask: Ask) -> dict[str, Any
     proposal: Proposal | None = None
     if step == NsiStep.RESOURCE:
         own = await ask_step("nsi.own_utility", utility_of, schema=utility_schema(form))
-        draft = (await ask_step("nsi.interests", speech, schema=ACTION_JSON_SCHEMA)).argument
+        draft = (await ask_step("nsi.interests", speech, schema=SPEECH_SCHEMA)).argument
     elif step == NsiStep.DIFFERENCE:
         other = await ask_step("nsi.other_utility", utility_of, schema=utility_schema(form))
-        draft = (await ask_step("nsi.difference", speech, schema=ACTION_JSON_SCHEMA)).argument
+        draft = (await ask_step("nsi.difference", speech, schema=SPEECH_SCHEMA)).argument
     else:
         if step == NsiStep.INITIAL:
             reasoning = await ask_step(
@@ -213,10 +213,18 @@ def _field(data: dict[str, Any], name: str) -> str:
     return value.strip()
 
 
+# The workflow's answers say what the parsers require, so that a server with a grammar enforces it: a draft or a
+# spoken argument is never empty, and the workflow only speaks.
 DRAFT_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"thought": {"type": "string"}, "draft": {"type": "string"}},
+    "properties": {"thought": {"type": "string"}, "draft": NON_EMPTY},
     "required": ["thought", "draft"],
+}
+SPEECH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"action_type": {"type": "string", "enum": ["speak"]}, "argument": NON_EMPTY},
+    "required": ["action_type", "argument"],
+    "additionalProperties": False,
 }
 
 
@@ -239,7 +247,7 @@ def _proposal_schema(options: tuple[Proposal, ...]) -> dict[str, Any]:
         "properties": {
             "proposal_type": {"type": "string", "enum": [o.value for o in options]},
             "action_type": {"type": "string", "enum": ["speak"]},
-            "argument": {"type": "string"},
+            "argument": NON_EMPTY,
         },
         "required": ["proposal_type", "action_type", "argument"],
     }

@@ -108,6 +108,12 @@ def parse_sample(text: str | None) -> RatingSample:
     return RatingSample(scores, analyses)
 
 
+def score_schema(low: int, high: int) -> dict[str, Any]:
+    """An integer score from low to high, also as an enum: llama-cpp-python's grammar enforces an enum but ignores
+    minimum and maximum (its answers had step1 scores of 4698)."""
+    return {"type": "integer", "minimum": low, "maximum": high, "enum": list(range(low, high + 1))}
+
+
 RATING_JSON_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -115,7 +121,7 @@ RATING_JSON_SCHEMA: dict[str, Any] = {
             "type": "object",
             "properties": {
                 "analysis": {"type": "string"},
-                "score": {"type": "integer", "minimum": 0, "maximum": 1 if step == "step5" else 10},
+                "score": score_schema(0, 1 if step == "step5" else 10),
             },
             "required": ["analysis", "score"],
         }

@@ -71,6 +71,8 @@ def parse_utility(data: Any, form: UtilityForm = UtilityForm.PAPER) -> dict[str,
     }
 
 
+NON_EMPTY: dict[str, Any] = {"type": "string", "minLength": 1}  # what the parsers require of a text field
+
 MATTER_FIELDS = {
     UtilityForm.PAPER: (
         '- "matter": a short description;\n'
@@ -89,11 +91,12 @@ MATTER_FIELDS = {
 
 
 def matter_schema(form: UtilityForm = UtilityForm.PAPER) -> dict[str, Any]:
-    """One matter's JSON schema (ranges are checked by parse_utility: servers differ in enforcing them)."""
+    """One matter's JSON schema. A description may not be empty (a grammar enforces that); ranges are checked by
+    parse_utility: servers differ in enforcing them (llama.cpp's grammars enforce none for numbers)."""
     numbers = ("value", "weight", "ratio") if form == UtilityForm.PAPER else ("value", "coefficient")
     return {
         "type": "object",
-        "properties": {"matter": {"type": "string"}, **{name: {"type": "number"} for name in numbers}},
+        "properties": {"matter": NON_EMPTY, **{name: {"type": "number"} for name in numbers}},
         "required": ["matter", *numbers],
     }
 
@@ -119,7 +122,7 @@ def update_schema(form: UtilityForm = UtilityForm.PAPER) -> dict[str, Any]:
             "thought": {"type": "string"},
             "own_matters": matters,
             "other_matters": matters,
-            "draft": {"type": "string"},
+            "draft": NON_EMPTY,
         },
         "required": ["thought", "own_matters", "other_matters", "draft"],
     }

@@ -35,10 +35,13 @@ def test_every_metric_from_the_command_line(demo_tasks):
     assert f"Usable ratio (paper Table 4, training records): {100 * kept / records:.1f}% = {kept} records" in out
     assert f"in kept attempts / {records} in all finished attempts" in out
     job = EvaluationJob.objects.get()
+    assert job.config["max_tokens"] == 2048  # the judges' default
     assert job.counts["srel"]["judged"] == RelevanceScore.objects.count() > 0
     assert EpisodeScore.objects.filter(overall__isnull=False).count() == 6
     again = evaluate("--run", str(run.pk), "--metrics", "srel,sotopia", "--simulated")
     assert "judged 0, reused" in again and "failed 0" in again
+    evaluate("--run", str(run.pk), "--metrics", "srel", "--simulated", "--max-tokens", "300")
+    assert EvaluationJob.objects.latest("id").config["max_tokens"] == 300  # what the judges are asked with
 
 
 def test_clear_errors(demo_tasks):
@@ -51,3 +54,5 @@ def test_clear_errors(demo_tasks):
     with pytest.raises(CommandError, match="invalid judge configuration"):
         run = simulated_run([Task.objects.first()], name="x", config={"judge_samples": 5})
         evaluate("--run", str(run.pk), "--metrics", "srel", "--episode-samples", "0")
+    with pytest.raises(CommandError, match="max_tokens at least 1"):
+        evaluate("--run", str(run.pk), "--metrics", "srel", "--max-tokens", "0")

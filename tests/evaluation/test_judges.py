@@ -236,3 +236,17 @@ def test_a_job_past_its_deadline_stops_and_is_marked_failed_with_the_reason(
     assert job.status == JobStatus.FAILED and job.finished_at is not None
     assert job.error == "stopped: past its deadline of 100 s"
     assert job.counts == {} and RelevanceScore.objects.count() == 5  # the chunk it finished is kept, for reuse
+
+
+@pytest.mark.parametrize("dimension", judges.DIMENSIONS, ids=lambda d: d.label)
+def test_the_episode_schema_lists_exactly_the_scores_the_parser_takes(dimension):
+    """As for the step rating: an enum beside minimum and maximum, for llama-cpp-python's grammar."""
+    score = judges.EPISODE_SCHEMA["properties"]["agent_1"]["properties"][dimension.key]["properties"]["score"]
+    for value in range(-12, 13):
+        agent = {d.key: {"reasoning": "", "score": value if d is dimension else d.high} for d in judges.DIMENSIONS}
+        try:
+            judges.parse_episode(json.dumps({"agent_1": agent, "agent_2": agent}))
+            taken = True
+        except UnusableAnswer:
+            taken = False
+        assert taken is (value in score["enum"]) is (score["minimum"] <= value <= score["maximum"]), value

@@ -1,4 +1,4 @@
-"""python manage.py generate --tasks {all,hard,CODENAME…} --variant dsi — expert self-play, here or on workers."""
+"""python manage.py generate --tasks {all,hard,CODENAME…,ID…} --variant dsi — expert self-play, here or on workers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import OperationalError, close_old_connections, connection
+from django.db.models import Q
 from tqdm import tqdm
 
 from dialogues.engine.config import RunConfig, Sampling, Variant
@@ -36,8 +37,8 @@ class Command(BaseCommand):
             "--tasks",
             nargs="+",
             required=True,
-            metavar="all|hard|CODENAME",
-            help="all tasks, the hard ones, or the tasks of these scenario codenames",
+            metavar="all|hard|CODENAME|ID",
+            help="all tasks, the hard ones, or the tasks of these scenario codenames and task ids (SOTOPIA: combo ids)",
         )
         parser.add_argument("--split", choices=["train", "eval"], help="only tasks of this split")
         parser.add_argument("--source", help="only tasks of this collection (e.g. sotopia, omega-demo)")
@@ -49,6 +50,13 @@ class Command(BaseCommand):
         parser.add_argument("--attempts", type=int, default=RunConfig.attempts)
         parser.add_argument("--judge-samples", type=int, default=RunConfig.judge_samples)
         parser.add_argument("--max-turns", type=int, default=RunConfig.max_turns)
+        parser.add_argument(
+            "--native-turns",
+            type=int,
+            default=RunConfig.initial_native_turns,
+            help="the native start: turns 0..N-1 use the plain prompt and the first step rating follows turn N-1 "
+            f"(the method: {RunConfig.initial_native_turns})",
+        )
         parser.add_argument(
             "--exit-overrun",
             type=int,
@@ -77,11 +85,14 @@ class Command(BaseCommand):
         if selection == ["hard"]:
             tasks = tasks.filter(hard=True)
         elif selection != ["all"]:
-            known = set(tasks.filter(scenario__codename__in=selection).values_list("scenario__codename", flat=True))
+            chosen = Q(scenario__codename__in=selection) | Q(external_id__in=selection)
+            known = {
+                name for row in tasks.filter(chosen).values_list("scenario__codename", "external_id") for name in row
+            }
             unknown = sorted(set(selection) - known)
             if unknown:
-                raise CommandError(f"no tasks with codename {', '.join(unknown)} (or use 'all' or 'hard')")
-            tasks = tasks.filter(scenario__codename__in=selection)
+                raise CommandError(f"no tasks with codename or id {', '.join(unknown)} (or use 'all' or 'hard')")
+            tasks = tasks.filter(chosen)
         if split:
             tasks = tasks.filter(split=split)
         if source:
@@ -100,6 +111,7 @@ class Command(BaseCommand):
             judge_samples=o["judge_samples"],
             judge_min_valid=max(1, min(RunConfig.judge_min_valid, o["judge_samples"])),
             max_turns=o["max_turns"],
+            initial_native_turns=o["native_turns"],
             exit_overrun_turns=o["exit_overrun"],
             sampling=Sampling(temperature=o["temperature"], top_p=o["top_p"], max_tokens=o["max_tokens"]),
         )

@@ -38,6 +38,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--episode-samples", type=int, default=JudgeConfig.episode_samples)
         parser.add_argument("--retries", type=int, default=JudgeConfig.retries, help="re-asks for unusable answers")
+        parser.add_argument(
+            "--max-tokens", type=int, default=JudgeConfig.max_tokens, help="the longest answer a judge may give"
+        )
         parser.add_argument("--celery", action="store_true", help="queue it for the workers instead of running here")
 
     def handle(self, *args, **o):
@@ -52,6 +55,7 @@ class Command(BaseCommand):
                 relevance_history=o["relevance_history"],
                 episode_samples=o["episode_samples"],
                 retries=o["retries"],
+                max_tokens=o["max_tokens"],
             )
             job = job_create(
                 scope=scope,

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from dialogues.engine.actions import Action, ActionType, UnusableAnswer, parse_action, parse_json_object
+from dialogues.engine.actions import (
+    ACTION_JSON_SCHEMA,
+    Action,
+    ActionType,
+    UnusableAnswer,
+    parse_action,
+    parse_json_object,
+)
 
 
 @pytest.mark.parametrize(
@@ -59,3 +66,19 @@ def test_nested_objects_and_huge_input():
     assert parse_json_object('x {"a": {"b": [1, {"c": 2}]}} y') == {"a": {"b": [1, {"c": 2}]}}
     with pytest.raises(UnusableAnswer):
         parse_json_object("{" * 10000)
+
+
+@pytest.mark.parametrize("action_type", list(ActionType), ids=str)
+def test_the_action_schema_asks_for_words_where_the_parser_needs_them(action_type):
+    """The schema sent with every action call says what parse_action requires, so a grammar (llama.cpp's servers)
+    can enforce it: an empty argument is allowed exactly where the parser allows it."""
+    (shape,) = [s for s in ACTION_JSON_SCHEMA["anyOf"] if action_type.value in s["properties"]["action_type"]["enum"]]
+    empty_allowed = shape["properties"]["argument"].get("minLength", 0) == 0
+    answer = f'{{"action_type": "{action_type.value}", "argument": ""}}'
+    try:
+        parse_action(answer)
+        parsed = True
+    except UnusableAnswer:
+        parsed = False
+    assert empty_allowed is parsed
+    assert ACTION_JSON_SCHEMA["type"] == "object" and shape["required"] == ["action_type", "argument"]

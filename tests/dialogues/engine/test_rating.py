@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dialogues.engine.actions import UnusableAnswer
 from dialogues.engine.config import RunConfig
-from dialogues.engine.rating import Rating, parse_sample
+from dialogues.engine.rating import RATING_JSON_SCHEMA, STEPS, Rating, parse_sample
 from tests.support import llm_answers as a
 from tests.support.llm_server import Reply
 
@@ -91,3 +93,18 @@ def test_empty_choices_count_as_missing_samples(llm_server):
     llm_server.script("rating", Reply(no_choices=True))
     state, _, _ = run_dialogue(llm_server, RunConfig(judge_samples=3))
     assert state.turns[5].rating["valid"] == 3
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_the_rating_schema_lists_exactly_the_scores_the_parser_takes(step):
+    """llama-cpp-python's grammar ignores an integer's minimum and maximum but enforces an enum: the schema gives
+    both, and the enum holds exactly the scores parse_sample accepts."""
+    score = RATING_JSON_SCHEMA["properties"][step]["properties"]["score"]
+    for value in range(-3, 14):
+        answer = json.dumps({s: {"analysis": "", "score": value if s == step else 1} for s in STEPS})
+        try:
+            parse_sample(answer)
+            taken = True
+        except UnusableAnswer:
+            taken = False
+        assert taken is (value in score["enum"]) is (score["minimum"] <= value <= score["maximum"]), value

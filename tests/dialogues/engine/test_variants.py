@@ -179,3 +179,37 @@ def test_the_script_utility_form_asks_for_coefficients(llm_server):
     assert state.turns[6].own_utility["U"] == 170.0 and state.turns[6].own_utility["form"] == "script"
     prompt = next(r["body"] for r in llm_server.requests if r["purpose"] == "nsi.own_utility")["messages"][0]
     assert '"coefficient"' in prompt["content"] and '"ratio"' not in prompt["content"]
+
+
+def _texts_required_non_empty(schema: dict, path: str = "") -> dict[str, int]:
+    """Every string field of a JSON schema, by its path, with its minLength (0 when it may be empty)."""
+    found = {}
+    for name, sub in schema.get("properties", {}).items():
+        if sub.get("type") == "string" and "enum" not in sub:
+            found[f"{path}{name}"] = sub.get("minLength", 0)
+        found |= _texts_required_non_empty(sub, f"{path}{name}.")
+    if "items" in schema:
+        found |= _texts_required_non_empty(schema["items"], f"{path}[].")
+    return found
+
+
+def test_the_workflow_schemas_require_the_texts_its_parsers_require(llm_server):
+    """A server with a grammar (llama.cpp) enforces a schema: a matter's description, a draft and what the agent
+    says are never empty there, as the parsers require; free reasoning ("thought") may be."""
+    llm_server.responder = a.responder(deadlock_then_agreement)
+    run_dialogue(llm_server, RunConfig(judge_samples=3))
+    texts = {}
+    for request in llm_server.requests:
+        if request["purpose"].startswith("nsi.") and "response_format" in request["body"]:
+            schema = request["body"]["response_format"]["json_schema"]["schema"]
+            texts[request["purpose"]] = _texts_required_non_empty(schema)
+    assert texts == {
+        "nsi.own_utility": {"thought": 0, "matters.[].matter": 1},
+        "nsi.interests": {"argument": 1},
+        "nsi.other_utility": {"thought": 0, "matters.[].matter": 1},
+        "nsi.difference": {"argument": 1},
+        "nsi.proposal_draft": {"thought": 0, "draft": 1},
+        "nsi.proposal": {"argument": 1},
+        "nsi.update": {"thought": 0, "own_matters.[].matter": 1, "other_matters.[].matter": 1, "draft": 1},
+        "nsi.confirm": {"argument": 1},
+    }

@@ -77,8 +77,29 @@ def test_generate_codenames_and_variants(demo_tasks):
     assert_turns_contiguous_and_unique(run)
 
 
+def test_generate_native_turns_sets_where_the_workflow_starts(demo_tasks):
+    generate(
+        "--tasks", "library_roof_fund", "--simulated", "--variant", "nsi", "--native-turns", "2", "--attempts", "1"
+    )
+    run = Run.objects.get()
+    assert RunConfig.from_json(run.config).initial_native_turns == 2
+    for dialogue in run.dialogues.all():
+        branches = list(dialogue.turns.order_by("index").values_list("branch", flat=True))
+        assert branches[:3] == [Branch.NSC, Branch.NSC, Branch.NSI]  # the NSI variant's workflow starts at turn 2
+        assert dialogue.ratings.values_list("turn__index", flat=True).first() == 1  # the first rating: after turn 1
+    with pytest.raises(CommandError, match="initial_native_turns must be at least 1"):
+        generate("--tasks", "library_roof_fund", "--simulated", "--native-turns", "0")
+
+
+def test_generate_takes_task_ids_beside_codenames(demo_tasks):
+    one = Task.objects.filter(scenario__codename="vintage_bike_sale").order_by("id").last()
+    generate("--tasks", "library_roof_fund", one.external_id, "--simulated", "--attempts", "1", "--judge-samples", "3")
+    chosen = Run.objects.get().tasks.all()
+    assert set(chosen) == {*Task.objects.filter(scenario__codename="library_roof_fund"), one}
+
+
 def test_generate_refuses_unknown_codenames_and_empty_selections(demo_tasks):
-    with pytest.raises(CommandError, match="no tasks with codename nope"):
+    with pytest.raises(CommandError, match="no tasks with codename or id nope"):
         generate("--tasks", "nope", "--simulated")
     with pytest.raises(CommandError, match="no task matches"):
         generate("--tasks", "hard", "--split", "eval", "--simulated")
