@@ -5,6 +5,9 @@ results and progress after every chunk, so the page shows it moving and a stoppe
 Judged results are kept per (judge model, prompt version): another judge's results sit beside the first. A result
 whose exact prompt is unchanged (same texts, goals, history) is not asked again; a failed one is. An item the judge
 cannot score after the bounded retries is listed on the job with why; the other items still get their scores.
+
+SOTOPIA-EVAL's prompt and answer schema are omega-web's own by default, or sotopia's evaluator's
+(`episode_evaluator` "sotopia": evaluation/sotopia_evaluator.py, ADR 0025); every score records which.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from dialogues.corpora.data import DialogueData, dialogues
 from dialogues.llm.backends import Backend, close_llm, make_llm
 from dialogues.llm.simulated import MODEL_NAME
 from dialogues.runs.models import Dialogue, DialogueStatus
-from evaluation import judges, sdiv
+from evaluation import judges, sdiv, sotopia_evaluator
 from evaluation.judges import EPISODE, RELEVANCE, JudgeConfig, Judgement
-from evaluation.models import EpisodeScore, EvaluationJob, JobScope, JobStatus, RelevanceScore
+from evaluation.models import EpisodeEvaluator, EpisodeScore, EvaluationJob, JobScope, JobStatus, RelevanceScore
 from evaluation.services import sdiv_evaluate
 
 logger = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ SDIV = "sdiv"
 METRICS = (SDIV, RELEVANCE, EPISODE)
 JUDGES = "judges"  # the phase in which both judges run
 METRIC_LABELS = {SDIV: "S_div", RELEVANCE: "S_rel (relevance judge)", EPISODE: "SOTOPIA-EVAL", JUDGES: "the judges"}
+SOTOPIA_PURPOSE = "eval.sotopia.package"  # SOTOPIA-EVAL with sotopia's evaluator's prompt (the simulated judge's cue)
 JUDGE_CHUNK = 100  # dialogues judged at once: their requests go out together (a few thousand for a server to batch)
 
 
@@ -75,18 +79,36 @@ def job_create(
     simulated: bool = False,
     config: JudgeConfig | None = None,
     alpha: float | None = None,
+    evaluator: str = EpisodeEvaluator.OMEGA,
 ) -> EvaluationJob:
+    """A queued job. `evaluator`: whose prompt and answer schema SOTOPIA-EVAL uses (omega, the default, or
+    sotopia: the installed package is asked for its prompt version here, so a missing one is said at once)."""
     chosen = [m for m in METRICS if m in set(metrics)]
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise JobError(f"unknown metrics {sorted(unknown)}: choose from {', '.join(METRICS)}")
     if not chosen:
         raise JobError("choose at least one metric")
+    if evaluator not in EpisodeEvaluator.values:
+        raise JobError(
+            f"unknown SOTOPIA-EVAL evaluator {evaluator!r}: choose from {', '.join(EpisodeEvaluator.values)}"
+        )
+    if evaluator == EpisodeEvaluator.SOTOPIA and EPISODE not in chosen:
+        raise JobError("sotopia's evaluator scores SOTOPIA-EVAL: choose the sotopia metric with it")
     ids = evaluable(dialogue_ids)
     if not ids:
         raise JobError("nothing to evaluate: no finished dialogue")
     judged = [m for m in chosen if m != SDIV]
     backend = judge_backend(simulated=simulated) if judged else None
+    versions = {m: judges.prompt_version(m) for m in judged}
+    extra: dict[str, Any] = {}
+    if evaluator == EpisodeEvaluator.SOTOPIA:
+        try:
+            package = sotopia_evaluator.describe()
+        except sotopia_evaluator.SotopiaUnavailable as exc:
+            raise JobError(str(exc)) from exc
+        versions[EPISODE] = package.prompt_version
+        extra["sotopia_package"] = package.sotopia
     return EvaluationJob.objects.create(
         scope=JobScope(scope),
         run=run,
@@ -97,8 +119,9 @@ def job_create(
         judge_backend=backend.kind if backend else "",
         judge_model=backend.model if backend else "",
         judge_endpoints=list(backend.base_urls) if backend else [],
-        config={**(config or JudgeConfig()).to_json(), "alpha": sdiv.ALPHA if alpha is None else alpha},
-        versions={m: judges.prompt_version(m) for m in judged},
+        config={**(config or JudgeConfig()).to_json(), "alpha": sdiv.ALPHA if alpha is None else alpha, **extra},
+        versions=versions,
+        episode_evaluator=evaluator,
         progress={"phase": "queued", "done": 0, "total": len(ids) * len(chosen)},
         created_by=user if getattr(user, "is_authenticated", False) else None,
     )
@@ -200,6 +223,8 @@ class Item:
     turn_id: int | None = None  # relevance: the judged action
     speaker: int | None = None
     label: str = ""  # how a problem names it
+    evaluator: str = EpisodeEvaluator.OMEGA  # SOTOPIA-EVAL: whose prompt and answer schema
+    schema: dict[str, Any] | None = None  # sotopia's evaluator: its answer schema, as the structured output
 
 
 def _lines(data: DialogueData) -> list[tuple[int, str]]:
@@ -229,15 +254,39 @@ def _relevance_items(data: DialogueData, config: JudgeConfig) -> list[Item]:
     return items
 
 
-def _episode_items(data: DialogueData) -> list[Item]:
-    prompt = judges.episode_prompt(data.spec, _lines(data))
+def _episode_meta(data: DialogueData) -> dict[str, Any]:
     ratings = [t.rating for t in data.turns if t.rating and t.rating.get("samples")]
     goals = None
     if ratings:  # for the simulated judge only: each side's goal_c in the last step rating
         samples = ratings[-1]["samples"]
         goals = [sum(s["scores"][step] for s in samples) / len(samples) for step in ("step1", "step2")]
-    meta = {"seed": data.seed, "goals": goals, "turns": len(data.turns)}
-    return [Item(EPISODE, data.id, prompt, judges.sha256(prompt), meta, label="episode")]
+    return {"seed": data.seed, "goals": goals, "turns": len(data.turns)}
+
+
+def _episode_items(chunk: list[DialogueData], job: EvaluationJob) -> list[Item]:
+    if job.episode_evaluator != EpisodeEvaluator.SOTOPIA:
+        return [
+            Item(EPISODE, d.id, prompt, judges.sha256(prompt), _episode_meta(d), label="episode")
+            for d in chunk
+            for prompt in [judges.episode_prompt(d.spec, _lines(d))]
+        ]
+    # sotopia's prompts for the whole chunk at once (one subprocess); refused if sotopia changed since the job began
+    episodes = [sotopia_evaluator.episode(d.spec, [(t.speaker, t.action_type, t.text) for t in d.turns]) for d in chunk]
+    package, prompts = sotopia_evaluator.prompts(episodes, expected_version=job.versions[EPISODE])
+    schema = sotopia_evaluator.constraint_schema(package)
+    return [
+        Item(
+            EPISODE,
+            d.id,
+            prompt,
+            judges.sha256(prompt),
+            _episode_meta(d),
+            label="episode",
+            evaluator=EpisodeEvaluator.SOTOPIA,
+            schema=schema,
+        )
+        for d, prompt in zip(chunk, prompts, strict=True)
+    ]
 
 
 def _to_ask(job: EvaluationJob, metric: str, chunk: list[DialogueData], config: JudgeConfig) -> tuple[int, list[Item]]:
@@ -259,10 +308,10 @@ def _to_ask(job: EvaluationJob, metric: str, chunk: list[DialogueData], config: 
         ]
     stored_ep: dict[int, list[EpisodeScore]] = {}
     for row in EpisodeScore.objects.filter(
-        dialogue_id__in=ids, judge_model=job.judge_model, prompt_version=version
+        dialogue_id__in=ids, evaluator=job.episode_evaluator, judge_model=job.judge_model, prompt_version=version
     ).only("dialogue_id", "prompt_sha256", "overall"):
         stored_ep.setdefault(row.dialogue_id, []).append(row)
-    items = [i for d in chunk for i in _episode_items(d)]
+    items = _episode_items(chunk, job)
     return len(items), [
         i
         for i in items
@@ -277,15 +326,27 @@ async def _ask_all(backend: Backend, items: list[Item], config: JudgeConfig) -> 
     llm = make_llm(backend)
 
     def ask(item: Item) -> Any:
-        relevance = item.metric == RELEVANCE
+        if item.metric == RELEVANCE:
+            return judges.judge(
+                llm,
+                purpose="eval.relevance",
+                prompt=item.prompt,
+                samples=config.relevance_samples,
+                parse=judges.parse_relevance,
+                schema=judges.RELEVANCE_SCHEMA,
+                config=config,
+                meta=item.meta,
+            )
+        sotopia = item.evaluator == EpisodeEvaluator.SOTOPIA
         return judges.judge(
             llm,
-            purpose="eval.relevance" if relevance else "eval.sotopia",
+            purpose=SOTOPIA_PURPOSE if sotopia else "eval.sotopia",
             prompt=item.prompt,
-            samples=config.relevance_samples if relevance else config.episode_samples,
-            parse=judges.parse_relevance if relevance else judges.parse_episode,
-            schema=judges.RELEVANCE_SCHEMA if relevance else judges.EPISODE_SCHEMA,
+            samples=config.episode_samples,
+            parse=sotopia_evaluator.parse_answer if sotopia else judges.parse_episode,
+            schema=item.schema if sotopia else judges.EPISODE_SCHEMA,
             config=config,
+            max_tokens=config.episode_max_tokens,
             meta=item.meta,
         )
 
@@ -365,6 +426,7 @@ def _write_episodes(items: list[Item], results: list[Judgement], model: str, ver
                 EpisodeScore(
                     dialogue_id=item.dialogue_id,
                     speaker=speaker,
+                    evaluator=item.evaluator,
                     judge_model=model,
                     prompt_version=version,
                     prompt_sha256=item.sha,
@@ -380,6 +442,6 @@ def _write_episodes(items: list[Item], results: list[Judgement], model: str, ver
     EpisodeScore.objects.bulk_create(
         rows,
         update_conflicts=True,
-        unique_fields=["dialogue", "speaker", "judge_model", "prompt_version"],
+        unique_fields=["dialogue", "speaker", "evaluator", "judge_model", "prompt_version"],
         update_fields=[*dims, "overall", "prompt_sha256", "samples", "requested", "rejected", "problem", "computed_at"],
     )

@@ -65,7 +65,8 @@ class JudgeConfig:
     episode_samples: int = 3  # paper A.3: three samples averaged
     temperature: float = 0.0
     retries: int = 3  # re-asks for answers that cannot be used
-    max_tokens: int = 2048
+    max_tokens: int = 2048  # the relevance judge's longest answer
+    episode_max_tokens: int = 4096  # SOTOPIA-EVAL's longest answer (paper A.3), whichever evaluator writes the prompt
 
     def __post_init__(self) -> None:
         problems = []
@@ -73,7 +74,7 @@ class JudgeConfig:
             problems.append("sample counts must be at least 1")
         if self.relevance_history < 0 or self.retries < 0:
             problems.append("history turns and retries cannot be negative")
-        if not 0 <= self.temperature <= 2 or self.max_tokens < 1:
+        if not 0 <= self.temperature <= 2 or self.max_tokens < 1 or self.episode_max_tokens < 1:
             problems.append("temperature in [0, 2] and max_tokens at least 1")
         if problems:
             raise ValueError("invalid judge configuration: " + "; ".join(problems))
@@ -164,33 +165,35 @@ def parse_relevance(text: str | None) -> dict[str, Any]:
     return {"score": score, "justification": justification if isinstance(justification, str) else str(justification)}
 
 
+def agent_scores(part: Any, key: str) -> dict[str, dict[str, Any]]:
+    """One agent's seven dimensions from a judge's answer, {dimension label: {"score", "reasoning"}}: each given as
+    {"reasoning", "score"} or as SOTOPIA's [reasoning, score] pair, every score an integer in its range."""
+    if not isinstance(part, dict):
+        raise UnusableAnswer(f"missing {key}")
+    scores = {}
+    for dim in DIMENSIONS:
+        entry = part.get(dim.key)
+        if isinstance(entry, list | tuple) and len(entry) == 2:  # SOTOPIA's own [reasoning, score] form
+            entry = {"reasoning": entry[0], "score": entry[1]}
+        if not isinstance(entry, dict) or "score" not in entry:
+            raise UnusableAnswer(f"{key}.{dim.key} has no score")
+        value = _number(entry["score"], f"{key}.{dim.key} score")
+        if value != int(value):
+            raise UnusableAnswer(f"{key}.{dim.key} score {value:g} is not an integer")
+        if not dim.low <= value <= dim.high:
+            raise UnusableAnswer(f"{key}.{dim.key} score {value:g} is outside {dim.low}…{dim.high}")
+        reasoning = entry.get("reasoning", "")
+        scores[dim.label] = {
+            "score": int(value),
+            "reasoning": reasoning if isinstance(reasoning, str) else str(reasoning),
+        }
+    return scores
+
+
 def parse_episode(text: str | None) -> list[dict[str, dict[str, Any]]]:
     """[agent 1, agent 2], each {dimension label: {"score", "reasoning"}}; every score an integer in range."""
     data = parse_json_object(text)
-    agents = []
-    for key in ("agent_1", "agent_2"):
-        part = data.get(key)
-        if not isinstance(part, dict):
-            raise UnusableAnswer(f"missing {key}")
-        scores = {}
-        for dim in DIMENSIONS:
-            entry = part.get(dim.key)
-            if isinstance(entry, list | tuple) and len(entry) == 2:  # SOTOPIA's own [reasoning, score] form
-                entry = {"reasoning": entry[0], "score": entry[1]}
-            if not isinstance(entry, dict) or "score" not in entry:
-                raise UnusableAnswer(f"{key}.{dim.key} has no score")
-            value = _number(entry["score"], f"{key}.{dim.key} score")
-            if value != int(value):
-                raise UnusableAnswer(f"{key}.{dim.key} score {value:g} is not an integer")
-            if not dim.low <= value <= dim.high:
-                raise UnusableAnswer(f"{key}.{dim.key} score {value:g} is outside {dim.low}…{dim.high}")
-            reasoning = entry.get("reasoning", "")
-            scores[dim.label] = {
-                "score": int(value),
-                "reasoning": reasoning if isinstance(reasoning, str) else str(reasoning),
-            }
-        agents.append(scores)
-    return agents
+    return [agent_scores(data.get(key), key) for key in ("agent_1", "agent_2")]
 
 
 RELEVANCE_SCHEMA: dict[str, Any] = {
@@ -253,11 +256,12 @@ async def judge(
     parse: Callable[[str | None], Any],
     schema: dict[str, Any],
     config: JudgeConfig,
+    max_tokens: int | None = None,
     meta: dict[str, Any] | None = None,
 ) -> Judgement:
     """Ask for `samples` usable answers; re-ask only for the ones that could not be used, `config.retries` times.
     A re-ask quotes the unusable answer and why (a repair turn): at temperature 0 the same request would get the
-    same answer."""
+    same answer. `max_tokens`: the longest answer, `config.max_tokens` if not given."""
     result = Judgement(prompt=prompt)
     repair: Repair | None = None
     for _ in range(config.retries + 1):
@@ -270,7 +274,7 @@ async def judge(
             n=wanted,
             temperature=config.temperature,
             top_p=1.0,
-            max_tokens=config.max_tokens,
+            max_tokens=max_tokens or config.max_tokens,
             json_schema=schema,
             meta=dict(meta or {}),
         )

@@ -64,6 +64,15 @@ class JobScope(models.TextChoices):
     CORPUS = "corpus", "corpus"
 
 
+class EpisodeEvaluator(models.TextChoices):
+    """Who writes SOTOPIA-EVAL's prompt and answer schema: omega-web's own (the default) or the installed sotopia
+    package's evaluator (ADR 0025). The judge model is the configured one either way; their scores are never
+    averaged together."""
+
+    OMEGA = "omega", "omega-web's prompt"
+    SOTOPIA = "sotopia", "sotopia's evaluator"
+
+
 class EvaluationJob(models.Model):
     """One evaluation of a dialogue, a run or a corpus: which metrics, which judge (model and prompt versions), its
     progress while it runs on a worker, what it computed and every item it could not judge, with why."""
@@ -79,6 +88,12 @@ class EvaluationJob(models.Model):
     judge_endpoints = models.JSONField(default=list, blank=True, help_text="Base URLs used (never the API key)")
     config = models.JSONField(default=dict, blank=True, help_text="JudgeConfig: samples, history, retries…")
     versions = models.JSONField(default=dict, blank=True, help_text="Prompt version per judged metric")
+    episode_evaluator = models.CharField(
+        max_length=10,
+        choices=EpisodeEvaluator.choices,
+        default=EpisodeEvaluator.OMEGA,
+        help_text="Whose prompt and answer schema SOTOPIA-EVAL uses",
+    )
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
     progress = models.JSONField(default=dict, blank=True, help_text="Phase, items done of the total")
     counts = models.JSONField(default=dict, blank=True)
@@ -130,11 +145,18 @@ class RelevanceScore(models.Model):
 
 
 class EpisodeScore(models.Model):
-    """SOTOPIA-EVAL of one agent in one dialogue for one judge version: the seven dimensions averaged over the
-    samples (each sample's scores and reasoning kept), Overall = their mean. A failed judgement keeps the problem."""
+    """SOTOPIA-EVAL of one agent in one dialogue for one evaluator and judge version: the seven dimensions averaged
+    over the samples (each sample's scores and reasoning kept), Overall = their mean. A failed judgement keeps the
+    problem."""
 
     dialogue = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="episode_scores")
     speaker = models.PositiveSmallIntegerField()
+    evaluator = models.CharField(
+        max_length=10,
+        choices=EpisodeEvaluator.choices,
+        default=EpisodeEvaluator.OMEGA,
+        help_text="Whose prompt and answer schema produced the score",
+    )
     judge_model = models.CharField(max_length=200)
     prompt_version = models.CharField(max_length=12)
     prompt_sha256 = models.CharField(max_length=64)
@@ -156,7 +178,8 @@ class EpisodeScore(models.Model):
         ordering = ["dialogue_id", "speaker"]
         constraints = [
             models.UniqueConstraint(
-                fields=["dialogue", "speaker", "judge_model", "prompt_version"], name="one_episode_score_per_judge"
+                fields=["dialogue", "speaker", "evaluator", "judge_model", "prompt_version"],
+                name="one_episode_score_per_evaluator_and_judge",
             )
         ]
 

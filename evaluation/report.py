@@ -3,6 +3,10 @@ the CLI: S-IF in the layout of the paper's Table 3, SOTOPIA-EVAL with 95% t-inte
 judge versions present, a run's usable ratio as Table 4 counts it (training records) with the agreements the turn
 limit cut off, and runs compared in Table 4's layout with paired tests over shared tasks.
 
+SOTOPIA-EVAL scores from different evaluators (omega-web's prompt, sotopia's evaluator: ADR 0025) are never averaged
+together: a version is one evaluator's, a mean over rows of two evaluators is refused (`MixedEvaluators`), and runs
+are compared on one evaluator's scores.
+
 S_rel of an agent in a dialogue is sigmoid(mean of its actions' relevance scores) and is defined only when every
 action of the agent was scored by that judge version (a partly judged agent shows how many are missing); S_sif is
 (S_div + S_rel) / 2. Run level: the mean over dialogues of each (METHOD.md §3), all shown ×100.
@@ -22,10 +26,20 @@ from dialogues.runs.models import Dialogue, DialogueStatus, Run, Turn
 from dialogues.runs.selectors import late_agreements
 from evaluation import judges
 from evaluation.judges import DIMENSIONS, EPISODE, RELEVANCE
-from evaluation.models import DiversityScore, EpisodeScore, RelevanceScore
+from evaluation.models import DiversityScore, EpisodeEvaluator, EpisodeScore, RelevanceScore
 from evaluation.stats import paired, t_interval
 
 SUBSETS = ("all", "hard")
+
+
+class MixedEvaluators(ValueError):
+    """SOTOPIA-EVAL scores of two evaluators were about to be averaged together."""
+
+
+def version_key(model: str, version: str, evaluator: str = EpisodeEvaluator.OMEGA) -> str:
+    """How pages and the CLI name a judge version: model@version, prefixed by the evaluator when it is not ours."""
+    key = f"{model}@{version}"
+    return key if evaluator == EpisodeEvaluator.OMEGA else f"{evaluator}:{key}"
 
 
 @dataclass(frozen=True)
@@ -33,10 +47,15 @@ class JudgeVersion:
     model: str
     version: str
     results: int
+    evaluator: str = EpisodeEvaluator.OMEGA  # SOTOPIA-EVAL: whose prompt and answer schema
 
     @property
     def key(self) -> str:
-        return f"{self.model}@{self.version}"
+        return version_key(self.model, self.version, self.evaluator)
+
+    @property
+    def evaluator_label(self) -> str:
+        return EpisodeEvaluator(self.evaluator).label
 
 
 def interval_text(interval: Any, sep: str = " ± ") -> str:
@@ -48,20 +67,33 @@ def interval_text(interval: Any, sep: str = " ± ") -> str:
     return f"{interval.mean:.2f}{sep}{interval.half_width:.2f}"
 
 
-def judge_versions(metric: str, ids: list[int]) -> list[JudgeVersion]:
-    """The (judge model, prompt version) pairs with results for these dialogues, the most recent first."""
-    model = RelevanceScore if metric == RELEVANCE else EpisodeScore
+def judge_versions(metric: str, ids: list[int], evaluator: str | None = None) -> list[JudgeVersion]:
+    """The (judge model, prompt version) pairs with results for these dialogues, the most recent first; for
+    SOTOPIA-EVAL, with their evaluator (only `evaluator`'s if given)."""
+    if metric == RELEVANCE:
+        rows = (
+            RelevanceScore.objects.filter(dialogue_id__in=ids)
+            .values("judge_model", "prompt_version")
+            .annotate(n=Count("id"), latest=Max("computed_at"))
+            .order_by("-latest")
+        )
+        return [JudgeVersion(r["judge_model"], r["prompt_version"], r["n"]) for r in rows]
+    scores = EpisodeScore.objects.filter(dialogue_id__in=ids)
+    if evaluator is not None:
+        scores = scores.filter(evaluator=evaluator)
     rows = (
-        model.objects.filter(dialogue_id__in=ids)
-        .values("judge_model", "prompt_version")
+        scores.values("evaluator", "judge_model", "prompt_version")
         .annotate(n=Count("id"), latest=Max("computed_at"))
         .order_by("-latest")
     )
-    return [JudgeVersion(r["judge_model"], r["prompt_version"], r["n"]) for r in rows]
+    return [JudgeVersion(r["judge_model"], r["prompt_version"], r["n"], r["evaluator"]) for r in rows]
 
 
-def pick_version(metric: str, ids: list[int], wanted: str | None) -> tuple[JudgeVersion | None, list[JudgeVersion]]:
-    versions = judge_versions(metric, ids)
+def pick_version(
+    metric: str, ids: list[int], wanted: str | None, evaluator: str | None = None
+) -> tuple[JudgeVersion | None, list[JudgeVersion]]:
+    """The version named `wanted` (its key), else the most recent (of `evaluator` if given), and all of them."""
+    versions = judge_versions(metric, ids, evaluator)
     chosen = next((v for v in versions if v.key == wanted), versions[0] if versions else None)
     return chosen, versions
 
@@ -195,8 +227,25 @@ def episode_rows(ids: list[int], version: JudgeVersion | None) -> list[EpisodeSc
     if version is None:
         return []
     return list(
-        EpisodeScore.objects.filter(dialogue_id__in=ids, judge_model=version.model, prompt_version=version.version)
+        EpisodeScore.objects.filter(
+            dialogue_id__in=ids,
+            evaluator=version.evaluator,
+            judge_model=version.model,
+            prompt_version=version.version,
+        )
     )
+
+
+def one_evaluator(rows: list[EpisodeScore]) -> str | None:
+    """The evaluator all these scores come from; MixedEvaluators if they come from more than one."""
+    evaluators = sorted({row.evaluator for row in rows})
+    if len(evaluators) > 1:
+        names = " and ".join(EpisodeEvaluator(e).label for e in evaluators)
+        raise MixedEvaluators(
+            f"SOTOPIA-EVAL scores of {names} cannot be averaged together: their prompts and answer schemas "
+            "differ, so their numbers are not on one scale. Report each evaluator's scores separately."
+        )
+    return evaluators[0] if evaluators else None
 
 
 def task_scores(
@@ -204,11 +253,14 @@ def task_scores(
 ) -> dict[int, dict[str, float]]:
     """Per task: each dimension and Overall, self-play averaged (both agents of a dialogue; only the agent under test
     against a reference model), then averaged over the task's evaluated dialogues. Dialogues whose judgement failed
-    are left out. `rows`: the version's scores of these dialogues, if already read."""
+    are left out. `rows`: the version's scores of these dialogues, if already read; rows of two evaluators are
+    refused (MixedEvaluators)."""
+    rows = episode_rows(ids, version) if rows is None else rows
+    one_evaluator(rows)  # refuses a mean over two evaluators' scores
     task_of = dict(Dialogue.objects.filter(pk__in=ids).values_list("pk", "task_id"))
     scored = scored_sides(ids)
     per_dialogue: dict[int, list[EpisodeScore]] = defaultdict(list)
-    for row in episode_rows(ids, version) if rows is None else rows:
+    for row in rows:
         if row.overall is not None and row.speaker in scored[row.dialogue_id]:
             per_dialogue[row.dialogue_id].append(row)
     per_task: dict[int, list[dict[str, float]]] = defaultdict(list)
@@ -330,6 +382,7 @@ class RunSummary:
     run: Run
     usable: Usable  # records and dialogues, all and kept; late agreements
     ids: list[int]  # the dialogues scored (kept, or finished when none kept)
+    episode: JudgeVersion | None  # the SOTOPIA-EVAL version GOAL and Overall come from (its evaluator with it)
     goal: float | None  # SOTOPIA-EVAL GOAL, task mean
     overall: float | None
     s_sif: float | None  # ×100
@@ -341,10 +394,14 @@ class RunSummary:
 METRICS_COMPARED = ("GOAL", "Overall", "S_sif", "S_div", "S_rel", "goal_c")
 
 
-def run_summary(run: Run, *, srel: str | None = None, sotopia: str | None = None) -> RunSummary:
+def run_summary(
+    run: Run, *, srel: str | None = None, sotopia: str | None = None, evaluator: str | None = None
+) -> RunSummary:
+    """A run's numbers for Runs compared. `sotopia`: the SOTOPIA-EVAL version's key, else the latest one (of
+    `evaluator`'s versions when given: a run without one has no GOAL and Overall)."""
     ids, _ = run_dialogue_ids(run)
     srel_version, _ = pick_version(RELEVANCE, ids, srel)
-    episode_version, _ = pick_version(EPISODE, ids, sotopia)
+    episode_version, _ = pick_version(EPISODE, ids, sotopia, evaluator)
     scores = task_scores(ids, episode_version)
     sif = sif_table(ids, srel_version, episode_version)
     agents = agent_sif(ids, srel_version)
@@ -367,6 +424,7 @@ def run_summary(run: Run, *, srel: str | None = None, sotopia: str | None = None
         run=run,
         usable=usable(run),
         ids=ids,
+        episode=episode_version,
         goal=fmean(flat["GOAL"].values()) if flat["GOAL"] else None,
         overall=fmean(flat["Overall"].values()) if flat["Overall"] else None,
         s_sif=average["s_sif"],
@@ -380,14 +438,30 @@ def run_summary(run: Run, *, srel: str | None = None, sotopia: str | None = None
 class Comparison:
     summaries: list[RunSummary]
     tests: list[dict[str, Any]]  # per other run and metric: the Paired result against the baseline (first run)
+    evaluator: str | None = None  # whose SOTOPIA-EVAL every run's GOAL and Overall come from
+    unjudged: list[Run] = field(default_factory=list)  # runs with SOTOPIA-EVAL, but none by that evaluator
+
+    @property
+    def evaluator_label(self) -> str:
+        return EpisodeEvaluator(self.evaluator).label if self.evaluator else ""
 
 
 def compare_runs(runs: list[Run]) -> Comparison:
-    summaries = [run_summary(run) for run in runs]
+    """Runs side by side, each against the first. GOAL and Overall come from one evaluator for all runs (the one of
+    the first run's latest SOTOPIA-EVAL, or of the first run that has any): a run judged only by the other has none
+    and is listed as such, never compared across evaluators."""
+    evaluator = None
+    for run in runs:
+        latest, _ = pick_version(EPISODE, run_dialogue_ids(run)[0], None)
+        if latest is not None:
+            evaluator = latest.evaluator
+            break
+    summaries = [run_summary(run, evaluator=evaluator) for run in runs]
+    unjudged = [s.run for s in summaries if s.episode is None and evaluator and judge_versions(EPISODE, s.ids)]
     tests = []
     base = summaries[0] if summaries else None
     for other in summaries[1:]:
         for metric in METRICS_COMPARED:
             result = paired(other.per_task[metric], base.per_task[metric])
             tests.append({"run": other.run, "baseline": base.run, "metric": metric, "result": result})
-    return Comparison(summaries, tests)
+    return Comparison(summaries, tests, evaluator, unjudged)

@@ -409,6 +409,11 @@ OMEGA_LLM_CONTEXT_LENGTH = env_int("OMEGA_LLM_CONTEXT_LENGTH", 0)  # tokens; 0: 
 # The evaluation judges (S_rel, SOTOPIA-EVAL): another server or model if set, otherwise the expert's.
 OMEGA_JUDGE_BASE_URLS = env_list("OMEGA_JUDGE_BASE_URLS")
 OMEGA_JUDGE_MODEL = env("OMEGA_JUDGE_MODEL")
+# sotopia's own evaluator for SOTOPIA-EVAL (ADR 0025) runs in an environment of its own: its Python. `make sotopia`
+# builds it where this default looks (deploy/sotopia/build.sh: OMEGA_SOTOPIA_CACHE, else the user's cache).
+_USER_CACHE = Path(env("XDG_CACHE_HOME") or Path.home() / ".cache")
+_SOTOPIA_CACHE = Path(env("OMEGA_SOTOPIA_CACHE") or _USER_CACHE / "omega-web" / "sotopia")
+OMEGA_SOTOPIA_PYTHON = env("OMEGA_SOTOPIA_PYTHON", str(_SOTOPIA_CACHE / "venv" / "bin" / "python"))
 # The simulated expert answers at once; a latency makes demos and tests look like a real server.
 OMEGA_SIMULATED_LATENCY_MS = float(env("OMEGA_SIMULATED_LATENCY_MS", "0"))
 

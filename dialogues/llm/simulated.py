@@ -111,6 +111,8 @@ class SimulatedExpert:
             return self._relevance(meta)
         if purpose == "eval.sotopia":
             return self._episode(meta, sample)
+        if purpose == "eval.sotopia.package":  # sotopia's evaluator's prompt: its answer form
+            return self._episode_as_sotopia(meta, sample)
         rng = _rng(purpose, meta.get("seed"), meta.get("turn"), meta.get("attempt"), sample)
         names = meta.get("names") or ["Agent One", "Agent Two"]
         speaker = int(meta.get("turn", 0)) % 2
@@ -213,6 +215,20 @@ class SimulatedExpert:
                 for key, value in scores.items()
             }
         return json.dumps(answer)
+
+    @classmethod
+    def _episode_as_sotopia(cls, meta: dict[str, Any], sample: int) -> str:
+        """The same scores in the form sotopia's evaluator asks for: {"evaluations": {agent: {dimension:
+        [reasoning, score]}}}."""
+        agents = json.loads(cls._episode(meta, sample))
+        return json.dumps(
+            {
+                "evaluations": {
+                    agent: {key: [entry["reasoning"], entry["score"]] for key, entry in scores.items()}
+                    for agent, scores in agents.items()
+                }
+            }
+        )
 
     @staticmethod
     def _own_goal(prompt: str, me: str) -> str:
