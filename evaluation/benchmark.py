@@ -254,6 +254,7 @@ class BenchmarkRow:
     s_rel: float | None
     s_sif: float | None
     judge: str
+    evaluator: str  # whose SOTOPIA-EVAL prompt the judge answered ("" when not judged)
 
 
 def benchmark_row(run: Run) -> BenchmarkRow:
@@ -275,6 +276,7 @@ def benchmark_row(run: Run) -> BenchmarkRow:
         s_rel=sif["s_rel"],
         s_sif=sif["s_sif"],
         judge=episode.model if episode else "",
+        evaluator=episode.evaluator_label if episode else "",
     )
 
 

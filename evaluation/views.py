@@ -25,11 +25,11 @@ from dialogues.library.selectors import task_filter_choices
 from dialogues.llm.backends import backend_probe
 from dialogues.runs.models import Dialogue, Run
 from dialogues.runs.selectors import dialogue_get_or_404
-from evaluation import benchmark, judges, report, sdiv, trajectories
+from evaluation import benchmark, judges, report, sdiv, sotopia_evaluator, trajectories
 from evaluation.forms import BenchmarkForm
 from evaluation.jobs import METRIC_LABELS, METRICS, JobError, job_cancel, job_create, job_enqueue
 from evaluation.judges import EPISODE, RELEVANCE
-from evaluation.models import EpisodeScore, EvaluationJob, JobScope, RelevanceScore
+from evaluation.models import EpisodeEvaluator, EpisodeScore, EvaluationJob, JobScope, RelevanceScore
 from evaluation.plots import sif_figure, sorted_scores_chart
 from evaluation.services import dialogue_diversity
 from omega_web.roles import Capability, capability_map, requires
@@ -40,8 +40,9 @@ def _metrics(request: HttpRequest) -> list[str]:
 
 
 def _start(request: HttpRequest, **kwargs: Any) -> EvaluationJob | None:
+    evaluator = request.POST.get("evaluator") or EpisodeEvaluator.OMEGA
     try:
-        job = job_create(metrics=_metrics(request), user=request.user, **kwargs)
+        job = job_create(metrics=_metrics(request), user=request.user, evaluator=evaluator, **kwargs)
     except (JobError, ValueError) as exc:
         messages.error(request, f"Not started: {exc}")
         return None
@@ -54,7 +55,12 @@ def _jobs_for(**scope: Any) -> list[EvaluationJob]:
 
 
 def _form_context(request: HttpRequest) -> dict[str, Any]:
-    return {"metric_choices": [(m, METRIC_LABELS[m]) for m in METRICS], "can": capability_map(request.user)}
+    return {
+        "metric_choices": [(m, METRIC_LABELS[m]) for m in METRICS],
+        "evaluator_choices": EpisodeEvaluator.choices,
+        "sotopia_unavailable": sotopia_evaluator.unavailable_reason(),
+        "can": capability_map(request.user),
+    }
 
 
 # --- one dialogue ----------------------------------------------------------------------------------------
@@ -332,8 +338,10 @@ def evaluation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         return render(request, "evaluation/_job.html", context)
     ids = list(job.dialogue_ids)
-    srel, _ = report.pick_version(RELEVANCE, ids, f"{job.judge_model}@{job.versions.get(RELEVANCE, '')}")
-    episode, _ = report.pick_version(EPISODE, ids, f"{job.judge_model}@{job.versions.get(EPISODE, '')}")
+    srel, _ = report.pick_version(RELEVANCE, ids, report.version_key(job.judge_model, job.versions.get(RELEVANCE, "")))
+    episode, _ = report.pick_version(
+        EPISODE, ids, report.version_key(job.judge_model, job.versions.get(EPISODE, ""), job.episode_evaluator)
+    )
     context.update(
         sif=report.sif_table(ids, srel, episode),
         episode_table=report.episode_table(ids, episode),

