@@ -26,7 +26,7 @@ def test_every_metric_from_the_command_line(demo_tasks):
     run = simulated_run(Task.objects.all()[:3], name="cli")
     out = evaluate("--run", str(run.pk), "--metrics", "sdiv,srel,sotopia", "--simulated")
     assert "judge simulated-expert" in out and "done in" in out
-    assert "S-IF ×100 over 3 dialogues" in out and "SOTOPIA-EVAL, self-play averaged" in out
+    assert "S-IF ×100 over 3 dialogues" in out and "SOTOPIA-EVAL by omega-web's prompt, self-play averaged" in out
     assert re.search(r"^\s+all\s+3\s+\d", out, flags=re.M)  # three tasks, each dimension a number
     # the usable ratio: every action of a finished attempt is a record (no person typed any here)
     finished = run.dialogues.filter(status="finished")
