@@ -190,12 +190,18 @@ def _usable_row(u: report.Usable) -> dict[str, Any]:
     }
 
 
+EPISODE_VERSION_COLUMNS = ("evaluator", "judge_model", "prompt_version")
+
+
 def _tables(run: Run, data: dict[str, Any]) -> dict[str, tuple[list[str], list[dict[str, Any]]]]:
     """Every table and figure of the report as CSV columns and rows, by name."""
 
     ids = data["ids"]
     sif = report.sif_table(ids, data["srel"], data["episode"])
     episode = report.episode_table(ids, data["episode"])
+    judged = data["episode"]  # whose SOTOPIA-EVAL the table is: every row says so
+    values = (judged.evaluator, judged.model, judged.version) if judged else ("", "", "")
+    version = dict(zip(EPISODE_VERSION_COLUMNS, values, strict=True))
     kept_only = data["which"] == "kept"
     tables = {
         "sif": (
@@ -203,9 +209,10 @@ def _tables(run: Run, data: dict[str, Any]) -> dict[str, tuple[list[str], list[d
             [{"agent": r["label"], **{k: v for k, v in r.items() if k != "label"}} for r in sif.rows],
         ),
         "sotopia": (
-            ["subset", "tasks", "dimension", "mean", "ci95_half_width", "low", "high"],
+            [*EPISODE_VERSION_COLUMNS, "subset", "tasks", "dimension", "mean", "ci95_half_width", "low", "high"],
             [
                 {
+                    **version,
                     "subset": row["subset"],
                     "tasks": row["n"],
                     "dimension": label,

@@ -108,6 +108,7 @@ def test_a_run_report_shows_the_tables_and_downloads_them(demo_tasks, client_for
     sotopia = list(csv.DictReader(io.StringIO(viewer.get(f"/runs/{run.pk}/report/sotopia.csv").content.decode())))
     goal_all = next(r for r in sotopia if r["subset"] == "all" and r["dimension"] == "GOAL")
     assert float(goal_all["mean"]) == pytest.approx(table.rows[0]["GOAL"].mean) and goal_all["tasks"] == "3"
+    assert (goal_all["evaluator"], goal_all["prompt_version"]) == ("omega", version.version)  # whose scores they are
     per_dialogue = viewer.get(f"/runs/{run.pk}/report/dialogues.csv").content.decode().splitlines()
     assert per_dialogue[0] == "dialogue,agent,s_div,s_rel,s_sif,actions,relevance_missing" and len(per_dialogue) == 7
     for name in ("goal-by-turn", "ratings-by-strategy", "strategy-use"):
