@@ -130,15 +130,19 @@ def test_sotopias_evaluator_scores_the_seven_dimensions_through_the_judge_server
 
 
 @pytest.mark.sotopia
-def test_the_simulated_judge_answers_sotopias_prompt_in_its_form(dialogue, sotopia_env):
-    job = job_run(
-        job_create(
-            scope="dialogue", dialogue_ids=[dialogue.pk], metrics=["sotopia"], evaluator="sotopia", simulated=True
-        ).pk
+def test_a_researcher_chooses_sotopias_evaluator_in_the_browser(dialogue, sotopia_env, client_for):
+    """The evaluate form (no judge server configured: the simulated judge, which answers sotopia's form too)."""
+    researcher = client_for(Role.RESEARCHER)
+    form = researcher.get(f"/dialogues/{dialogue.pk}/sif/").content.decode()
+    assert '<option value="sotopia">sotopia&#x27;s evaluator</option>' in form  # offered: the environment is there
+    answer = researcher.post(
+        f"/dialogues/{dialogue.pk}/evaluate/", {"metrics": ["sotopia"], "evaluator": "sotopia"}, HTTP_HX_REQUEST="true"
     )
-    assert job.status == JobStatus.DONE, job.error
+    job = EvaluationJob.objects.get()
+    assert job.status == JobStatus.DONE and job.episode_evaluator == "sotopia", job.error
     rows = EpisodeScore.objects.filter(dialogue=dialogue, evaluator="sotopia", judge_model="simulated-expert")
     assert rows.count() == 2 and all(r.overall is not None for r in rows)
+    assert "(sotopia&#x27;s evaluator, prompt" in answer.content.decode()  # the panel names whose scores they are
 
 
 @pytest.mark.sotopia
@@ -164,6 +168,20 @@ def test_without_sotopias_environment_the_evaluation_is_refused_with_how_to_get_
             "evaluate", "--dialogue", str(dialogue.pk), "--metrics", "sotopia", "--evaluator", "sotopia",
             "--simulated", stdout=io.StringIO(),
         )  # fmt: skip
+    assert not EvaluationJob.objects.exists()
+
+
+def test_the_browser_form_says_when_sotopias_evaluator_is_not_installed(dialogue, settings, tmp_path, client_for):
+    settings.OMEGA_SOTOPIA_PYTHON = str(tmp_path / "nowhere" / "python")
+    researcher = client_for(Role.RESEARCHER)
+    page = researcher.get(f"/runs/{dialogue.run.pk}/report/").content.decode()
+    assert '<option value="omega" selected>omega-web&#x27;s prompt (default)</option>' in page
+    assert '<option value="sotopia" disabled title="sotopia&#x27;s evaluator is not installed' in page
+    assert "(not installed: make sotopia)</option>" in page
+    answer = researcher.post(
+        f"/runs/{dialogue.run.pk}/evaluate/", {"metrics": ["sotopia"], "evaluator": "sotopia"}, follow=True
+    )
+    assert "Not started: sotopia&#x27;s evaluator is not installed" in answer.content.decode()
     assert not EvaluationJob.objects.exists()
 
 
