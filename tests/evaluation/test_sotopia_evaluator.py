@@ -156,6 +156,17 @@ def test_the_cli_evaluates_with_sotopias_evaluator_and_names_it(dialogue, sotopi
     assert EvaluationJob.objects.get().episode_evaluator == "sotopia"
 
 
+@pytest.mark.sotopia
+def test_a_job_whose_sotopia_changed_since_it_was_created_fails_with_the_reason(dialogue, sotopia_env):
+    job = job_create(
+        scope="dialogue", dialogue_ids=[dialogue.pk], metrics=["sotopia"], evaluator="sotopia", simulated=True
+    )
+    EvaluationJob.objects.filter(pk=job.pk).update(versions={"sotopia": "000000000000"})  # made by another sotopia
+    job = job_run(job.pk)
+    assert job.status == JobStatus.FAILED and "changed since this job was created" in job.error
+    assert not EpisodeScore.objects.exists()
+
+
 # --- without sotopia's environment ------------------------------------------------------------------------
 
 
