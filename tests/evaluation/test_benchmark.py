@@ -10,13 +10,13 @@ import json
 import re
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from scipy import stats
 
 from dialogues.library.models import Task
 from dialogues.llm.backends import Backend
 from dialogues.runs.driving import run_coroutine, run_to_end
-from dialogues.runs.models import Dialogue, LLMCall, Setting
+from dialogues.runs.models import Dialogue, LLMCall, Run, Setting
 from evaluation import benchmark, partition, report
 from evaluation.models import EpisodeScore
 from tests.support.llm_answers import action
@@ -158,6 +158,14 @@ def test_the_command_benchmarks_and_evaluates(imported_sotopia):
     text = out.getvalue()
     assert "5 point to hard tasks under the combo file order: the paper's partition does NOT fit it" in text
     assert "2 episodes finished" in text and re.search(r"hard tasks\s+2\s+GOAL", text) and "S-IF of the agent" in text
+
+
+def test_the_command_refuses_sotopias_evaluator_before_playing_when_it_is_not_installed(demo_tasks, settings, tmp_path):
+    settings.OMEGA_SOTOPIA_PYTHON = str(tmp_path / "nowhere" / "python")
+    with pytest.raises(CommandError, match=r"sotopia's evaluator is not installed.*make sotopia"):
+        call_command("benchmark", "--setting", "self-play", "--tasks", "all", "--simulated", "--evaluate",
+                     "--evaluator", "sotopia", stdout=io.StringIO())  # fmt: skip
+    assert not Run.objects.exists()  # nothing played
 
 
 def test_repeat_from_the_run_page_and_download_the_manifest(imported_sotopia, client_for):

@@ -18,9 +18,9 @@ from dialogues.runs.driving import run_coroutine, run_to_end
 from dialogues.runs.lifecycle import run_server_profiles_record
 from dialogues.runs.models import Run, RunKind, Setting
 from dialogues.runs.selectors import run_progress
-from evaluation import benchmark, report
+from evaluation import benchmark, report, sotopia_evaluator
 from evaluation.jobs import JobError, job_create, job_run
-from evaluation.models import JobScope
+from evaluation.models import EpisodeEvaluator, JobScope
 
 SETTINGS = {"self-play": Setting.SELF_PLAY, "reference": Setting.REFERENCE}
 
@@ -51,6 +51,12 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--name", default="")
         parser.add_argument("--evaluate", action="store_true", help="then judge it: sdiv, srel, sotopia")
+        parser.add_argument(
+            "--evaluator",
+            choices=EpisodeEvaluator.values,
+            default=EpisodeEvaluator.OMEGA,
+            help="with --evaluate: whose prompt SOTOPIA-EVAL uses, omega (ours) or sotopia (make sotopia)",
+        )
         parser.add_argument("--manifest", type=Path, help="repeat the run this manifest describes")
         parser.add_argument("--write-manifest", type=int, metavar="RUN_ID", help="print a run's manifest and stop")
 
@@ -61,6 +67,8 @@ class Command(BaseCommand):
                 raise CommandError(f"no evaluation run #{o['write_manifest']}")
             self.stdout.write(json.dumps(benchmark.manifest(run), indent=2))
             return
+        if o["evaluate"] and o["evaluator"] == EpisodeEvaluator.SOTOPIA and sotopia_evaluator.unavailable_reason():
+            raise CommandError(sotopia_evaluator.unavailable_reason())  # before playing, not after
         try:
             run = self._from_manifest(o) if o["manifest"] else self._create(o)
         except (benchmark.BenchmarkError, ValueError) as exc:
@@ -68,7 +76,7 @@ class Command(BaseCommand):
         self._describe(run)
         self._play(run)
         if o["evaluate"]:
-            self._evaluate(run)
+            self._evaluate(run, o["evaluator"])
 
     def _backend(self, urls: list[str], model: str, simulated: bool, who: str) -> Backend:
         if urls:
@@ -157,16 +165,19 @@ class Command(BaseCommand):
             f"{p['failed']} failed; {p['calls']} LLM calls, {p['tokens']:,} tokens."
         )
 
-    def _evaluate(self, run: Run) -> None:
+    def _evaluate(self, run: Run, evaluator: str) -> None:
         ids = list(run.dialogues.filter(status="finished").values_list("pk", flat=True))
         try:
-            job = job_create(scope=JobScope.RUN, dialogue_ids=ids, metrics=["sdiv", "srel", "sotopia"], run=run)
+            job = job_create(
+                scope=JobScope.RUN, dialogue_ids=ids, metrics=["sdiv", "srel", "sotopia"], run=run, evaluator=evaluator
+            )
         except JobError as exc:
             raise CommandError(str(exc)) from exc
         job = job_run(job.pk)
         row = benchmark.benchmark_row(run)
         self.stdout.write(
-            f"Evaluation #{job.pk} {job.status} (judge {job.judge_model}); {len(job.problems)} not scored."
+            f"Evaluation #{job.pk} {job.status} (judge {job.judge_model}, SOTOPIA-EVAL by "
+            f"{job.get_episode_evaluator_display()}); {len(job.problems)} not scored."
         )
         for subset in ("all", "hard"):
             goal, overall = row.goal[subset], row.overall[subset]
