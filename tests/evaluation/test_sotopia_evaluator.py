@@ -107,7 +107,8 @@ def test_sotopias_evaluator_scores_the_seven_dimensions_through_the_judge_server
     assert (one.goal, two.goal) == (pytest.approx(8), pytest.approx(5))  # (7 + 9 + 8) / 3, 5
     assert (one.bel, one.rel, one.kno, one.sec, one.soc, one.fin) == (8, 2, 4, 0, -1, 1)
     assert one.overall == pytest.approx((8 + 2 + 4 + 0 - 1 + 1 + 8) / 7)
-    assert one.samples[0]["GOAL"] == {"score": 7, "reasoning": "why goal"}
+    assert sorted(sample["GOAL"]["score"] for sample in one.samples) == [7, 8, 9]  # in whichever order they came
+    assert one.samples[0]["BEL"] == {"score": 8, "reasoning": "why believability"}
 
     # asked again: the same prompts are reused, nothing goes to the server
     before = len(judge_server.requests)
