@@ -19,7 +19,7 @@ NOT_THE_MODEL = re.compile(r"LLM server failed|HTTP [45]\d\d|transport|Traceback
 def check_run(run: dict, server: str) -> dict[str, int]:
     """Everything a researcher relies on in what one run stored; returns counts for the overall checks."""
     where = f"{server}, run #{run['id']} ({run['variant']})"
-    profiles = {p["base_url"].rstrip("/"): p for p in run["server_profiles"]}
+    profiles = {p["endpoint"].rstrip("/"): p for p in run["server_profiles"]}
     assert profiles, f"{where}: no server profile was recorded"
     assert run["status"] == "finished", f"{where}: the run is {run['status']} {run['status_reason']}"
     calls_by_turn: dict[tuple[int, int], list[dict]] = {}
@@ -52,8 +52,11 @@ def check_run(run: dict, server: str) -> dict[str, int]:
             assert dialogue["end_reason"], f"{what}: finished without an end reason"
     for turn in run["turns"]:
         what = f"{where}, dialogue #{turn['dialogue']} turn {turn['index']}"
-        assert not turn["human"] and not turn["forced"], f"{what}: not the model's"
+        assert not turn["human"], f"{what}: a person's turn in a self-play run"
         counts["turns"] += 1
+        if turn["forced"]:  # a leave the method imposes (a termination vote, the other left): no model wrote it
+            assert (turn["action_type"], turn["branch"]) == ("leave", "forced"), f"{what}: forced, but {turn}"
+            continue
         calls = [c for c in calls_by_turn.get((turn["dialogue"], turn["index"]), []) if c["parsed"] is not None]
         said = [c for c in calls if c["purpose"].startswith(("action.", "nsi.style", "nsi.say", "nsi.final"))]
         # every stored action was parsed from a model answer (nothing defaulted or invented)
@@ -61,10 +64,14 @@ def check_run(run: dict, server: str) -> dict[str, int]:
             f"{what}: the stored action {turn['action_type']} {turn['argument']!r} is in no parsed answer "
             f"({[c['purpose'] for c in calls]})"
         )
+        # a side's utilities are assessed at one turn of the workflow and carried to its later turns
+        earlier = [
+            c for (d, i), cs in calls_by_turn.items() if d == turn["dialogue"] and i <= turn["index"] for c in cs
+        ]
         for side in ("own_utility", "other_utility"):
             if turn[side] is not None:
                 counts["utilities"] += 1
-                assert any(c["parsed"] == turn[side] or _contains(c["parsed"], turn[side]) for c in calls), (
+                assert any(_contains(c["parsed"], turn[side]["matters"]) for c in earlier), (
                     f"{what}: the stored {side} is in no parsed answer"
                 )
     for rating in run["ratings"]:
@@ -90,11 +97,20 @@ def check_run(run: dict, server: str) -> dict[str, int]:
 def _action_of(parsed) -> tuple[str, str] | None:
     if isinstance(parsed, dict) and "action_type" in parsed:
         return parsed["action_type"], parsed.get("argument", "")
+    if isinstance(parsed, str):  # the negotiation workflow's style transfer: the words the agent says
+        return "speak", parsed
     return None
 
 
 def _contains(parsed, value) -> bool:
-    return isinstance(parsed, dict) and any(v == value for v in parsed.values())
+    """Whether value is parsed, or anywhere inside it."""
+    if parsed == value:
+        return True
+    if isinstance(parsed, dict):
+        return any(_contains(v, value) for v in parsed.values())
+    if isinstance(parsed, list):
+        return any(_contains(v, value) for v in parsed)
+    return False
 
 
 def _strings(value) -> list[str]:

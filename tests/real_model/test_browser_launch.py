@@ -45,8 +45,8 @@ def test_a_run_launched_from_the_browser_on_llama_server(app, real_model, tmp_pa
         page.goto("/runs/new/")
         # the launcher probes the server and shows what it can do before anything is launched
         servers = page.locator(".server-check")
-        expect(servers).to_contain_text(MODEL_NAME, timeout=60_000)
-        expect(servers).to_contain_text("n ≤ 2")  # llama-server's two slots: the 5 judge samples are split
+        expect(servers).to_contain_text("llama.cpp (llama-server)", timeout=60_000)
+        expect(servers).to_contain_text("up to 2 per request")  # its two slots: the 5 judge samples are split
         page.get_by_placeholder("codename, scenario, goal, character…").fill(app.hard_codename)
         page.get_by_label("Hard").select_option(label="hard only")
         page.get_by_label("Random sample of").fill("1")
@@ -63,7 +63,7 @@ def test_a_run_launched_from_the_browser_on_llama_server(app, real_model, tmp_pa
         expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
         run = int(re.search(r"/runs/(\d+)/$", page.url).group(1))
         expect(page.locator(".run-progress .badge").first).to_have_text("running")
-        expect(page.locator("details.config").first).to_contain_text(MODEL_NAME)  # the Servers card
+        expect(page.locator("details.config").first).to_contain_text("llama.cpp (llama-server)")  # Servers
         # turns arrive live while the model writes them, without a reload
         expect(page.locator(".run-progress .badge").first).to_have_text("finished", timeout=1_500_000)
         snap("real-model-run")

@@ -43,7 +43,7 @@ def generate(app: App, env: dict[str, str], server: str, variant: str) -> int:
 
 
 def evaluate(app: App, env: dict[str, str], dialogue_ids: list[int]) -> str:
-    args = ["evaluate", "--metrics", "sdiv,srel,sotopia"]
+    args = ["evaluate", "--metrics", "sdiv,srel,sotopia", "--max-tokens", str(MAX_TOKENS)]
     for pk in dialogue_ids:
         args += ["--dialogue", str(pk)]
     return app.manage(env, *args).stdout
