@@ -13,7 +13,8 @@ SHELL  := /bin/bash
 # This machine's pip configuration names a local index folder that may be missing; hide only that warning.
 QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 
-.PHONY: run test test-services sotopia test-sotopia real-model bench install lint format e2e-browser constraints clean
+.PHONY: run test test-services sotopia test-sotopia real-model test-real-model bench install lint format e2e-browser \
+	constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +63,11 @@ test-sotopia: install sotopia
 # minutes on 2 cores), reused after. Prints their paths as shell assignments.
 real-model:
 	@bash deploy/real-model/build.sh
+
+# The real-model suite alone (tests/real_model; `make test` runs it too once the servers are built): omega-web
+# generates, evaluates and exports with SmolLM2-135M-Instruct on llama-server and llama-cpp-python's server.
+test-real-model: install real-model
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/real_model
 
 # Benchmarks against this machine's PostgreSQL and Redis; prints tables, writes JSON to bench/results/.
 bench: install

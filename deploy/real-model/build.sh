@@ -87,7 +87,7 @@ else
     quiet_pip "$SERVERS/venv/bin/pip" install --quiet --disable-pip-version-check --root-user-action=ignore cmake ninja
     export PATH="$SERVERS/venv/bin:$PATH"
   fi
-  quiet_pip "$SERVERS/venv/bin/pip" download --quiet --disable-pip-version-check --root-user-action=ignore --no-deps \
+  quiet_pip "$SERVERS/venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
     --no-binary :all: "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION" -d "$SERVERS/dist"
   tar -xzf "$SERVERS/dist/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION.tar.gz" -C "$SERVERS"
   src=$SERVERS/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION

@@ -9,28 +9,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from ..support.browser import CHROMIUM, CHROMIUM_ARGS, LAPTOP, WIDE, Console, log_in  # noqa: F401
 from ..support.processes import Served, app_env, manage, serve
 from ..support.services import unavailable
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-LAPTOP = {"width": 1366, "height": 768}
-WIDE = {"width": 1920, "height": 1080}
 
 ADMIN_PASSWORD = "e2e-admin-password-1"
 VIEWER_USERNAME = "vera"
@@ -77,27 +65,6 @@ def browser(chromium_path):
         browser.close()
 
 
-@dataclass
-class Console:
-    """Everything the page reported as an error: console errors (CSP violations land here) and uncaught
-    exceptions."""
-
-    errors: list[str] = field(default_factory=list)
-    allowed: list[re.Pattern[str]] = field(default_factory=list)
-
-    def allow(self, pattern: str) -> None:
-        """A test that asks for an error status on purpose (a 403 page, a form sent back with 400) allows the
-        browser's "Failed to load resource" line for it; nothing else is ever allowed."""
-        self.allowed.append(re.compile(pattern))
-
-    def on_console(self, message) -> None:
-        if message.type == "error" and not any(p.search(message.text) for p in self.allowed):
-            self.errors.append(f"console: {message.text} ({message.location.get('url', '')})")
-
-    def on_page_error(self, error) -> None:
-        self.errors.append(f"page error: {error}")
-
-
 @pytest.fixture
 def console() -> Console:
     return Console()
@@ -139,14 +106,6 @@ def snap(page, artifacts):
 # --- what the browser tests do in a page -----------------------------------------------------------------------
 
 CODENAME = "field_trip_seats"  # the demo scenario the what-if, evaluation and annotation tests launch
-
-
-def log_in(page: Page, username: str, password: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/tasks/$"))
 
 
 def mark_document(page: Page) -> str:

@@ -69,7 +69,9 @@ class Command(BaseCommand):
         if options["out"]:
             target = Path(options["out"])
             target.mkdir(parents=True, exist_ok=True)
-            copied = shutil.copy2(path, target / path.name)
+            copied = target / path.name
+            if copied.resolve() != path.resolve():  # --out may name the export folder itself
+                shutil.copy2(path, copied)
             self.stdout.write(f"Copied to {copied}")
         else:
             self.stdout.write(f"Zip: {path}")

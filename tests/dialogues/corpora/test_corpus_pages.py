@@ -107,6 +107,10 @@ def test_export_corpus_command(finished, client_for, tmp_path):
     text = out.getvalue()
     assert "cli v1: 2 dialogues" in text and "sotopia_omega.jsonl:" in text and "omega_dialogues.jsonl: 2 lines" in text
     assert (tmp_path / "out" / "cli-v1.zip").exists()
+    out = io.StringIO()  # --out naming the export folder itself: nothing to copy, and no error
+    exports = tmp_path / "exports"
+    call_command("export_corpus", "cli", "--formats", "full", "--out", str(exports), stdout=out)
+    assert f"Copied to {exports / 'cli-v2.zip'}" in out.getvalue() and (exports / "cli-v2.zip").exists()
 
 
 def test_a_version_is_written_by_a_worker_and_downloadable_only_when_done(finished, client_for):

@@ -1,0 +1,102 @@
+"""What a real-model run stored, as JSON, read in the app's own process:
+`manage.py shell -c "from tests.real_model.facts import dump; dump([RUN_ID, ...])"`.
+
+The tests never open the app's database themselves (it is the served app's, in its own var/ directory).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _call(call) -> dict:
+    return {
+        "id": call.pk,
+        "dialogue": call.dialogue_id,
+        "turn": call.turn_index,
+        "purpose": call.purpose,
+        "messages": call.messages,
+        "params": call.params,
+        "responses": call.responses,
+        "parsed": call.parsed,
+        "error": call.error,
+        "endpoint": call.endpoint,
+        "model": call.model,
+        "prompt_tokens": call.prompt_tokens,
+        "completion_tokens": call.completion_tokens,
+        "finish_reasons": call.finish_reasons,
+        "requests": call.requests,
+        "transport_retries": call.transport_retries,
+    }
+
+
+def dump(run_ids: list[int]) -> None:
+    from dialogues.runs.models import Dialogue, LLMCall, Run, StepRating, Turn
+
+    runs = []
+    for run in Run.objects.filter(pk__in=run_ids).order_by("pk"):
+        dialogues = Dialogue.objects.filter(run=run).select_related("task").order_by("pk")
+        runs.append(
+            {
+                "id": run.pk,
+                "variant": run.variant,
+                "status": run.status,
+                "status_reason": run.status_reason,
+                "model": run.model,
+                "endpoints": run.endpoints,
+                "server_profiles": run.server_profiles,
+                "config": run.config,
+                "dialogues": [
+                    {
+                        "id": d.pk,
+                        "task": d.task.external_id,
+                        "hard": d.task.hard,
+                        "status": d.status,
+                        "end_reason": d.end_reason,
+                        "failure_reason": d.failure_reason,
+                        "turns_count": d.turns_count,
+                        "nsi_used": d.nsi_used,
+                        "kept": d.kept,
+                        "filter_passed": d.filter_passed,
+                        "calls_count": d.calls_count,
+                    }
+                    for d in dialogues
+                ],
+                "turns": [
+                    {
+                        "dialogue": t.dialogue_id,
+                        "index": t.index,
+                        "speaker": t.speaker,
+                        "action_type": t.action_type,
+                        "argument": t.argument,
+                        "branch": t.branch,
+                        "nsi_step": t.nsi_step,
+                        "proposal": t.proposal,
+                        "draft": t.draft,
+                        "own_utility": t.own_utility,
+                        "other_utility": t.other_utility,
+                        "human": t.human,
+                        "forced": t.forced,
+                    }
+                    for t in Turn.objects.filter(dialogue__run=run).order_by("dialogue_id", "index")
+                ],
+                "ratings": [
+                    {
+                        "dialogue": r.turn.dialogue_id,
+                        "turn": r.turn.index,
+                        "samples": r.samples,
+                        "rejected": r.rejected,
+                        "requested": r.requested,
+                        "returned": r.returned,
+                        "valid": r.valid,
+                        "goal_c": r.goal_c,
+                        "goal_p": r.goal_p,
+                        "closing": r.closing,
+                    }
+                    for r in StepRating.objects.filter(turn__dialogue__run=run).select_related("turn")
+                ],
+                "calls": [_call(c) for c in LLMCall.objects.filter(dialogue__run=run).order_by("pk")],
+            }
+        )
+    sys.stdout.write("\n" + json.dumps(runs) + "\n")  # one line, the last
