@@ -121,3 +121,27 @@ def _strings(value) -> list[str]:
     if isinstance(value, list):
         return [s for v in value for s in _strings(v)]
     return []
+
+
+EPISODE_SAMPLES = 3  # the evaluation's default (paper A.3)
+
+
+def check_evaluation(facts: dict, dialogue_ids: list[int]) -> None:
+    """The judges ran on every dialogue and agent; every score came from parsed judge answers, or its problem is
+    named (a judge that gave nothing usable is reported, never replaced by a default)."""
+    job = facts["job"]
+    assert job["status"] == "done", f"evaluation #{job['id']}: {job['status']} {job['error']}"
+    for metric in ("diversity", "episode"):
+        covered = {(s["dialogue"], s["speaker"]) for s in facts[metric]}
+        assert covered == {(d, side) for d in dialogue_ids for side in (0, 1)}, f"{metric}: {covered}"
+    for score in facts["episode"]:
+        what = f"SOTOPIA-EVAL of dialogue #{score['dialogue']} agent {score['speaker'] + 1}"
+        assert score["requested"] == EPISODE_SAMPLES, f"{what}: {score['requested']} samples asked"
+        if score["problem"]:
+            assert all(v is None for v in score["scores"].values()), f"{what}: scores beside a problem"
+        else:
+            assert score["samples"] and all(v is not None for v in score["scores"].values()), f"{what}: {score}"
+    for score in facts["relevance"]:
+        what = f"S_rel of turn #{score['turn']}"
+        assert (score["score"] is None) == bool(score["problem"]), f"{what}: {score}"
+        assert score["score"] is None or score["samples"], f"{what}: a score without samples"

@@ -51,8 +51,8 @@ class App:
         )
         return result
 
-    def facts(self, run_ids: list[int]) -> list[dict]:
-        code = f"from tests.real_model.facts import dump; dump({list(run_ids)!r})"
+    def facts(self, run_ids: list[int], dump: str = "dump") -> list[dict]:
+        code = f"from tests.real_model.facts import {dump}; {dump}({list(run_ids)!r})"
         return json.loads(self.manage({}, "shell", "-c", code).stdout.splitlines()[-1])
 
 

@@ -100,3 +100,35 @@ def dump(run_ids: list[int]) -> None:
             }
         )
     sys.stdout.write("\n" + json.dumps(runs) + "\n")  # one line, the last
+
+
+def dump_evaluation(dialogue_ids: list[int]) -> None:
+    """The last evaluation job and the scores it left on these dialogues."""
+    from evaluation.models import DiversityScore, EpisodeScore, EvaluationJob, RelevanceScore
+
+    job = EvaluationJob.objects.order_by("-pk").first()
+    dims = ("bel", "rel", "kno", "sec", "soc", "fin", "goal")
+    facts = {
+        "job": {"id": job.pk, "status": job.status, "error": job.error, "counts": job.counts, "problems": job.problems},
+        "diversity": [
+            {"dialogue": s.dialogue_id, "speaker": s.speaker, "actions": s.actions, "s_div": s.s_div}
+            for s in DiversityScore.objects.filter(dialogue_id__in=dialogue_ids)
+        ],
+        "relevance": [
+            {"turn": s.turn_id, "score": s.score, "samples": s.samples, "rejected": s.rejected, "problem": s.problem}
+            for s in RelevanceScore.objects.filter(turn__dialogue_id__in=dialogue_ids)
+        ],
+        "episode": [
+            {
+                "dialogue": s.dialogue_id,
+                "speaker": s.speaker,
+                "scores": {d: getattr(s, d) for d in dims},
+                "samples": s.samples,
+                "requested": s.requested,
+                "rejected": s.rejected,
+                "problem": s.problem,
+            }
+            for s in EpisodeScore.objects.filter(dialogue_id__in=dialogue_ids)
+        ],
+    }
+    sys.stdout.write("\n" + json.dumps(facts) + "\n")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ..support.real_model import MODEL_NAME, real_server
-from .checks import JUDGE_SAMPLES, MAX_TOKENS, MAX_TURNS, check_run
+from .checks import JUDGE_SAMPLES, MAX_TOKENS, MAX_TURNS, check_evaluation, check_run
 from .conftest import App, run_id
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -81,8 +81,11 @@ def test_generate_evaluate_and_export_from_the_cli(app, real_model, server, tmp_
         assert totals["utilities"] > 0, f"{server}: the negotiation workflow never ran: {totals}"
         finished = [d["id"] for run in facts for d in run["dialogues"] if d["status"] == "finished"]
         assert finished, f"{server}: no dialogue finished"
-        summary = evaluate(app, env, finished)
-        assert "done in" in summary or "succeeded" in summary, summary
+        # two of them (the judges' answers, like the expert's, often run to max_tokens with this model: each
+        # dialogue costs minutes)
+        summary = evaluate(app, env, finished[:2])
+        assert "done in" in summary, summary
+        check_evaluation(app.facts(finished[:2], dump="dump_evaluation"), finished[:2])
         zip_path = export(app, runs, f"real-{server}", tmp_path / "export")
     with zipfile.ZipFile(zip_path) as archive:
         archive.extractall(tmp_path / "corpus")
