@@ -41,6 +41,7 @@ def check_run(run: dict, server: str) -> dict[str, int]:
         if "length" in call["finish_reasons"] and call["params"]["n"] == 1:
             assert call["parsed"] is None and "cut off" in call["error"], f"{what}: a cut-off answer was used"
     counts = {"dialogues": 0, "ratings": 0, "turns": 0, "utilities": 0}
+    counts["negotiation_calls"] = sum(c["purpose"].startswith("nsi.") for c in run["calls"])
     for dialogue in run["dialogues"]:
         what = f"{where}, dialogue #{dialogue['id']} (task {dialogue['task']})"
         counts["dialogues"] += 1
@@ -77,17 +78,21 @@ def check_run(run: dict, server: str) -> dict[str, int]:
     for rating in run["ratings"]:
         what = f"{where}, dialogue #{rating['dialogue']} rating after turn {rating['turn']}"
         counts["ratings"] += 1
-        # every rating asked for the paper's 5 samples and got 5 back, whatever the server takes per request
-        assert rating["requested"] == JUDGE_SAMPLES and rating["returned"] == JUDGE_SAMPLES, (
-            f"{what}: {rating['requested']} asked, {rating['returned']} returned"
+        # every rating asked for the paper's 5 samples and got 5 back, whatever the server takes per request;
+        # a sample that could not be used was asked for again (returned counts those answers too)
+        calls = [c for c in calls_by_turn.get((rating["dialogue"], rating["turn"]), []) if c["purpose"] == "rating"]
+        assert rating["requested"] == JUDGE_SAMPLES and calls and calls[0]["params"]["n"] == JUDGE_SAMPLES, (
+            f"{what}: {rating['requested']} samples wanted, the first request asked for "
+            f"{calls[0]['params']['n'] if calls else 'nothing'}"
         )
+        for call in calls:
+            assert len(call["responses"]) == call["params"]["n"], (
+                f"{what}: call #{call['id']} asked for {call['params']['n']} samples and got {len(call['responses'])}"
+            )
+        assert rating["returned"] == sum(len(c["responses"]) for c in calls), f"{what}: {rating['returned']} returned"
+        assert rating["returned"] == rating["valid"] + len(rating["rejected"]), f"{what}: an answer unaccounted for"
         assert rating["valid"] == len(rating["samples"]) >= 1, f"{what}: {rating['valid']} valid"
-        raw = " ".join(
-            text
-            for c in calls_by_turn.get((rating["dialogue"], rating["turn"]), [])
-            if c["purpose"].startswith("rating")
-            for text in c["responses"]
-        )
+        raw = " ".join(text for c in calls for text in c["responses"])
         for sample in rating["samples"]:  # each sample is in a raw answer of the judge
             for value in _strings(sample):
                 assert value in raw or json.dumps(value)[1:-1] in raw, f"{what}: {value!r} is in no raw answer"

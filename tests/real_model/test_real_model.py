@@ -71,14 +71,15 @@ def test_generate_evaluate_and_export_from_the_cli(app, real_model, server, tmp_
         env = {"OMEGA_LLM_BASE_URLS": running.url, "OMEGA_LLM_MODEL": MODEL_NAME, **running.env}
         runs = [generate(app, env, server, variant) for variant in VARIANTS]
         facts = app.facts(runs)
-        totals = {"dialogues": 0, "ratings": 0, "turns": 0, "utilities": 0}
+        totals = {"dialogues": 0, "ratings": 0, "turns": 0, "utilities": 0, "negotiation_calls": 0}
         for run in facts:
             for key, value in check_run(run, server).items():
                 totals[key] += value
-        # the machinery was exercised, not skipped: turns, ratings and the negotiation workflow's utilities
+        # the machinery was exercised, not skipped: turns, ratings and the negotiation workflow's calls (whose
+        # utilities this model may get wrong every time: then they are refused with the reason, never stored)
         assert totals["dialogues"] == 2 * len(VARIANTS), totals
         assert totals["turns"] > 0 and totals["ratings"] > 0, totals
-        assert totals["utilities"] > 0, f"{server}: the negotiation workflow never ran: {totals}"
+        assert totals["negotiation_calls"] > 0, f"{server}: the negotiation workflow never ran: {totals}"
         finished = [d["id"] for run in facts for d in run["dialogues"] if d["status"] == "finished"]
         assert finished, f"{server}: no dialogue finished"
         # two of them (the judges' answers, like the expert's, often run to max_tokens with this model: each
