@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
@@ -20,9 +19,11 @@ from dialogues.inspection.selectors import (
     attempts_of,
     dialogue_live_context,
     dialogue_state_context,
+    newest_run_id,
     rendered_turns,
     run_card,
     run_cards,
+    runs_page,
     turn_views,
 )
 from dialogues.runs import events
@@ -33,7 +34,6 @@ from dialogues.runs.starting import dialogue_resume_start, dialogue_step_start, 
 from omega_web.roles import Capability, capability_map, requires
 
 PAGE_SIZE = 50  # dialogues per page
-RUNS_PER_PAGE = 20
 
 
 def _results_only(request: HttpRequest) -> bool:
@@ -118,8 +118,9 @@ def dialogue_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 @requires(Capability.VIEW)
 def run_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(Run.objects.order_by("-id"), RUNS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "runs/list.html", {"page": page, "cards": run_cards(list(page))})
+    newest = newest_run_id()  # first: a run launched while the page is drawn then reaches it live, as a new row
+    page = runs_page(request.GET.get("page"), newest=newest)
+    return render(request, "runs/list.html", {"page": page, "cards": run_cards(list(page)), "newest": newest})
 
 
 @requires(Capability.VIEW)

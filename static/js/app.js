@@ -34,12 +34,26 @@ function drawFigures(root) {
   }
 }
 
+// A live fragment says that something ended with an element such as <span hidden data-emit="run-settled">
+// (ADR 0026): the event is triggered on <body> once, and the parts of the page counted from what ended listen for
+// it (hx-trigger="run-settled from:body") and draw themselves again.
+function emitEvents(root) {
+  const found = root.matches && root.matches("[data-emit]") ? [root] : [];
+  found.push(...root.querySelectorAll("[data-emit]"));
+  for (const el of found) {
+    const name = el.dataset.emit;
+    el.removeAttribute("data-emit");
+    htmx.trigger(document.body, name);
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   drawFigures(document);
   if (typeof htmx !== "undefined") {
     htmx.onLoad((elt) => {
       if (elt !== document.body) {
         drawFigures(elt);
+        emitEvents(elt);
       }
     });
   }

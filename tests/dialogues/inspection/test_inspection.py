@@ -15,6 +15,7 @@ from dialogues.engine.config import Variant
 from dialogues.library.models import Task
 from dialogues.runs.forms import RunLaunchForm
 from dialogues.runs.models import Dialogue, DialogueStatus, LLMCall, Run, RunStatus, StepRating, Turn
+from dialogues.runs.selectors import run_shown_status
 from dialogues.runs.views import SIMULATED
 from evaluation.models import EpisodeScore, RelevanceScore
 from omega_web.roles import Role
@@ -175,6 +176,36 @@ def test_pause_resume_cancel_a_run(demo_tasks, client_for):
     assert client.post(reverse("run_action", args=[run.pk, "explode"])).status_code == 404
     viewer = client_for(Role.ANNOTATOR)
     assert viewer.post(reverse("run_action", args=[run.pk, "pause"])).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("dialogues", "shown"),
+    [
+        pytest.param({"paused": 2}, "paused", id="every-dialogue-waits-for-a-hand"),
+        pytest.param({"paused": 1, "finished": 1}, "paused", id="the-rest-settled"),
+        pytest.param({"paused": 1, "running": 1}, "running", id="one-still-moves"),
+        pytest.param({"paused": 1, "pending": 1}, "running", id="one-still-to-dispatch"),
+        pytest.param({"finished": 2}, "running", id="nothing-paused"),
+    ],
+)
+def test_a_running_run_whose_dialogues_all_wait_for_a_hand_shows_as_paused(dialogues, shown):
+    assert run_shown_status(RunStatus.RUNNING, dialogues) == shown
+    for stored in (RunStatus.PAUSED, RunStatus.FINISHED, RunStatus.CANCELLED):
+        assert run_shown_status(stored, dialogues) == stored  # only a running run is ever shown otherwise
+
+
+def test_a_run_stepped_by_hand_is_shown_paused_and_resumes_by_the_button(demo_tasks, client_for):
+    run = created_run(Task.objects.all()[:2], name="by hand", start_paused=True)
+    assert Run.objects.get(pk=run.pk).status == RunStatus.RUNNING  # as stored: its dialogues may be stepped
+    client = client_for(Role.RESEARCHER)
+    for page in (client.get(reverse("run_detail", args=[run.pk])), client.get(reverse("run_list"))):
+        text = page.content.decode()
+        assert '<span class="badge status-paused">paused</span>' in text and "status-running" not in text
+        assert "every unfinished dialogue waits for a step by hand" in text
+        assert ">Resume</button>" in text and ">Pause</button>" not in text
+    answer = client.post(reverse("run_action", args=[run.pk, "resume"]), headers={"HX-Request": "true"})
+    assert answer.status_code == 200 and 'data-status="paused"' not in answer.content.decode()
+    assert not run.dialogues.filter(status=DialogueStatus.PAUSED).exists()  # they run (the eager worker ran them)
 
 
 # --- one dialogue ----------------------------------------------------------------------------------------
