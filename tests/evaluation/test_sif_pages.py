@@ -185,20 +185,20 @@ def test_episode_table_uses_t_intervals_over_tasks(demo_tasks):
 
 def test_a_job_card_says_once_that_its_job_ended_and_the_report_listens(demo_tasks, client_for):
     run = run_of_dialogues(Task.objects.all()[:2], name="dsi", turns=TEXTS, dialogue=KEPT)
-    viewer = client_for(Role.RESEARCHER)  # who sees the button
-    job = EvaluationJob.objects.create(scope="run", run=run, dialogue_ids=list(run.dialogues.values_list("pk", flat=True)),
-                                       metrics=["sdiv"], status=JobStatus.RUNNING)  # fmt: skip
+    researcher = client_for(Role.RESEARCHER)  # who sees the button
+    ids = list(run.dialogues.values_list("pk", flat=True))
+    job = EvaluationJob.objects.create(scope="run", run=run, dialogue_ids=ids, metrics=["sdiv"], status="running")
     card = {"HX-Request": "true", "HX-Target": f"evaluation-job-{job.pk}"}
-    report_page = viewer.get(f"/runs/{run.pk}/report/").content.decode()
+    report_page = researcher.get(f"/runs/{run.pk}/report/").content.decode()
     assert 'hx-trigger="evaluation-ended from:body"' in report_page and "Evaluating…" in report_page
-    polled = viewer.get(f"/evaluations/{job.pk}/", headers=card)
+    polled = researcher.get(f"/evaluations/{job.pk}/", headers=card)
     assert "HX-Trigger" not in polled and 'hx-trigger="every 2s" hx-swap="morph"' in polled.content.decode()
     EvaluationJob.objects.filter(pk=job.pk).update(status=JobStatus.DONE)
-    ended = viewer.get(f"/evaluations/{job.pk}/", headers=card)
+    ended = researcher.get(f"/evaluations/{job.pk}/", headers=card)
     assert ended["HX-Trigger"] == "evaluation-ended" and "every 2s" not in ended.content.decode()
     # the report's live part, asked for again, has its button back
-    again = viewer.get(f"/runs/{run.pk}/report/", headers={"HX-Request": "true", "HX-Target": "report-live"})
+    again = researcher.get(f"/runs/{run.pk}/report/", headers={"HX-Request": "true", "HX-Target": "report-live"})
     assert "Evaluating…" not in again.content.decode() and '<div id="report-live"' in again.content.decode()
     # the job's own page is the whole page when its live part asks (not the card alone)
-    page = viewer.get(f"/evaluations/{job.pk}/", headers={"HX-Request": "true", "HX-Target": "job-live"})
+    page = researcher.get(f"/evaluations/{job.pk}/", headers={"HX-Request": "true", "HX-Target": "job-live"})
     assert '<div id="job-live"' in page.content.decode() and "Results for these dialogues" in page.content.decode()

@@ -243,8 +243,9 @@ def test_the_runs_list_gains_a_run_launched_after_it_was_drawn_and_only_on_its_f
 
     caught_up, new_pk, added, nothing = run(scenario())
     # each page catches up on its own rows, morphed in place
-    assert caught_up["first"].count('hx-swap-oob="morph"') == 20 and f'id="run-row-{older[-1].pk}"' in caught_up["first"]
-    assert caught_up["second"].count('hx-swap-oob="morph"') == 1 and f'id="run-row-{older[0].pk}"' in caught_up["second"]
+    first, second = caught_up["first"], caught_up["second"]
+    assert first.count('hx-swap-oob="morph"') == 20 and f'id="run-row-{older[-1].pk}"' in first
+    assert second.count('hx-swap-oob="morph"') == 1 and f'id="run-row-{older[0].pk}"' in second
     # the new run is added at the top of the first page, as a whole row; the second page hears nothing of it
     assert added.startswith('<div hx-swap-oob="afterbegin:#run-list"><li id="run-row-' + str(new_pk))
     assert "launched later" in added and ">paused<" in added
