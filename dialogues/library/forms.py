@@ -94,6 +94,12 @@ class TaskSelectionForm(TaskFilterForm):
     )
     sample_seed = forms.IntegerField(required=False, initial=0, label="Sample seed")
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # No min attribute: the browser would refuse a sample of 0 before the launcher's estimate panel is asked,
+        # which would then go on showing every task; the server refuses it with the reason instead.
+        self.fields["sample"].widget.attrs.pop("min", None)
+
     def clean(self) -> dict:
         data = super().clean()
         size = data.get("sample")
