@@ -149,7 +149,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @requires(Capability.RUN)
 @require_POST
 def run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    """Pause, resume or cancel a run; the answer is the run's row (from the list) or progress panel, redrawn."""
+    """Pause, resume or cancel a run; the answer is the run's row (from the list) or progress card, redrawn and
+    morphed in place by its id."""
     run = get_object_or_404(Run, pk=pk)
     if action == "pause":
         run_pause(run_id=run.pk)
@@ -164,7 +165,8 @@ def run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         raise Http404("Unknown action.")
     events.run_changed(run.pk)
     if request.htmx:
+        # out of band, morphed by id like the live updates (the buttons swap nothing themselves: ADR 0026)
         card = run_card(Run.objects.get(pk=run.pk))
         template = "runs/list.html#run-row" if request.POST.get("from") == "list" else "runs/detail.html#run-progress"
-        return render(request, template, {"card": card})
+        return render(request, template, {"card": card, "oob": True})
     return redirect_back(request, "run_detail", pk=run.pk)

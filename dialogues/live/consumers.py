@@ -211,7 +211,7 @@ class RunsListConsumer(LiveConsumer):
         for card in run_cards(runs):
             pk = card["run"].pk
             if pk in self.shown:
-                parts.append(render_to_string("runs/list.html#run-row", {"card": card, "oob": "morph", "can": can}))
+                parts.append(render_to_string("runs/list.html#run-row", {"card": card, "oob": True, "can": can}))
                 continue
             # a new row goes below the nearest newer run the page shows, or at the top
             newer = [shown for shown in self.shown if shown > pk]
