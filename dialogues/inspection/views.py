@@ -112,7 +112,7 @@ def dialogue_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         raise Http404("Unknown action.")
     events.dialogue_changed(dialogue.pk, dialogue.run_id)
     if request.htmx:
-        return state_fragment(request, pk, queued=action)
+        return state_fragment(request, pk, queued=action, oob=True)
     return redirect_back(request, "dialogue_detail", pk=pk)
 
 

@@ -47,6 +47,11 @@ function emitEvents(root) {
   }
 }
 
+// A live update morphs an element in place (ADR 0026); a field being typed in keeps what was typed.
+if (typeof Idiomorph !== "undefined") {
+  Idiomorph.defaults.ignoreActiveValue = true;
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   drawFigures(document);
   if (typeof htmx !== "undefined") {

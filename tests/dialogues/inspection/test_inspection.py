@@ -230,6 +230,8 @@ def test_pause_resume_cancel_a_run(demo_tasks, client_for):
     hx = {"HX-Request": "true"}
     answer = client.post(reverse("run_action", args=[run.pk, "pause"]), headers=hx)
     assert answer.status_code == 200 and f'id="run-progress-{run.pk}"' in answer.content.decode()
+    # out of band, morphed by id like the live updates; the buttons themselves swap nothing (ADR 0026)
+    assert 'hx-swap-oob="morph"' in answer.content.decode() and 'hx-swap="none"' in answer.content.decode()
     assert Run.objects.get(pk=run.pk).status == RunStatus.PAUSED
     row = client.post(reverse("run_action", args=[run.pk, "resume"]), {"from": "list"}, headers=hx)
     assert f'id="run-row-{run.pk}"' in row.content.decode()
@@ -385,6 +387,10 @@ def test_step_by_hand_then_run_to_end(demo_tasks, client_for):
     for expected in (1, 2):
         answer = client.post(reverse("dialogue_action", args=[dialogue.pk, "step"]), headers=hx)
         assert answer.status_code == 200 and "Next step asked for" in answer.content.decode()
+        assert (
+            f'id="dialogue-state-{dialogue.pk}" class="card dialogue-state" hx-swap-oob="morph"'
+            in answer.content.decode()
+        )
         assert Turn.objects.filter(dialogue=dialogue).count() == expected
         assert Dialogue.objects.get(pk=dialogue.pk).status == DialogueStatus.PAUSED
     client.post(reverse("dialogue_action", args=[dialogue.pk, "run"]), headers=hx)
