@@ -47,9 +47,20 @@ function emitEvents(root) {
   }
 }
 
-// A live update morphs an element in place (ADR 0026); a field being typed in keeps what was typed.
-if (typeof Idiomorph !== "undefined") {
+// The swap style "morph" (hx-ext="morph" on <body>; ADR 0026): the element is changed in place by idiomorph, so a
+// button under the pointer stays the same button and a field being typed in keeps what was typed. Only "morph" is
+// an inline swap here; every other style (an out-of-band "beforeend:…" wrapper) stays htmx's own.
+if (typeof htmx !== "undefined" && typeof Idiomorph !== "undefined") {
   Idiomorph.defaults.ignoreActiveValue = true;
+  htmx.defineExtension("morph", {
+    isInlineSwap: (swapStyle) => swapStyle === "morph",
+    handleSwap: (swapStyle, target, fragment) => {
+      if (swapStyle === "morph") {
+        return Idiomorph.morph(target, fragment.children, { morphStyle: "outerHTML" });
+      }
+      return false;
+    },
+  });
 }
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -157,12 +157,12 @@ def test_a_runs_list_opened_before_a_launch_shows_the_new_run_moving(watched: Pa
     listing.on("pageerror", lambda e: errors.append(str(e)))
     listing.goto("/runs/")
     mark = mark_document(listing)
-    rows_before = listing.locator(".run-row").evaluate_all("rows => rows.map(r => r.id)")
+    rows_before = listing.locator("#run-list > .run-row").evaluate_all("rows => rows.map(r => r.id)")
 
     run_id = launch(page, name="appears in the list", q=ROOF, in_flight=1)
     row = listing.locator(f"#run-row-{run_id}")
     expect(row).to_be_visible()
-    assert listing.locator(".run-row").first.get_attribute("id") == f"run-row-{run_id}"  # newest first
+    assert listing.locator("#run-list > .run-row").first.get_attribute("id") == f"run-row-{run_id}"  # newest first
     turns = row.locator(".progress-facts div:has(dt:text-is('turns')) dd")
     seen = []
     for _ in range(1800):  # the row's turns as they come, until the run is over
@@ -180,7 +180,7 @@ def test_a_runs_list_opened_before_a_launch_shows_the_new_run_moving(watched: Pa
     )
     expect(turns).to_have_text(str(final))
     expect(listing.locator(f'[id="run-row-{run_id}"]')).to_have_count(1)
-    rows_after = listing.locator(".run-row").evaluate_all("rows => rows.map(r => r.id)")
+    rows_after = listing.locator("#run-list > .run-row").evaluate_all("rows => rows.map(r => r.id)")
     assert rows_after == [f"run-row-{run_id}", *rows_before]  # the rows it had, in their order, below the new one
     assert listing.evaluate("() => window.e2eDocument") == mark, "the list was reloaded"
     assert errors == [], "\n".join(errors)
