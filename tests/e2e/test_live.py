@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 expect.set_options(timeout=30_000)
 
+DEMO = "omega-demo"  # the demo collection
 DEMO_TASKS = 7  # over CONFIRM_TASKS: a launch of all of them is confirmed first
 ROOF = "library_roof_fund"  # two demo tasks
 LOOPS = 10  # clicks in a row that must each work the first time
@@ -67,10 +68,17 @@ def database(served, code: str):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def demo_tasks_only(page: Page) -> None:
+    """The demo collection (other tests import SOTOPIA's 450 tasks into the same library)."""
+    page.get_by_label("Collection").select_option(DEMO)
+    expect(page.locator("#estimate")).to_contain_text(f"{DEMO_TASKS} tasks selected")
+
+
 def launch(page: Page, *, name: str, q: str = "", paused: bool = False, in_flight: int | None = None) -> int:
-    """Launch a run with the simulated expert from the launcher (confirming it when it is large); its id."""
+    """Launch a run of demo tasks with the simulated expert from the launcher (confirming it when it is large)."""
     page.goto("/runs/new/")
     expect(page.locator("#estimate")).to_contain_text("Estimate:")
+    demo_tasks_only(page)
     if q:
         page.get_by_placeholder("codename, scenario, goal, character…").fill(q)
         expect(page.locator("#estimate")).not_to_contain_text(f"{DEMO_TASKS} tasks selected")
@@ -247,7 +255,7 @@ def test_a_large_launch_is_confirmed_with_its_estimate_and_a_bad_sample_refused(
     runs_before = database(served, "from dialogues.runs.models import Run; print(Run.objects.count())")
     page.goto("/runs/new/")
     estimate = page.locator("#estimate")
-    expect(estimate).to_contain_text(f"{DEMO_TASKS} tasks selected")
+    demo_tasks_only(page)
     expect(estimate).to_contain_text(f"{DEMO_TASKS} tasks, more than {CONFIRM_TASKS}")
     requests = re.search(r"~([\d,]+) LLM requests", estimate.inner_text()).group(1)
 
