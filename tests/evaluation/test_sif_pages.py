@@ -192,7 +192,11 @@ def test_a_job_card_says_once_that_its_job_ended_and_the_report_listens(demo_tas
     report_page = researcher.get(f"/runs/{run.pk}/report/").content.decode()
     assert 'hx-trigger="evaluation-ended from:body"' in report_page and "Evaluating…" in report_page
     polled = researcher.get(f"/evaluations/{job.pk}/", headers=card)
-    assert "HX-Trigger" not in polled and 'hx-trigger="every 2s" hx-swap="morph"' in polled.content.decode()
+    assert (
+        "HX-Trigger" not in polled and 'hx-trigger="every 2s" hx-ext="morph" hx-swap="morph"' in polled.content.decode()
+    )
+    panel = researcher.get(f"/runs/{run.pk}/sif/").content.decode()  # one poller per region: the panel, not its card
+    assert "every 2s" in panel and f'hx-get="/evaluations/{job.pk}/"' not in panel
     EvaluationJob.objects.filter(pk=job.pk).update(status=JobStatus.DONE)
     ended = researcher.get(f"/evaluations/{job.pk}/", headers=card)
     assert ended["HX-Trigger"] == "evaluation-ended" and "every 2s" not in ended.content.decode()
