@@ -437,7 +437,8 @@ def run_benchmark_new(request: HttpRequest) -> HttpResponse:
                 problem = str(exc)
         form.add_error(None, problem)
     context = {"form": form, "selection": selection}
-    return render(request, "evaluation/benchmark_new.html", context, status=400 if form.errors else 200)
+    refused = bool(form.errors or (request.method == "POST" and selection.errors))  # a sample out of range, too
+    return render(request, "evaluation/benchmark_new.html", context, status=400 if refused else 200)
 
 
 @requires(Capability.VIEW)

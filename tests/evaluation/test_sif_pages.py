@@ -206,3 +206,11 @@ def test_a_job_card_says_once_that_its_job_ended_and_the_report_listens(demo_tas
     # the job's own page is the whole page when its live part asks (not the card alone)
     page = researcher.get(f"/evaluations/{job.pk}/", headers={"HX-Request": "true", "HX-Target": "job-live"})
     assert '<div id="job-live"' in page.content.decode() and "Results for these dialogues" in page.content.decode()
+
+
+def test_an_evaluation_run_refuses_a_sample_outside_the_selection_with_the_reason(demo_tasks, client_for):
+    client = client_for(Role.RESEARCHER)
+    for sample, reason in (("0", "A sample needs at least 1 task"), ("99", "A sample of 99 is more than the")):
+        answer = client.post("/runs/benchmark/new/", {"sample": sample, "split": ""})
+        assert answer.status_code == 400 and reason in answer.content.decode()
+    assert not Run.objects.exists()
