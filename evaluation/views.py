@@ -342,8 +342,13 @@ def _job_context(job: EvaluationJob) -> dict[str, Any]:
 def evaluation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(EvaluationJob, pk=pk)
     context = _job_context(job)
-    if request.htmx:
-        return render(request, "evaluation/_job.html", context)
+    if request.htmx and request.htmx.target == f"evaluation-job-{job.pk}":  # the card, polling itself
+        response = render(request, "evaluation/_job.html", context)
+        if not job.active:
+            # the card polls only while its job is active, so this is said once: the pages that show the results
+            # (the run's report, the job's page) draw them again, and their button is "Evaluate" again
+            response["HX-Trigger"] = "evaluation-ended"
+        return response
     ids = list(job.dialogue_ids)
     srel, _ = report.pick_version(RELEVANCE, ids, report.version_key(job.judge_model, job.versions.get(RELEVANCE, "")))
     episode, _ = report.pick_version(
@@ -447,7 +452,8 @@ def run_benchmark_new(request: HttpRequest) -> HttpResponse:
                 problem = str(exc)
         form.add_error(None, problem)
     context = {"form": form, "selection": selection}
-    return render(request, "evaluation/benchmark_new.html", context, status=400 if form.errors else 200)
+    refused = bool(form.errors or (request.method == "POST" and selection.errors))  # a sample out of range, too
+    return render(request, "evaluation/benchmark_new.html", context, status=400 if refused else 200)
 
 
 @requires(Capability.VIEW)

@@ -345,6 +345,9 @@ OMEGA_WORKER_QUEUES = ["llm", "eval", "export", "import"]
 OMEGA_MAX_DIALOGUES_IN_FLIGHT = env_int(
     "OMEGA_MAX_DIALOGUES_IN_FLIGHT", 256 if BROKER_URL else OMEGA_WORKER_CONCURRENCY
 )
+# The launcher asks for a confirmation, repeating the estimate, before a run of more tasks or estimated tokens.
+OMEGA_LAUNCH_CONFIRM_TASKS = env_int("OMEGA_LAUNCH_CONFIRM_TASKS", 100)
+OMEGA_LAUNCH_CONFIRM_TOKENS = env_int("OMEGA_LAUNCH_CONFIRM_TOKENS", 1_000_000)
 OMEGA_LEASE_SECONDS = env_int("OMEGA_LEASE_SECONDS", 120)  # a stepping worker must renew within this
 OMEGA_LEASE_HEARTBEAT_SECONDS = env_int("OMEGA_LEASE_HEARTBEAT_SECONDS", 30)
 OMEGA_QUEUE_LEASE_SECONDS = env_int("OMEGA_QUEUE_LEASE_SECONDS", 600)  # a queued step must start within this

@@ -109,7 +109,7 @@ def dialogue_play(request: HttpRequest, pk: int) -> HttpResponse:
         queued = "human"
     if request.htmx:
         context = dialogue_state_context(pk, can=capability_map(request.user))
-        context.update(queued=queued, play_form=None if queued else form)
+        context.update(queued=queued, play_form=None if queued else form, oob=True)  # morphed by id (ADR 0026)
         return render(request, "inspection/detail.html#dialogue-state", context, status=200 if queued else 400)
     for error in form.errors.get("__all__", []) + form.errors.get("argument", []):
         messages.error(request, error)

@@ -15,7 +15,8 @@ from functools import cached_property
 from typing import Any
 
 from django.core.cache import caches
-from django.db.models import QuerySet
+from django.core.paginator import Page, Paginator
+from django.db.models import Max, QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -337,6 +338,22 @@ def chart_json(dialogue: Dialogue, views: list[TurnView]) -> str:
         figure = json.dumps(rating_chart(views, config))
         cache.set(key, figure)
     return figure
+
+
+RUNS_PER_PAGE = 20
+
+
+def runs_page(number: Any, *, newest: int | None = None) -> Page:
+    """A page of the runs list, newest first; with `newest`, as it was when that was the newest run (a page drawn
+    then, and its live updates, agree on which runs it holds)."""
+    runs = Run.objects.order_by("-id")
+    if newest is not None:
+        runs = runs.filter(pk__lte=newest)
+    return Paginator(runs, RUNS_PER_PAGE).get_page(number)
+
+
+def newest_run_id() -> int:
+    return Run.objects.aggregate(newest=Max("id"))["newest"] or 0
 
 
 def run_cards(runs: list[Run]) -> list[dict[str, Any]]:

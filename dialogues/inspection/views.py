@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
@@ -20,9 +19,11 @@ from dialogues.inspection.selectors import (
     attempts_of,
     dialogue_live_context,
     dialogue_state_context,
+    newest_run_id,
     rendered_turns,
     run_card,
     run_cards,
+    runs_page,
     turn_views,
 )
 from dialogues.runs import events
@@ -33,7 +34,6 @@ from dialogues.runs.starting import dialogue_resume_start, dialogue_step_start, 
 from omega_web.roles import Capability, capability_map, requires
 
 PAGE_SIZE = 50  # dialogues per page
-RUNS_PER_PAGE = 20
 
 
 def _results_only(request: HttpRequest) -> bool:
@@ -112,14 +112,15 @@ def dialogue_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         raise Http404("Unknown action.")
     events.dialogue_changed(dialogue.pk, dialogue.run_id)
     if request.htmx:
-        return state_fragment(request, pk, queued=action)
+        return state_fragment(request, pk, queued=action, oob=True)
     return redirect_back(request, "dialogue_detail", pk=pk)
 
 
 @requires(Capability.VIEW)
 def run_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(Run.objects.order_by("-id"), RUNS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "runs/list.html", {"page": page, "cards": run_cards(list(page))})
+    newest = newest_run_id()  # first: a run launched while the page is drawn then reaches it live, as a new row
+    page = runs_page(request.GET.get("page"), newest=newest)
+    return render(request, "runs/list.html", {"page": page, "cards": run_cards(list(page)), "newest": newest})
 
 
 @requires(Capability.VIEW)
@@ -148,7 +149,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @requires(Capability.RUN)
 @require_POST
 def run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    """Pause, resume or cancel a run; the answer is the run's row (from the list) or progress panel, redrawn."""
+    """Pause, resume or cancel a run; the answer is the run's row (from the list) or progress card, redrawn and
+    morphed in place by its id."""
     run = get_object_or_404(Run, pk=pk)
     if action == "pause":
         run_pause(run_id=run.pk)
@@ -163,7 +165,8 @@ def run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         raise Http404("Unknown action.")
     events.run_changed(run.pk)
     if request.htmx:
+        # out of band, morphed by id like the live updates (the buttons swap nothing themselves: ADR 0026)
         card = run_card(Run.objects.get(pk=run.pk))
         template = "runs/list.html#run-row" if request.POST.get("from") == "list" else "runs/detail.html#run-progress"
-        return render(request, template, {"card": card})
+        return render(request, template, {"card": card, "oob": True})
     return redirect_back(request, "run_detail", pk=run.pk)

@@ -86,9 +86,32 @@ class TaskSelectionForm(TaskFilterForm):
     """The library's filters, plus a random sample of N of the matching tasks."""
 
     sample = forms.IntegerField(
-        required=False, min_value=1, label="Random sample of", help_text="Leave empty to take every matching task."
+        required=False,
+        min_value=1,
+        label="Random sample of",
+        help_text="Leave empty to take every matching task.",
+        error_messages={"min_value": "A sample needs at least 1 task; leave it empty to take every matching task."},
     )
     sample_seed = forms.IntegerField(required=False, initial=0, label="Sample seed")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # No min attribute: the browser would refuse a sample of 0 before the launcher's estimate panel is asked,
+        # which would then go on showing every task; the server refuses it with the reason instead.
+        self.fields["sample"].widget.attrs.pop("min", None)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        size = data.get("sample")
+        if size is not None and not self.errors:
+            matching = task_list(self.filters()).count()
+            if matching and size > matching:
+                self.add_error(
+                    "sample",
+                    f"A sample of {size} is more than the {matching} task{'s' if matching != 1 else ''} selected: "
+                    f"choose 1 to {matching}, or leave it empty to take them all.",
+                )
+        return data
 
     def tasks(self) -> list:
         chosen = list(task_list(self.filters()))

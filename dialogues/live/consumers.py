@@ -16,10 +16,19 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from dialogues.common.live import RUNS_GROUP, dialogue_group, import_group, run_group
-from dialogues.inspection.selectors import dialogue_get, dialogue_live_context, rendered_turns, run_card, turn_views
+from dialogues.inspection.selectors import (
+    dialogue_get,
+    dialogue_live_context,
+    rendered_turns,
+    run_card,
+    run_cards,
+    runs_page,
+    turn_views,
+)
 from dialogues.library.events import render_import_job
 from dialogues.library.models import ImportJob
 from dialogues.runs.models import Dialogue, Run
+from dialogues.runs.selectors import SETTLED_RUN_STATUSES
 from omega_web.roles import Capability, capability_map, has_capability
 
 # Close codes, as in-process clients see them (through Daphne a refusal before the handshake is an HTTP 403).
@@ -77,6 +86,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def fragment(self, event: dict) -> None:
         await self.send(text_data=event["html"])
 
+    def query_text(self, name: str) -> str:
+        values = parse_qs(self.scope.get("query_string", b"").decode()).get(name)
+        return values[0] if values else ""
+
     def query(self, name: str, default: int) -> int:
         values = parse_qs(self.scope.get("query_string", b"").decode()).get(name)
         try:
@@ -129,17 +142,28 @@ class DialogueConsumer(LiveConsumer):
 
 
 class RunConsumer(LiveConsumer):
-    """One run's page: its progress card."""
+    """One run's page: its progress card, morphed in place. The page says which status it was drawn with
+    (`?status=`); when the run settles (finished or cancelled) after that, the card carries the `run-settled`
+    event once, on which the page redraws what it counted when it was drawn (its dialogues, the evaluation panel)."""
+
+    shown_status = ""
 
     def group_name(self, *, pk: int) -> str:
         return run_group(pk)
 
     def current_fragment(self, *, pk: int) -> str | None:
         run = Run.objects.filter(pk=pk).first()
-        return None if run is None else self._render(run)
+        if run is None:
+            return None
+        self.shown_status = self.query_text("status")
+        return self._render(run)
 
     def _render(self, run: Run) -> str:
-        context = {"card": run_card(run), "oob": True, "can": capability_map(self.scope["user"])}
+        card = run_card(run)
+        status = card["p"]["status"]
+        settled_now = status in SETTLED_RUN_STATUSES and self.shown_status not in SETTLED_RUN_STATUSES
+        self.shown_status = status
+        context = {"card": card, "oob": True, "settled_now": settled_now, "can": capability_map(self.scope["user"])}
         return render_to_string("runs/detail.html#run-progress", context)
 
     async def run_changed(self, event: dict) -> None:
@@ -151,19 +175,48 @@ class RunConsumer(LiveConsumer):
 
 
 class RunsListConsumer(LiveConsumer):
-    """The runs list: the row of a run whose progress moved."""
+    """The runs list: the rows of the runs its page shows, morphed in place as they move; on the first page (newest
+    first), every run launched since the page was drawn, added in its place. The page says which page it shows and
+    the newest run there was when it was drawn (`?page=&newest=`); a run on another page is not sent at all."""
+
+    first_page = False
+    since = 0  # the newest run when the page was drawn: a run above it is new
+    shown: set[int]
 
     def group_name(self) -> str:
         return RUNS_GROUP
 
     def current_fragment(self) -> str | None:
-        return ""
+        number, self.since = self.query("page", 1), self.query("newest", 0)
+        page = runs_page(number, newest=self.since)
+        self.first_page = page.number == 1
+        self.shown = {run.pk for run in page}
+        newer = list(Run.objects.filter(pk__gt=self.since).order_by("id")) if self.first_page else []
+        # catching up: the rows as they are now, and the runs launched between drawing and connecting
+        return self._rows(list(page) + newer)
 
     async def run_changed(self, event: dict) -> None:
-        html = await database_sync_to_async(self._row)(event["run"])
-        await self.send(text_data=html)
+        html = await database_sync_to_async(self._changed)(event["run"])
+        if html:
+            await self.send(text_data=html)
 
-    def _row(self, run_id: int) -> str:
-        run = Run.objects.get(pk=run_id)
-        context = {"card": run_card(run), "oob": True, "can": capability_map(self.scope["user"])}
-        return render_to_string("runs/list.html#run-row", context)
+    def _changed(self, run_id: int) -> str:
+        if run_id not in self.shown and not (self.first_page and run_id > self.since):
+            return ""  # on another page of the list
+        return self._rows(list(Run.objects.filter(pk=run_id)))
+
+    def _rows(self, runs: list[Run]) -> str:
+        can = capability_map(self.scope["user"])
+        parts = []
+        for card in run_cards(runs):
+            pk = card["run"].pk
+            if pk in self.shown:
+                parts.append(render_to_string("runs/list.html#run-row", {"card": card, "oob": True, "can": can}))
+                continue
+            # a new row goes below the nearest newer run the page shows, or at the top
+            newer = [shown for shown in self.shown if shown > pk]
+            where = f"afterend:#run-row-{min(newer)}" if newer else "afterbegin:#run-list"
+            row = render_to_string("runs/list.html#run-row", {"card": card, "can": can}).strip()
+            parts.append(f'<div hx-swap-oob="{where}">{row}</div>')
+            self.shown.add(pk)
+        return "".join(parts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Avg, Count, IntegerField, Q, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
@@ -124,3 +125,14 @@ def run_estimate(*, config: RunConfig, tasks: int, hard: int, model: str) -> Est
         measured,
         failed,
     )
+
+
+def launch_confirmation_reasons(estimate: Estimate) -> list[str]:
+    """Why a launch must be confirmed first: more tasks, or more estimated tokens, than the settings allow without
+    (OMEGA_LAUNCH_CONFIRM_TASKS, OMEGA_LAUNCH_CONFIRM_TOKENS). Empty when it may start at once."""
+    reasons = []
+    if estimate.tasks > settings.OMEGA_LAUNCH_CONFIRM_TASKS:
+        reasons.append(f"{estimate.tasks:,} tasks, more than {settings.OMEGA_LAUNCH_CONFIRM_TASKS:,}")
+    if estimate.tokens > settings.OMEGA_LAUNCH_CONFIRM_TOKENS:
+        reasons.append(f"~{estimate.tokens:,.0f} tokens, more than {settings.OMEGA_LAUNCH_CONFIRM_TOKENS:,}")
+    return reasons

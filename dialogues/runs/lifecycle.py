@@ -125,10 +125,16 @@ def run_pause(*, run_id: int, reason: str = "paused by a user") -> Run:
 
 
 def run_resume(*, run_id: int, token_budget: int | None = None) -> list[Dispatch]:
-    """Go on: paused dialogues become pending again and are dispatched. A new budget may be given."""
+    """Go on: paused dialogues become pending again and are dispatched. A new budget may be given. A running run
+    whose unfinished dialogues all wait for a step by hand (one that started paused) goes on the same way."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run_id)
-        if run.status != RunStatus.PAUSED:
+        if run.status == RunStatus.RUNNING:
+            # shown as paused when every unfinished dialogue waits for a step by hand: resuming lets them all run
+            moving = run.dialogues.filter(status__in=(DialogueStatus.PENDING, DialogueStatus.RUNNING)).exists()
+            if moving or not run.dialogues.filter(status=DialogueStatus.PAUSED).exists():
+                return []
+        elif run.status != RunStatus.PAUSED:
             return []
         if token_budget is not None:
             run.token_budget = token_budget

@@ -16,7 +16,7 @@ from dialogues.engine.state import Turn as EngineTurn
 from dialogues.engine.strategy import AttemptOutcome, fails_only_for_ending
 from dialogues.engine.strategy import Branch as EngineBranch
 from dialogues.library.selectors import task_spec
-from dialogues.runs.models import Dialogue, DialogueStatus, Run, StepRating, Turn
+from dialogues.runs.models import Dialogue, DialogueStatus, Run, RunStatus, StepRating, Turn
 
 
 def _engine_turn(turn: Turn) -> EngineTurn:
@@ -88,11 +88,23 @@ def dialogue_state(dialogue: Dialogue) -> DialogueState:
 
 
 OPEN_STATUSES = (DialogueStatus.PENDING, DialogueStatus.RUNNING, DialogueStatus.PAUSED)
+SETTLED_RUN_STATUSES = (RunStatus.FINISHED, RunStatus.CANCELLED)
+WAITING_FOR_A_HAND = "every unfinished dialogue waits for a step by hand"
+
+
+def run_shown_status(status: str, by_status: dict[str, int]) -> str:
+    """The status people see: a running run none of whose unfinished dialogues moves on its own (each is paused,
+    waiting for a step by hand, as a run that starts paused is) is paused, not running."""
+    moving = by_status.get(DialogueStatus.RUNNING, 0) + by_status.get(DialogueStatus.PENDING, 0)
+    if status == RunStatus.RUNNING and not moving and by_status.get(DialogueStatus.PAUSED, 0):
+        return RunStatus.PAUSED
+    return status
 
 
 def runs_progress(runs: list[Run]) -> dict[int, dict[str, Any]]:
     """Each run's progress, counted from rows in four grouped queries however many runs there are: dialogues by
-    status, settled tasks, turns, tokens and calls, and when its last dialogue ended."""
+    status, settled tasks, turns, tokens and calls, when its last dialogue ended, and the status to show (see
+    run_shown_status) with its reason."""
     ids = [run.pk for run in runs]
     dialogues = Dialogue.objects.filter(run_id__in=ids)
     by_status: dict[int, dict[str, int]] = {pk: {} for pk in ids}
@@ -121,6 +133,7 @@ def runs_progress(runs: list[Run]) -> dict[int, dict[str, Any]]:
     for run in runs:
         counts, total = by_status[run.pk], totals.get(run.pk, {})
         task_count = tasks.get(run.pk, 0)
+        shown = run_shown_status(run.status, counts)
         progress[run.pk] = {
             "tasks": task_count,
             "settled": task_count - (total.get("unsettled") or 0),
@@ -133,8 +146,8 @@ def runs_progress(runs: list[Run]) -> dict[int, dict[str, Any]]:
             "calls": total.get("calls") or 0,
             "last_finished": total.get("last_finished"),
             **late[run.pk],
-            "status": run.status,
-            "status_reason": run.status_reason,
+            "status": shown,
+            "status_reason": run.status_reason or (WAITING_FOR_A_HAND if shown != run.status else ""),
         }
     return progress
 

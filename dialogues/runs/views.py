@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from dialogues.library import selectors
 from dialogues.library.forms import TaskSelectionForm
 from dialogues.llm.backends import Backend, backend_probe, configured_backend
-from dialogues.runs.estimates import run_estimate
+from dialogues.runs.estimates import Estimate, launch_confirmation_reasons, run_estimate
 from dialogues.runs.forms import RunLaunchForm
 from dialogues.runs.starting import run_launch
 from omega_web.roles import Capability, requires
@@ -35,11 +35,19 @@ def _selection(request: HttpRequest) -> TaskSelectionForm:
     return TaskSelectionForm(request.POST or request.GET or None, choices=selectors.task_filter_choices())
 
 
+CONFIRM = "confirm"  # the confirmation's button: its value is the number of tasks confirmed
+EDIT = "edit"  # the confirmation's way back to the launcher, everything as chosen
+NOT_RESENT = {"csrfmiddlewaretoken", CONFIRM, EDIT}
+
+
 @requires(Capability.RUN)
 def run_new(request: HttpRequest) -> HttpResponse:
+    """The launcher. A launch over the thresholds (launch_confirmation_reasons) is shown again as a confirmation
+    that repeats the estimate, and starts only when confirmed for the same number of tasks."""
     selection = _selection(request)
     form = RunLaunchForm(request.POST or None, backends=_backends())
-    if request.method == "POST" and form.is_valid() and selection.is_valid():
+    launching = request.method == "POST" and EDIT not in request.POST
+    if launching and form.is_valid() and selection.is_valid():
         tasks = selection.tasks()
         backend = _backend(form.cleaned_data["backend"])
         probe = backend_probe(backend) if tasks else None
@@ -48,6 +56,11 @@ def run_new(request: HttpRequest) -> HttpResponse:
             form.add_error(None, problem)
         else:
             config = form.config()
+            hard = sum(t.hard for t in tasks)
+            estimate = run_estimate(config=config, tasks=len(tasks), hard=hard, model=backend.model)
+            reasons = launch_confirmation_reasons(estimate)
+            if reasons and request.POST.get(CONFIRM) != str(len(tasks)):
+                return _confirmation(request, estimate=estimate, hard=hard, reasons=reasons)
             name = form.cleaned_data["name"] or f"{config.variant.value} · {len(tasks)} tasks"
             run = run_launch(
                 created_by=request.user,
@@ -61,8 +74,16 @@ def run_new(request: HttpRequest) -> HttpResponse:
                 server_profiles=probe.as_json() if probe else [],
             )
             return redirect("run_detail", pk=run.pk)
+    refused = launching and bool(form.errors or selection.errors)
     context = {"form": form, "selection": selection, "backends_configured": CONFIGURED in _backends()}
-    return render(request, "runs/new.html", context, status=400 if form.errors else 200)
+    return render(request, "runs/new.html", context, status=400 if refused else 200)
+
+
+def _confirmation(request: HttpRequest, *, estimate: Estimate, hard: int, reasons: list[str]) -> HttpResponse:
+    """The launch shown again before it starts: the estimate, why it asks, and every choice carried along."""
+    carried = [(name, value) for name in request.POST if name not in NOT_RESENT for value in request.POST.getlist(name)]
+    context = {"estimate": estimate, "hard": hard, "reasons": reasons, "carried": carried, "confirm": CONFIRM}
+    return render(request, "runs/confirm.html", context)
 
 
 @requires(Capability.RUN)
@@ -82,10 +103,9 @@ def run_estimate_view(request: HttpRequest) -> HttpResponse:
     selection = _selection(request)
     form = RunLaunchForm(request.POST or None, backends=_backends())
     tasks = selection.tasks() if selection.is_valid() else []
-    context = {"tasks": tasks, "hard": sum(t.hard for t in tasks), "form": form}
+    context = {"tasks": tasks, "hard": sum(t.hard for t in tasks), "form": form, "selection": selection}
     if form.is_valid() and tasks:
         backend = _backend(form.cleaned_data["backend"])
-        context["estimate"] = run_estimate(
-            config=form.config(), tasks=len(tasks), hard=context["hard"], model=backend.model
-        )
+        estimate = run_estimate(config=form.config(), tasks=len(tasks), hard=context["hard"], model=backend.model)
+        context.update(estimate=estimate, confirm_reasons=launch_confirmation_reasons(estimate))
     return render(request, "runs/new.html#estimate", context)

@@ -34,12 +34,42 @@ function drawFigures(root) {
   }
 }
 
+// A live fragment says that something ended with an element such as <span hidden data-emit="run-settled">
+// (ADR 0026): the event is triggered on <body> once, and the parts of the page counted from what ended listen for
+// it (hx-trigger="run-settled from:body") and draw themselves again.
+function emitEvents(root) {
+  const found = root.matches && root.matches("[data-emit]") ? [root] : [];
+  found.push(...root.querySelectorAll("[data-emit]"));
+  for (const el of found) {
+    const name = el.dataset.emit;
+    el.removeAttribute("data-emit");
+    htmx.trigger(document.body, name);
+  }
+}
+
+// The swap style "morph" (hx-ext="morph" on <body>; ADR 0026): the element is changed in place by idiomorph, so a
+// button under the pointer stays the same button and a field being typed in keeps what was typed. Only "morph" is
+// an inline swap here; every other style (an out-of-band "beforeend:…" wrapper) stays htmx's own.
+if (typeof htmx !== "undefined" && typeof Idiomorph !== "undefined") {
+  Idiomorph.defaults.ignoreActiveValue = true;
+  htmx.defineExtension("morph", {
+    isInlineSwap: (swapStyle) => swapStyle === "morph",
+    handleSwap: (swapStyle, target, fragment) => {
+      if (swapStyle === "morph") {
+        return Idiomorph.morph(target, fragment.children, { morphStyle: "outerHTML" });
+      }
+      return false;
+    },
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   drawFigures(document);
   if (typeof htmx !== "undefined") {
     htmx.onLoad((elt) => {
       if (elt !== document.body) {
         drawFigures(elt);
+        emitEvents(elt);
       }
     });
   }

@@ -20,6 +20,7 @@ from ..support.services import unavailable
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
+CONFIRM_TASKS = 5
 ADMIN_PASSWORD = "e2e-admin-password-1"
 VIEWER_USERNAME = "vera"
 VIEWER_PASSWORD = "e2e-viewer-password-1"
@@ -42,7 +43,13 @@ def served(tmp_path_factory, chromium_path) -> Iterator[Served]:
     """One served app for the package: migrated, with the admin account, a viewer and the demo tasks."""
     var_dir = tmp_path_factory.mktemp("e2e-var")
     # The simulated expert answers after 40 ms, like a fast model server, so turns arrive one by one.
-    env = app_env(var_dir, OMEGA_ADMIN_PASSWORD=ADMIN_PASSWORD, OMEGA_SIMULATED_LATENCY_MS="40")
+    # A launch of more than CONFIRM_TASKS tasks asks for a confirmation: all seven demo tasks do, one or two do not.
+    env = app_env(
+        var_dir,
+        OMEGA_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        OMEGA_SIMULATED_LATENCY_MS="40",
+        OMEGA_LAUNCH_CONFIRM_TASKS=str(CONFIRM_TASKS),
+    )
     for command in (
         ["migrate", "--no-input", "-v", "0"],
         ["ensure_admin"],

@@ -182,3 +182,36 @@ def test_episode_table_uses_t_intervals_over_tasks(demo_tasks):
     half = stats.t.ppf(0.975, 2) * 2 / 3**0.5  # s = sqrt((0 + 4 + 4) / 2) = 2
     assert table.rows[0]["GOAL"].mean == pytest.approx(7) and table.rows[0]["GOAL"].half_width == pytest.approx(half)
     assert judges.DIMENSIONS[-1].label == "GOAL"
+
+
+def test_a_job_card_says_once_that_its_job_ended_and_the_report_listens(demo_tasks, client_for):
+    run = run_of_dialogues(Task.objects.all()[:2], name="dsi", turns=TEXTS, dialogue=KEPT)
+    researcher = client_for(Role.RESEARCHER)  # who sees the button
+    ids = list(run.dialogues.values_list("pk", flat=True))
+    job = EvaluationJob.objects.create(scope="run", run=run, dialogue_ids=ids, metrics=["sdiv"], status="running")
+    card = {"HX-Request": "true", "HX-Target": f"evaluation-job-{job.pk}"}
+    report_page = researcher.get(f"/runs/{run.pk}/report/").content.decode()
+    assert 'hx-trigger="evaluation-ended from:body"' in report_page and "Evaluating…" in report_page
+    polled = researcher.get(f"/evaluations/{job.pk}/", headers=card)
+    assert (
+        "HX-Trigger" not in polled and 'hx-trigger="every 2s" hx-ext="morph" hx-swap="morph"' in polled.content.decode()
+    )
+    panel = researcher.get(f"/runs/{run.pk}/sif/").content.decode()  # one poller per region: the panel, not its card
+    assert "every 2s" in panel and f'hx-get="/evaluations/{job.pk}/"' not in panel
+    EvaluationJob.objects.filter(pk=job.pk).update(status=JobStatus.DONE)
+    ended = researcher.get(f"/evaluations/{job.pk}/", headers=card)
+    assert ended["HX-Trigger"] == "evaluation-ended" and "every 2s" not in ended.content.decode()
+    # the report's live part, asked for again, has its button back
+    again = researcher.get(f"/runs/{run.pk}/report/", headers={"HX-Request": "true", "HX-Target": "report-live"})
+    assert "Evaluating…" not in again.content.decode() and '<div id="report-live"' in again.content.decode()
+    # the job's own page is the whole page when its live part asks (not the card alone)
+    page = researcher.get(f"/evaluations/{job.pk}/", headers={"HX-Request": "true", "HX-Target": "job-live"})
+    assert '<div id="job-live"' in page.content.decode() and "Results for these dialogues" in page.content.decode()
+
+
+def test_an_evaluation_run_refuses_a_sample_outside_the_selection_with_the_reason(demo_tasks, client_for):
+    client = client_for(Role.RESEARCHER)
+    for sample, reason in (("0", "A sample needs at least 1 task"), ("99", "A sample of 99 is more than the")):
+        answer = client.post("/runs/benchmark/new/", {"sample": sample, "split": ""})
+        assert answer.status_code == 400 and reason in answer.content.decode()
+    assert not Run.objects.exists()

@@ -59,8 +59,9 @@ def manage(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.
 
 
 class Served:
-    def __init__(self, process: subprocess.Popen, url: str, log: Path) -> None:
+    def __init__(self, process: subprocess.Popen, url: str, log: Path, env: dict[str, str] | None = None) -> None:
         self.process, self.url, self.log = process, url, log
+        self.env = env or {}  # the served app's environment: `manage(served.env, ...)` reads its database
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -81,7 +82,7 @@ def serve(env: dict[str, str], *extra_args: str, timeout: float = 60) -> Iterato
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
-    served = Served(process, url, log)
+    served = Served(process, url, log, env)
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -29,7 +29,7 @@ class Command(BaseCommand):
             for run in Run.objects.order_by("-id")[:50]:
                 progress = run_progress(run)
                 self.stdout.write(
-                    f"#{run.pk:<5} {run.status:<9} {run.variant:<4} {run.model:<24} "
+                    f"#{run.pk:<5} {progress['status']:<9} {run.variant:<4} {run.model:<24} "
                     f"{progress['settled']}/{progress['tasks']} tasks  {run.name}"
                 )
             return
@@ -60,9 +60,9 @@ class Command(BaseCommand):
             run_cancel(run_id=run_id)
         run = Run.objects.get(pk=run_id)
         p = run_progress(run)
-        reason = f" ({run.status_reason})" if run.status_reason else ""
+        reason = f" ({p['status_reason']})" if p["status_reason"] else ""
         self.stdout.write(
-            f"Run #{run.pk} {run.status}{reason}: {p['settled']}/{p['tasks']} tasks settled; attempts: "
+            f"Run #{run.pk} {p['status']}{reason}: {p['settled']}/{p['tasks']} tasks settled; attempts: "
             f"{p['pending']} pending, {p['running']} running, {p['paused']} paused, {p['finished']} finished, "
             f"{p['failed']} failed, {p['cancelled']} cancelled; {p['kept']} kept; "
             f"late agreements {p['late_agreements']} ({p['late_only']} failed only for that); {p['turns']} turns, "

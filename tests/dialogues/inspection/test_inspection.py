@@ -15,6 +15,7 @@ from dialogues.engine.config import Variant
 from dialogues.library.models import Task
 from dialogues.runs.forms import RunLaunchForm
 from dialogues.runs.models import Dialogue, DialogueStatus, LLMCall, Run, RunStatus, StepRating, Turn
+from dialogues.runs.selectors import run_shown_status
 from dialogues.runs.views import SIMULATED
 from evaluation.models import EpisodeScore, RelevanceScore
 from omega_web.roles import Role
@@ -145,6 +146,69 @@ def test_a_selection_without_tasks_is_refused(demo_tasks, client_for):
     assert Run.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("sample", "reason"),
+    [
+        pytest.param("0", "A sample needs at least 1 task; leave it empty to take every matching task.", id="zero"),
+        pytest.param("-3", "A sample needs at least 1 task", id="negative"),
+        pytest.param("3", "A sample of 3 is more than the 2 tasks selected: choose 1 to 2", id="more-than-selected"),
+        pytest.param("1000000", "A sample of 1000000 is more than the 2 tasks selected", id="a-million"),
+    ],
+)
+def test_a_sample_outside_one_to_the_selection_is_refused_with_the_reason(demo_tasks, client_for, sample, reason):
+    client = client_for(Role.RESEARCHER)
+    data = {**launch_data(), "q": ROOF, "sample": sample}
+    answer = client.post(reverse("run_new"), data)
+    assert answer.status_code == 400 and reason in answer.content.decode()
+    assert "Nothing was started." in answer.content.decode()
+    estimate = client.post(reverse("run_estimate"), data).content.decode()
+    assert reason in estimate and "Estimate:" not in estimate  # the panel says why, before anything is sent
+    assert Run.objects.count() == 0
+
+
+@pytest.mark.parametrize("sample", ["1", "2"])
+def test_a_sample_from_one_to_the_selection_is_taken(demo_tasks, client_for, sample):
+    answer = client_for(Role.RESEARCHER).post(reverse("run_new"), {**launch_data(), "q": ROOF, "sample": sample,
+                                                                   "start_paused": "on"})  # fmt: skip
+    assert answer.status_code == 302 and Run.objects.get().tasks.count() == int(sample)
+
+
+def test_a_launch_over_the_threshold_asks_to_confirm_with_the_estimate(demo_tasks, client_for, settings):
+    settings.OMEGA_LAUNCH_CONFIRM_TASKS = 5
+    client = client_for(Role.RESEARCHER)
+    data = launch_data(name="all of them", start_paused="on")  # the 7 demo tasks
+    estimate = client.post(reverse("run_estimate"), data).content.decode()
+    assert "7 tasks, more than 5" in estimate and "asked to confirm" in estimate
+    asked = client.post(reverse("run_new"), data)
+    text = asked.content.decode()
+    assert asked.status_code == 200 and Run.objects.count() == 0
+    assert "Start this run?" in text and "7 tasks, more than 5" in text
+    requests = re.search(r'class="confirm-requests">~([\d,]+)<', text).group(1)
+    tokens = re.search(r'class="confirm-tokens">~([\d,]+) ', text).group(1)
+    shown = client.post(reverse("run_estimate"), data).content.decode()
+    assert f"~{requests} LLM requests" in shown  # the same estimate as the launcher's
+    assert int(tokens.replace(",", "")) > 100_000
+    assert '<input type="hidden" name="name" value="all of them">' in text  # every choice carried along
+    # back to the launcher: everything as chosen, nothing started
+    back = client.post(reverse("run_new"), {**data, "edit": "1"})
+    assert back.status_code == 200 and 'value="all of them"' in back.content.decode() and Run.objects.count() == 0
+    # a confirmation for another selection is asked again
+    again = client.post(reverse("run_new"), {**data, "confirm": "6"})
+    assert "Start this run?" in again.content.decode() and Run.objects.count() == 0
+    confirmed = client.post(reverse("run_new"), {**data, "confirm": "7"})
+    run = Run.objects.get()
+    assert confirmed.status_code == 302 and run.name == "all of them" and run.tasks.count() == 7
+
+
+def test_a_launch_over_the_token_threshold_asks_too_and_a_small_one_does_not(demo_tasks, client_for, settings):
+    client = client_for(Role.RESEARCHER)
+    settings.OMEGA_LAUNCH_CONFIRM_TOKENS = 1000
+    asked = client.post(reverse("run_new"), launch_data(q=ROOF, start_paused="on")).content.decode()
+    assert "Start this run?" in asked and re.search(r"~[\d,]+ tokens, more than 1,000", asked)
+    settings.OMEGA_LAUNCH_CONFIRM_TOKENS = 1_000_000  # the default: two tasks start at once
+    assert client.post(reverse("run_new"), launch_data(q=ROOF, start_paused="on")).status_code == 302
+
+
 # --- runs ------------------------------------------------------------------------------------------------
 
 
@@ -166,6 +230,8 @@ def test_pause_resume_cancel_a_run(demo_tasks, client_for):
     hx = {"HX-Request": "true"}
     answer = client.post(reverse("run_action", args=[run.pk, "pause"]), headers=hx)
     assert answer.status_code == 200 and f'id="run-progress-{run.pk}"' in answer.content.decode()
+    # out of band, morphed by id like the live updates; the buttons themselves swap nothing (ADR 0026)
+    assert 'hx-swap-oob="morph"' in answer.content.decode() and 'hx-swap="none"' in answer.content.decode()
     assert Run.objects.get(pk=run.pk).status == RunStatus.PAUSED
     row = client.post(reverse("run_action", args=[run.pk, "resume"]), {"from": "list"}, headers=hx)
     assert f'id="run-row-{run.pk}"' in row.content.decode()
@@ -175,6 +241,36 @@ def test_pause_resume_cancel_a_run(demo_tasks, client_for):
     assert client.post(reverse("run_action", args=[run.pk, "explode"])).status_code == 404
     viewer = client_for(Role.ANNOTATOR)
     assert viewer.post(reverse("run_action", args=[run.pk, "pause"])).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("dialogues", "shown"),
+    [
+        pytest.param({"paused": 2}, "paused", id="every-dialogue-waits-for-a-hand"),
+        pytest.param({"paused": 1, "finished": 1}, "paused", id="the-rest-settled"),
+        pytest.param({"paused": 1, "running": 1}, "running", id="one-still-moves"),
+        pytest.param({"paused": 1, "pending": 1}, "running", id="one-still-to-dispatch"),
+        pytest.param({"finished": 2}, "running", id="nothing-paused"),
+    ],
+)
+def test_a_running_run_whose_dialogues_all_wait_for_a_hand_shows_as_paused(dialogues, shown):
+    assert run_shown_status(RunStatus.RUNNING, dialogues) == shown
+    for stored in (RunStatus.PAUSED, RunStatus.FINISHED, RunStatus.CANCELLED):
+        assert run_shown_status(stored, dialogues) == stored  # only a running run is ever shown otherwise
+
+
+def test_a_run_stepped_by_hand_is_shown_paused_and_resumes_by_the_button(demo_tasks, client_for):
+    run = created_run(Task.objects.all()[:2], name="by hand", start_paused=True)
+    assert Run.objects.get(pk=run.pk).status == RunStatus.RUNNING  # as stored: its dialogues may be stepped
+    client = client_for(Role.RESEARCHER)
+    for page in (client.get(reverse("run_detail", args=[run.pk])), client.get(reverse("run_list"))):
+        text = page.content.decode()
+        assert '<span class="badge status-paused">paused</span>' in text and "status-running" not in text
+        assert "every unfinished dialogue waits for a step by hand" in text
+        assert ">Resume</button>" in text and ">Pause</button>" not in text
+    answer = client.post(reverse("run_action", args=[run.pk, "resume"]), headers={"HX-Request": "true"})
+    assert answer.status_code == 200 and 'data-status="paused"' not in answer.content.decode()
+    assert not run.dialogues.filter(status=DialogueStatus.PAUSED).exists()  # they run (the eager worker ran them)
 
 
 # --- one dialogue ----------------------------------------------------------------------------------------
@@ -291,6 +387,10 @@ def test_step_by_hand_then_run_to_end(demo_tasks, client_for):
     for expected in (1, 2):
         answer = client.post(reverse("dialogue_action", args=[dialogue.pk, "step"]), headers=hx)
         assert answer.status_code == 200 and "Next step asked for" in answer.content.decode()
+        assert (
+            f'id="dialogue-state-{dialogue.pk}" class="card dialogue-state" hx-swap-oob="morph"'
+            in answer.content.decode()
+        )
         assert Turn.objects.filter(dialogue=dialogue).count() == expected
         assert Dialogue.objects.get(pk=dialogue.pk).status == DialogueStatus.PAUSED
     client.post(reverse("dialogue_action", args=[dialogue.pk, "run"]), headers=hx)
