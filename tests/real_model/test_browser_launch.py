@@ -66,6 +66,9 @@ def test_a_run_launched_from_the_browser_on_llama_server(app, real_model, tmp_pa
         expect(page.locator("details.config").first).to_contain_text("llama.cpp (llama-server)")  # Servers
         # turns arrive live while the model writes them, without a reload
         expect(page.locator(".run-progress .badge").first).to_have_text("finished", timeout=1_500_000)
+        # the dialogue list follows the run's end without a reload
+        status = page.locator("#dialogue-results .badge[class*='status-']").first
+        expect(status).to_have_text(re.compile("finished|failed"))
         snap("real-model-run")
         page.locator("#dialogue-results a.codename").first.click()
         expect(page.locator(".dialogue-state .badge").first).to_have_text(re.compile("finished|failed"))
