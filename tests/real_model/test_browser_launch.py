@@ -50,6 +50,7 @@ def test_a_run_launched_from_the_browser_on_llama_server(app, real_model, tmp_pa
         page.get_by_placeholder("codename, scenario, goal, character…").fill(app.hard_codename)
         page.get_by_label("Hard").select_option(label="hard only")
         page.get_by_label("Random sample of").fill("1")
+        page.get_by_label("Random sample of").press("Tab")  # the estimate follows a changed field
         expect(page.locator("#estimate")).to_contain_text("1 task selected")
         page.get_by_label("Variant").select_option("nsi")
         page.get_by_label("Attempts per task").fill("1")
