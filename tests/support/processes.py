@@ -84,21 +84,26 @@ def serve(env: dict[str, str], *extra_args: str, timeout: float = 60) -> Iterato
     url = f"http://127.0.0.1:{port}"
     served = Served(process, url, log, env)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"serve exited with {process.returncode}:\n{served.output()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"serve did not answer within {timeout} s:\n{served.output()}")
-            time.sleep(0.2)
+        wait_until_answering(process, f"{url}/healthz", "serve", log, timeout)
         yield served
     finally:
         stop(process)
+
+
+def wait_until_answering(process: subprocess.Popen, url: str, name: str, log: Path, timeout: float) -> None:
+    """Until GET url answers 200; raises with the process's log if it exits or stays silent for timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log.read_text(errors='replace')[-5000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not answer within {timeout} s:\n{log.read_text(errors='replace')[-5000:]}")
+        time.sleep(0.2)
 
 
 # The queues of the worker command in docs/operations.md (one per kind of work; settings.CELERY_TASK_ROUTES).

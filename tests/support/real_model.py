@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from .processes import ROOT, free_port, stop
+from .processes import ROOT, free_port, stop, wait_until_answering
 
 MODEL_NAME = "SmolLM2-135M-Instruct"
 CONTEXT = 4096  # tokens per slot, as a researcher's first try would serve it
@@ -122,18 +120,7 @@ def real_server(name: str, model: RealModel, log_dir: Path, *, timeout: float = 
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     server = RealServer(name, url, command, log, env)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}:\n{server.output()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not answer within {timeout} s:\n{server.output()[-3000:]}")
-            time.sleep(0.3)
+        wait_until_answering(process, f"{url}/v1/models", name, log, timeout)
         yield server
     finally:
         stop(process)
