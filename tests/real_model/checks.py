@@ -24,7 +24,7 @@ def check_run(run: dict, server: str) -> dict[str, int]:
     assert run["status"] == "finished", f"{where}: the run is {run['status']} {run['status_reason']}"
     calls_by_turn: dict[tuple[int, int], list[dict]] = {}
     for call in run["calls"]:
-        calls_by_turn.setdefault((call["dialogue"], call["turn"]), []).append(call)
+        calls_by_turn.setdefault((call["dialogue"], call["turn_index"]), []).append(call)
         what = f"{where}, call #{call['id']} {call['purpose']}"
         # every call is recorded with its prompt, raw answer, finish reason and the endpoint's profile
         assert call["messages"] and call["messages"][0]["content"].strip(), f"{what}: no prompt"

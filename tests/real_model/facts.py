@@ -10,24 +10,11 @@ import json
 import sys
 
 
-def _call(call) -> dict:
+def _row(obj) -> dict:
+    """A stored row as it is: every column by its own name (a foreign key as its id)."""
     return {
-        "id": call.pk,
-        "dialogue": call.dialogue_id,
-        "turn": call.turn_index,
-        "purpose": call.purpose,
-        "messages": call.messages,
-        "params": call.params,
-        "responses": call.responses,
-        "parsed": call.parsed,
-        "error": call.error,
-        "endpoint": call.endpoint,
-        "model": call.model,
-        "prompt_tokens": call.prompt_tokens,
-        "completion_tokens": call.completion_tokens,
-        "finish_reasons": call.finish_reasons,
-        "requests": call.requests,
-        "transport_retries": call.transport_retries,
+        f.attname.removesuffix("_id") if f.is_relation else f.attname: getattr(obj, f.attname)
+        for f in obj._meta.concrete_fields
     }
 
 
@@ -63,24 +50,7 @@ def dump(run_ids: list[int]) -> None:
                     }
                     for d in dialogues
                 ],
-                "turns": [
-                    {
-                        "dialogue": t.dialogue_id,
-                        "index": t.index,
-                        "speaker": t.speaker,
-                        "action_type": t.action_type,
-                        "argument": t.argument,
-                        "branch": t.branch,
-                        "nsi_step": t.nsi_step,
-                        "proposal": t.proposal,
-                        "draft": t.draft,
-                        "own_utility": t.own_utility,
-                        "other_utility": t.other_utility,
-                        "human": t.human,
-                        "forced": t.forced,
-                    }
-                    for t in Turn.objects.filter(dialogue__run=run).order_by("dialogue_id", "index")
-                ],
+                "turns": [_row(t) for t in Turn.objects.filter(dialogue__run=run).order_by("dialogue_id", "index")],
                 "ratings": [
                     {
                         "dialogue": r.turn.dialogue_id,
@@ -96,10 +66,10 @@ def dump(run_ids: list[int]) -> None:
                     }
                     for r in StepRating.objects.filter(turn__dialogue__run=run).select_related("turn")
                 ],
-                "calls": [_call(c) for c in LLMCall.objects.filter(dialogue__run=run).order_by("pk")],
+                "calls": [_row(c) for c in LLMCall.objects.filter(dialogue__run=run).order_by("pk")],
             }
         )
-    sys.stdout.write("\n" + json.dumps(runs) + "\n")  # one line, the last
+    sys.stdout.write("\n" + json.dumps(runs, default=str) + "\n")  # one line, the last
 
 
 def dump_evaluation(dialogue_ids: list[int]) -> None:
