@@ -91,9 +91,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         return values[0] if values else ""
 
     def query(self, name: str, default: int) -> int:
-        values = parse_qs(self.scope.get("query_string", b"").decode()).get(name)
         try:
-            return int(values[0]) if values else default
+            return int(self.query_text(name) or default)
         except ValueError:
             return default
 
