@@ -15,8 +15,16 @@ def session_cookie(user) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
-def connect(path: str, *, cookie: bytes | None, origin: bytes = b"http://localhost:8000") -> WebsocketCommunicator:
+class Communicator(WebsocketCommunicator):
+    """Channels' test communicator, whose handshake may take as long as a first connection in a process on a busy
+    machine does (importing the consumers, loading templates): its own default of 1 s made tests fail there."""
+
+    async def connect(self, timeout: float = 20):
+        return await super().connect(timeout)
+
+
+def connect(path: str, *, cookie: bytes | None, origin: bytes = b"http://localhost:8000") -> Communicator:
     headers = [(b"origin", origin), (b"host", b"localhost:8000")]
     if cookie:
         headers.append((b"cookie", cookie))
-    return WebsocketCommunicator(application, path, headers=headers)
+    return Communicator(application, path, headers=headers)
