@@ -24,6 +24,7 @@ from dialogues.library.models import (
     Split,
     Task,
 )
+from dialogues.prompt_sets.models import PromptSet
 from dialogues.runs.models import (
     Branch,
     Dialogue,
@@ -56,6 +57,7 @@ __all__ = [
     "Instance",
     "LLMCall",
     "Label",
+    "PromptSet",
     "Relationship",
     "RelationshipType",
     "Run",

@@ -24,8 +24,10 @@ from django.utils import timezone
 
 from dialogues.common.deadlines import deadline, deadline_check, failure_reason
 from dialogues.corpora.data import DialogueData, dialogues
+from dialogues.engine.prompts import PromptSet, builtin
 from dialogues.llm.backends import Backend, close_llm, make_llm
 from dialogues.llm.simulated import MODEL_NAME
+from dialogues.prompt_sets.services import prompt_set_recorded
 from dialogues.runs.models import Dialogue, DialogueStatus
 from evaluation import judges, sdiv, sotopia_evaluator
 from evaluation.judges import EPISODE, RELEVANCE, JudgeConfig, Judgement
@@ -80,9 +82,13 @@ def job_create(
     config: JudgeConfig | None = None,
     alpha: float | None = None,
     evaluator: str = EpisodeEvaluator.OMEGA,
+    prompt_set: PromptSet | None = None,
 ) -> EvaluationJob:
     """A queued job. `evaluator`: whose prompt and answer schema SOTOPIA-EVAL uses (omega, the default, or
-    sotopia: the installed package is asked for its prompt version here, so a missing one is said at once)."""
+    sotopia: the installed package is asked for its prompt version here, so a missing one is said at once).
+    `prompt_set`: where our judges' templates come from (the built-in set by default; sotopia's evaluator uses
+    sotopia's own prompt whatever the set)."""
+    prompt_set = prompt_set or builtin()
     chosen = [m for m in METRICS if m in set(metrics)]
     unknown = set(metrics) - set(METRICS)
     if unknown:
@@ -100,7 +106,7 @@ def job_create(
         raise JobError("nothing to evaluate: no finished dialogue")
     judged = [m for m in chosen if m != SDIV]
     backend = judge_backend(simulated=simulated) if judged else None
-    versions = {m: judges.prompt_version(m) for m in judged}
+    versions = {m: judges.prompt_version(m, prompt_set) for m in judged}
     extra: dict[str, Any] = {}
     if evaluator == EpisodeEvaluator.SOTOPIA:
         try:
@@ -121,6 +127,8 @@ def job_create(
         judge_endpoints=list(backend.base_urls) if backend else [],
         config={**(config or JudgeConfig()).to_json(), "alpha": sdiv.ALPHA if alpha is None else alpha, **extra},
         versions=versions,
+        prompt_set_name=prompt_set.name,
+        prompt_set_version=prompt_set.version,
         episode_evaluator=evaluator,
         progress={"phase": "queued", "done": 0, "total": len(ids) * len(chosen)},
         created_by=user if getattr(user, "is_authenticated", False) else None,
@@ -231,11 +239,15 @@ def _lines(data: DialogueData) -> list[tuple[int, str]]:
     return [(t.index, t.action().transcript_line(data.spec.names[t.speaker])) for t in data.turns]
 
 
-def _relevance_items(data: DialogueData, config: JudgeConfig) -> list[Item]:
+def job_prompt_set(job: EvaluationJob) -> PromptSet:
+    return prompt_set_recorded(job.prompt_set_name, job.prompt_set_version)
+
+
+def _relevance_items(data: DialogueData, config: JudgeConfig, prompt_set: PromptSet) -> list[Item]:
     lines = _lines(data)
     items = []
     for position, turn in enumerate(data.turns):
-        prompt = judges.relevance_prompt(data.spec, turn.speaker, lines, position, config.relevance_history)
+        prompt = judges.relevance_prompt(data.spec, turn.speaker, lines, position, config.relevance_history, prompt_set)
         # facts for the simulated judge only (never sent to a server)
         meta = {
             "action_type": turn.action_type,
@@ -268,7 +280,7 @@ def _episode_items(chunk: list[DialogueData], job: EvaluationJob) -> list[Item]:
         return [
             Item(EPISODE, d.id, prompt, judges.sha256(prompt), _episode_meta(d), label="episode")
             for d in chunk
-            for prompt in [judges.episode_prompt(d.spec, _lines(d))]
+            for prompt in [judges.episode_prompt(d.spec, _lines(d), job_prompt_set(job))]
         ]
     # sotopia's prompts for the whole chunk at once (one subprocess); refused if sotopia changed since the job began
     episodes = [sotopia_evaluator.episode(d.spec, [(t.speaker, t.action_type, t.text) for t in d.turns]) for d in chunk]
@@ -300,7 +312,7 @@ def _to_ask(job: EvaluationJob, metric: str, chunk: list[DialogueData], config: 
                 dialogue_id__in=ids, judge_model=job.judge_model, prompt_version=version
             ).only("turn_id", "prompt_sha256", "score")
         }
-        items = [i for d in chunk for i in _relevance_items(d, config)]
+        items = [i for d in chunk for i in _relevance_items(d, config, job_prompt_set(job))]
         return len(items), [
             i
             for i in items
@@ -322,7 +334,7 @@ def _to_ask(job: EvaluationJob, metric: str, chunk: list[DialogueData], config: 
     ]
 
 
-async def _ask_all(backend: Backend, items: list[Item], config: JudgeConfig) -> list[Judgement]:
+async def _ask_all(backend: Backend, items: list[Item], config: JudgeConfig, prompt_set: PromptSet) -> list[Judgement]:
     llm = make_llm(backend)
 
     def ask(item: Item) -> Any:
@@ -336,6 +348,7 @@ async def _ask_all(backend: Backend, items: list[Item], config: JudgeConfig) -> 
                 schema=judges.RELEVANCE_SCHEMA,
                 config=config,
                 meta=item.meta,
+                prompt_set=prompt_set,
             )
         sotopia = item.evaluator == EpisodeEvaluator.SOTOPIA
         return judges.judge(
@@ -348,6 +361,7 @@ async def _ask_all(backend: Backend, items: list[Item], config: JudgeConfig) -> 
             config=config,
             max_tokens=config.episode_max_tokens,
             meta=item.meta,
+            prompt_set=prompt_set,
         )
 
     try:
@@ -370,7 +384,7 @@ def _judge(
             total, ask = _to_ask(job, metric, chunk, config)
             counts[metric]["reused"] += total - len(ask)
             fresh += ask
-        results = asyncio.run(_ask_all(backend, fresh, config)) if fresh else []
+        results = asyncio.run(_ask_all(backend, fresh, config, job_prompt_set(job))) if fresh else []
         for item, result in zip(fresh, results, strict=True):
             c = counts[item.metric]
             c["requests"] += result.requests

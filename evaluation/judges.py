@@ -17,18 +17,15 @@ import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from functools import cache
-from pathlib import Path
-from string import Template
 from typing import Any
 
 from dialogues.engine.actions import UnusableAnswer, parse_json_object
 from dialogues.engine.context import TaskSpec, omniscient_context, render_for
 from dialogues.engine.llm import LLM, ChatRequest, LLMError, MalformedResponse
+from dialogues.engine.prompts import PromptSet, builtin
 from dialogues.engine.rating import score_schema
 from dialogues.engine.stepper import Repair, cut_off_problem
 
-PROMPT_DIR = Path(__file__).resolve().parent / "prompts"
 RELEVANCE = "srel"
 EPISODE = "sotopia"
 TEMPLATES = {RELEVANCE: "relevance", EPISODE: "sotopia_eval"}
@@ -88,15 +85,11 @@ class JudgeConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-@cache
-def _template(metric: str) -> str:
-    return (PROMPT_DIR / f"{TEMPLATES[metric]}.txt").read_text(encoding="utf-8")
-
-
-@cache
-def prompt_version(metric: str) -> str:
-    """The judge's prompt version: results are kept per (judge model, prompt version)."""
-    return hashlib.sha256(_template(metric).encode("utf-8")).hexdigest()[:12]
+def prompt_version(metric: str, prompt_set: PromptSet | None = None) -> str:
+    """The judge's prompt version, the hash of its template in the prompt set (the built-in one by default): results
+    are kept per (judge model, prompt version)."""
+    text = (prompt_set or builtin()).raw(TEMPLATES[metric])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def sha256(text: str) -> str:
@@ -114,11 +107,19 @@ def _lines(turns: list[tuple[int, str]]) -> str:
     return "\n".join(f"Turn #{index}\n{line}" for index, line in turns)
 
 
-def relevance_prompt(spec: TaskSpec, speaker: int, lines: list[tuple[int, str]], position: int, history: int) -> str:
+def relevance_prompt(
+    spec: TaskSpec,
+    speaker: int,
+    lines: list[tuple[int, str]],
+    position: int,
+    history: int,
+    prompt_set: PromptSet | None = None,
+) -> str:
     """The prompt for the action at `position` of `lines` ((turn index, transcript line) of the whole dialogue)."""
     index, action = lines[position]
     before = lines[max(0, position - history) : position]
-    return Template(_template(RELEVANCE)).substitute(
+    return (prompt_set or builtin()).render(
+        TEMPLATES[RELEVANCE],
         agent1=spec.names[0],
         agent2=spec.names[1],
         name=spec.names[speaker],
@@ -129,8 +130,9 @@ def relevance_prompt(spec: TaskSpec, speaker: int, lines: list[tuple[int, str]],
     )
 
 
-def episode_prompt(spec: TaskSpec, lines: list[tuple[int, str]]) -> str:
-    return Template(_template(EPISODE)).substitute(
+def episode_prompt(spec: TaskSpec, lines: list[tuple[int, str]], prompt_set: PromptSet | None = None) -> str:
+    return (prompt_set or builtin()).render(
+        TEMPLATES[EPISODE],
         agent1=spec.names[0],
         agent2=spec.names[1],
         context=omniscient_context(spec),
@@ -258,6 +260,7 @@ async def judge(
     config: JudgeConfig,
     max_tokens: int | None = None,
     meta: dict[str, Any] | None = None,
+    prompt_set: PromptSet | None = None,
 ) -> Judgement:
     """Ask for `samples` usable answers; re-ask only for the ones that could not be used, `config.retries` times.
     A re-ask quotes the unusable answer and why (a repair turn): at temperature 0 the same request would get the
@@ -270,7 +273,8 @@ async def judge(
             break
         request = ChatRequest(
             purpose=purpose,
-            messages=({"role": "user", "content": prompt},) + (repair.messages(json_answer=True) if repair else ()),
+            messages=({"role": "user", "content": prompt},)
+            + (repair.messages(json_answer=True, prompt_set=prompt_set or builtin()) if repair else ()),
             n=wanted,
             temperature=config.temperature,
             top_p=1.0,

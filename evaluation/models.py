@@ -88,6 +88,8 @@ class EvaluationJob(models.Model):
     judge_endpoints = models.JSONField(default=list, blank=True, help_text="Base URLs used (never the API key)")
     config = models.JSONField(default=dict, blank=True, help_text="JudgeConfig: samples, history, retries…")
     versions = models.JSONField(default=dict, blank=True, help_text="Prompt version per judged metric")
+    prompt_set_name = models.CharField(max_length=100, default="built-in", help_text="The judges' prompt set")
+    prompt_set_version = models.CharField(max_length=32, blank=True, help_text="Its content hash when the job began")
     episode_evaluator = models.CharField(
         max_length=10,
         choices=EpisodeEvaluator.choices,

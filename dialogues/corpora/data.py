@@ -18,12 +18,14 @@ from django.db.models import Q
 from dialogues.annotation.models import Adjudication, DialogueAnnotation, TurnAnnotation
 from dialogues.engine.actions import Action, ActionType
 from dialogues.engine.config import RunConfig
+from dialogues.engine.prompts import PromptSet, builtin
 from dialogues.engine.state import DialogueState
 from dialogues.engine.state import Turn as EngineTurn
 from dialogues.engine.stepper import agent_prompt
 from dialogues.engine.strategy import Branch as EngineBranch
 from dialogues.library.models import Task
 from dialogues.library.selectors import task_spec
+from dialogues.prompt_sets.services import prompt_set_recorded
 from dialogues.runs.keys import dialogue_key, run_key
 from dialogues.runs.models import Dialogue, LLMCall, StepRating, Turn
 from omega_web.roles import ROLE_ORDER, Capability, role_capabilities
@@ -108,6 +110,7 @@ class DialogueData:
     adjudication: dict[str, Any] | None
     calls: list[dict[str, Any]] | None = None
     source: dict[str, Any] | None = None  # imported dialogues: where they came from
+    prompt_set: PromptSet = field(default_factory=builtin)  # the templates its prompts were rendered from
 
     def state(self, upto: int | None = None) -> DialogueState:
         """The engine's state with the turns before `upto` (all by default), corrections applied."""
@@ -116,12 +119,25 @@ class DialogueData:
             for t in self.turns
             if upto is None or t.index < upto
         )
-        return DialogueState(task=self.spec, config=RunConfig(), turns=turns)
+        return DialogueState(task=self.spec, config=RunConfig(), turns=turns, prompts=self.prompt_set)
 
     def prompt(self, index: int) -> str:
         """The plain agent prompt (paper A.4.2) exactly as the speaker of turn `index` saw it (earlier
         corrections applied)."""
         return agent_prompt(self.state(index), self.turns[index].speaker, index)
+
+
+class _PromptSets:
+    """The prompt sets of the dialogues read, each looked up once."""
+
+    def __init__(self) -> None:
+        self.found: dict[tuple[str, str], PromptSet] = {}
+
+    def get(self, chosen: dict[str, str]) -> PromptSet:
+        key = (chosen["name"], chosen["version"])
+        if key not in self.found:
+            self.found[key] = prompt_set_recorded(*key)
+        return self.found[key]
 
 
 def curator_ids() -> set[int]:
@@ -134,6 +150,7 @@ def dialogues(ids: list[int], *, calls: bool = False, annotations: bool = True) 
     """The dialogues `ids`, in that order, a chunk at a time."""
     curators = curator_ids()
     specs: dict[int, tuple[Any, dict[str, Any]]] = {}
+    sets = _PromptSets()
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         rows = {d.pk: d for d in Dialogue.objects.filter(pk__in=chunk).select_related("run")}
@@ -188,6 +205,9 @@ def dialogues(ids: list[int], *, calls: bool = False, annotations: bool = True) 
                 continue
             spec, facts = specs[d.task_id]
             imported = d.imported or {}
+            chosen = (d.changes or {}).get("prompt_set") or {
+                "name": d.run.prompt_set_name, "version": d.run.prompt_set_version
+            }  # fmt: skip
             yield DialogueData(
                 id=d.pk,
                 key=dialogue_key(d),
@@ -198,6 +218,7 @@ def dialogues(ids: list[int], *, calls: bool = False, annotations: bool = True) 
                     "variant": d.run.variant,
                     "model": (d.changes or {}).get("model") or d.run.model,
                     "prompt_set_version": d.run.prompt_set_version,
+                    "prompt_set": {"name": chosen["name"], "version": chosen["version"]},
                     "simulated": d.run.simulated,
                 },
                 task=facts,
@@ -222,6 +243,7 @@ def dialogues(ids: list[int], *, calls: bool = False, annotations: bool = True) 
                 adjudication=adjudications.get(pk, in_order(imported.get("adjudication"), ADJUDICATION_KEYS)),
                 calls=llm.get(pk, []) if calls else None,
                 source=canonical(imported.get("source")),
+                prompt_set=builtin() if d.run.is_imported else sets.get(chosen),
             )
 
 

@@ -25,7 +25,7 @@ from dialogues.corpora.data import CHUNK, dialogues
 from dialogues.corpora.formats import ExportOptions, registry
 from dialogues.corpora.models import Corpus, CorpusVersion, VersionStatus
 from dialogues.corpora.selection import OVERRIDE_KINDS, CorpusFilters, counts, missing_overrides, selected
-from dialogues.runs.models import Run
+from dialogues.runs.models import Dialogue, Run
 
 
 class OverrideNeeded(ValueError):
@@ -199,8 +199,11 @@ def _manifest(
         Run.objects.filter(dialogues__pk__in=ids)
         .distinct()
         .order_by("id")
-        .values("id", "name", "variant", "model", "prompt_set_version", "simulated", "backend", "server_profiles")
-    )
+        .values(
+            "id", "name", "variant", "model", "prompt_set_name", "prompt_set_version", "simulated", "backend",
+            "server_profiles",
+        )
+    )  # fmt: skip
     return {
         "corpus": corpus.name,
         "version": number,
@@ -216,8 +219,17 @@ def _manifest(
         "runs": runs,
         "models": sorted({r["model"] for r in runs}),
         "prompt_set_versions": sorted({r["prompt_set_version"] for r in runs}),
+        "prompt_sets": prompt_sets_used(ids, runs),
         "files": files,
     }
+
+
+def prompt_sets_used(ids: list[int], runs: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Every prompt set the dialogues `ids` were made with: their runs', and a fork arm's own."""
+    used = {(r["prompt_set_name"], r["prompt_set_version"]) for r in runs if r["prompt_set_version"]}
+    for changes in Dialogue.objects.filter(pk__in=ids, changes__has_key="prompt_set").values_list("changes", flat=True):
+        used.add((changes["prompt_set"]["name"], changes["prompt_set"]["version"]))
+    return [{"name": name, "version": version} for name, version in sorted(used)]
 
 
 def version_path(version: CorpusVersion) -> Path:

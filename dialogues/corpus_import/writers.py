@@ -173,6 +173,7 @@ class FullWriter(Writer):
             name=run_info["name"],
             variant=run_info["variant"],
             model=run_info["model"],
+            prompt_set_name=(run_info.get("prompt_set") or {}).get("name", "built-in"),
             prompt_set_version=run_info["prompt_set_version"],
             simulated=run_info["simulated"],
         )
@@ -292,7 +293,7 @@ class SftWriter(Writer):
                         tasks[d.task] = self._sft_task(collector.tasks[d.task])
                     task = tasks[d.task]
                     run = self._run("", name=f"Imported: {name}"[:200], variant="", model=model,
-                                    prompt_set_version="", simulated=False)  # fmt: skip
+                                    prompt_set_name="", prompt_set_version="", simulated=False)  # fmt: skip
                     run.tasks.add(task)
                     if task.pk not in attempts:
                         attempts[task.pk] = run.dialogues.filter(task=task).count()

@@ -41,7 +41,7 @@ class Ask(Protocol):
 
 def nsi_prefix(state: DialogueState, speaker: int, index: int) -> str:
     """The beginning every workflow prompt shares: who the agent is, the task context and the history."""
-    return prompts.render(
+    return state.prompts.render(
         "nsi_prefix",
         name=state.task.names[speaker],
         context=agent_context(state.task, speaker),
@@ -74,7 +74,7 @@ async def negotiate(state: DialogueState, move: Move, ask: Ask) -> dict[str, Any
         purpose: str, parse: Callable[[str | None], Any], *, schema: dict[str, Any] | None = None, **values: object
     ) -> Any:
         # every workflow prompt shares one context; the utilities are the latest of this turn
-        prompt = prompts.render(
+        prompt = state.prompts.render(
             purpose.replace(".", "_"),
             **context,
             own_utility=_format_utility(own),
@@ -130,7 +130,7 @@ async def negotiate(state: DialogueState, move: Move, ask: Ask) -> dict[str, Any
     last = state.turns[-1] if state.turns else None
     styled = await ask(
         "nsi.style_transfer",
-        prompts.render(
+        state.prompts.render(
             "style_transfer",
             name=state.task.names[speaker],
             context=agent_context(state.task, speaker),
@@ -155,7 +155,7 @@ async def negotiate(state: DialogueState, move: Move, ask: Ask) -> dict[str, Any
 async def exit_confirm(state: DialogueState, ask: Ask) -> dict[str, Any]:
     """The forced last turn of the workflow: the agent confirms the other's proposal."""
     index, speaker = state.next_index, state.next_speaker
-    prompt = prompts.render(
+    prompt = state.prompts.render(
         "nsi_confirm", prefix=nsi_prefix(state, speaker, index), other=state.task.names[1 - speaker]
     )
 

@@ -9,6 +9,7 @@ from typing import Any
 from .actions import Action, ActionType
 from .config import RunConfig
 from .context import TaskSpec
+from .prompts import PromptSet, builtin
 from .strategy import Branch
 
 
@@ -66,6 +67,7 @@ class DialogueState:
     nsi_side: int | None = None  # h-NSI: the side that runs the workflow
     meta: dict[str, Any] = field(default_factory=dict)  # facts for offline backends, e.g. {"hard": True}
     human_side: int | None = None  # the side a person plays (its actions are typed, never generated)
+    prompts: PromptSet = field(default_factory=builtin)  # the prompt set every call of this dialogue renders
 
     @property
     def next_index(self) -> int:

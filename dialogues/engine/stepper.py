@@ -56,7 +56,7 @@ class Repair:
     answer: str
     problem: str
 
-    def messages(self, json_answer: bool) -> tuple[dict[str, str], ...]:
+    def messages(self, json_answer: bool, prompt_set: prompts.PromptSet) -> tuple[dict[str, str], ...]:
         quoted = self.answer if len(self.answer) <= REPAIR_QUOTE_LIMIT else self.answer[:REPAIR_QUOTE_LIMIT] + " …"
         shape = (
             "only the JSON object, nothing before or after it, and keep it short."
@@ -65,7 +65,7 @@ class Repair:
         )
         return (
             {"role": "assistant", "content": quoted or "(empty)"},
-            {"role": "user", "content": prompts.render("repair", problem=self.problem.rstrip("."), shape=shape)},
+            {"role": "user", "content": prompt_set.render("repair", problem=self.problem.rstrip("."), shape=shape)},
         )
 
 
@@ -105,7 +105,7 @@ class StepFailed(Exception):
 def agent_prompt(state: DialogueState, speaker: int, turn_index: int, *, strategy_instruction: str = "") -> str:
     """The plain SOTOPIA agent prompt (paper A.4.2) as `speaker` sees it at `turn_index`; with an SSI
     instruction for simple strategy injection. Training records use it without the instruction."""
-    return prompts.render(
+    return state.prompts.render(
         "agent",
         name=state.task.names[speaker],
         context=agent_context(state.task, speaker),
@@ -165,7 +165,7 @@ class Stepper:
         sampling = self.config.sampling
         messages: tuple[dict[str, str], ...] = ({"role": "user", "content": prompt},)
         if repair is not None:
-            messages += repair.messages(json_answer=schema is not None)
+            messages += repair.messages(json_answer=schema is not None, prompt_set=self.state.prompts)
         request = ChatRequest(
             purpose=purpose,
             messages=messages,
@@ -319,7 +319,7 @@ class Stepper:
     async def _act(self, move: Move) -> Turn:
         """A native (NSC) or simple-strategy (SSI) action with the SOTOPIA agent prompt."""
         index, speaker = self.state.next_index, self.state.next_speaker
-        instruction = prompts.raw("ssi_instruction") if move.branch == Branch.SSI else ""
+        instruction = self.state.prompts.raw("ssi_instruction") if move.branch == Branch.SSI else ""
         prompt = agent_prompt(self.state, speaker, index, strategy_instruction=instruction)
         purpose = "action.ssi" if move.branch == Branch.SSI else "action.native"
         action = await self._ask(
@@ -336,7 +336,7 @@ class Stepper:
         """n judge samples (one request with n where the server allows it); malformed samples are dropped and
         asked again a bounded number of times."""
         config, task = self.config, state.task
-        prompt = prompts.render(
+        prompt = state.prompts.render(
             "rating",
             agent1=task.names[0],
             agent2=task.names[1],

@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from dialogues.engine.config import RunConfig
-from dialogues.engine.prompts import prompt_set_version
+from dialogues.engine.prompts import PromptSet, builtin
 from dialogues.library.models import Task
 from dialogues.llm.backends import Backend
 from dialogues.runs import events
@@ -43,6 +43,7 @@ def run_create(
     agent_sides: dict[int, int] | None = None,
     benchmark: dict[str, Any] | None = None,
     server_profiles: list[dict[str, Any]] | None = None,
+    prompt_set: PromptSet | None = None,
 ) -> Run:
     """A run with its configuration and the first attempt of every task, all pending (or paused, to be stepped
     through by hand). An evaluation run names its setting, the reference model if any, and per task the side the
@@ -55,7 +56,8 @@ def run_create(
         created_by=created_by,
         variant=config.variant.value,
         config=config.to_json(),
-        prompt_set_version=prompt_set_version(),
+        prompt_set_name=(prompt_set or builtin()).name,
+        prompt_set_version=(prompt_set or builtin()).version,
         backend=backend.kind,
         model=backend.model,
         endpoints=list(backend.base_urls),

@@ -11,11 +11,13 @@ from django.http import Http404
 
 from dialogues.engine.actions import Action, ActionType
 from dialogues.engine.config import RunConfig
+from dialogues.engine.prompts import PromptSet
 from dialogues.engine.state import DialogueState, EndReason, NsiStep, Proposal
 from dialogues.engine.state import Turn as EngineTurn
 from dialogues.engine.strategy import AttemptOutcome, fails_only_for_ending
 from dialogues.engine.strategy import Branch as EngineBranch
 from dialogues.library.selectors import task_spec
+from dialogues.prompt_sets.services import prompt_set_recorded
 from dialogues.runs.models import Dialogue, DialogueStatus, Run, RunStatus, StepRating, Turn
 
 
@@ -73,6 +75,14 @@ def dialogue_config(dialogue: Dialogue) -> RunConfig:
     return RunConfig.from_json(data)
 
 
+def dialogue_prompt_set(dialogue: Dialogue) -> PromptSet:
+    """The prompt set a dialogue renders with: a fork arm's own (recorded in its changes), else its run's."""
+    chosen = (dialogue.changes or {}).get("prompt_set") or {}
+    if chosen:
+        return prompt_set_recorded(chosen["name"], chosen["version"])
+    return prompt_set_recorded(dialogue.run.prompt_set_name, dialogue.run.prompt_set_version)
+
+
 def dialogue_state(dialogue: Dialogue) -> DialogueState:
     """The engine's view of a dialogue: task, configuration, turns with their ratings."""
     turns = Turn.objects.filter(dialogue=dialogue).select_related("rating").order_by("index")
@@ -84,6 +94,7 @@ def dialogue_state(dialogue: Dialogue) -> DialogueState:
         nsi_side=dialogue.nsi_side,
         meta={"hard": dialogue.task.hard, "task": dialogue.task.scenario.codename},
         human_side=dialogue.human_side,
+        prompts=dialogue_prompt_set(dialogue),
     )
 
 
