@@ -14,9 +14,10 @@ from django.conf import settings
 from django.db import transaction
 
 from dialogues.engine.config import RunConfig, Variant
-from dialogues.engine.prompts import prompt_set_version
+from dialogues.engine.prompts import BUILTIN_NAME, PromptSet
 from dialogues.library.models import Task
 from dialogues.llm.backends import Backend
+from dialogues.prompt_sets.services import PromptSetMissing, prompt_set_get
 from dialogues.runs.lifecycle import run_create
 from dialogues.runs.models import Dialogue, DialogueStatus, Run, RunKind, Setting
 from dialogues.runs.starting import run_start
@@ -103,6 +104,7 @@ def benchmark_create(
     user: Any = None,
     sides: dict[str, int] | None = None,
     server_profiles: list[dict[str, Any]] | None = None,
+    prompt_set: PromptSet | None = None,
 ) -> Run:
     """An evaluation run over these tasks. Self-play: the agent plays both sides. Reference: the agent plays the
     side the partition gives it (`sides`, combo pk → side, overrides it: a manifest's recorded sides)."""
@@ -152,6 +154,7 @@ def benchmark_create(
             agent_sides=agent_sides,
             benchmark=info,
             server_profiles=server_profiles,
+            prompt_set=prompt_set,
         )
 
 
@@ -185,6 +188,7 @@ def manifest(run: Run) -> dict[str, Any]:
         else None,
         "config": run.config,
         "seed": run.seed,
+        "prompt_set": run.prompt_set_name,
         "prompt_set_version": run.prompt_set_version,
         "benchmark": run.benchmark,
         "tasks": [{"combo": d.task.external_id, "agent_side": d.agent_side, "seed": d.seed} for d in rows],
@@ -204,10 +208,14 @@ def from_manifest(data: dict[str, Any], *, user: Any = None, name: str | None = 
     """A new run that repeats the one the manifest describes (same models, endpoints, seed, tasks and sides)."""
     if not isinstance(data, dict) or data.get("schema") != MANIFEST_SCHEMA:
         raise BenchmarkError(f"not a benchmark manifest (schema {MANIFEST_SCHEMA!r} expected)")
-    if data.get("prompt_set_version") != prompt_set_version():
+    try:
+        prompt_set = prompt_set_get(data.get("prompt_set") or BUILTIN_NAME)
+    except PromptSetMissing as exc:
+        raise BenchmarkError(f"the manifest's prompt set: {exc}") from exc
+    if data.get("prompt_set_version") != prompt_set.version:
         raise BenchmarkError(
-            f"the manifest was made with prompts {data.get('prompt_set_version')}, this installation has "
-            f"{prompt_set_version()}: the run would not repeat"
+            f"the manifest was made with the prompt set {prompt_set.name} at {data.get('prompt_set_version')}, this "
+            f"installation has it at {prompt_set.version}: the run would not repeat"
         )
     combos = [t["combo"] for t in data["tasks"]]
     tasks = {t.external_id: t for t in Task.objects.filter(external_id__in=combos)}
@@ -226,6 +234,7 @@ def from_manifest(data: dict[str, Any], *, user: Any = None, name: str | None = 
         seed=data["seed"],
         user=user,
         sides={t["combo"]: t["agent_side"] for t in data["tasks"]} if data["setting"] == Setting.REFERENCE else None,
+        prompt_set=prompt_set,
     )
 
 

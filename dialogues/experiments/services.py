@@ -6,8 +6,8 @@ reads any dialogue and the fork's own turns start at k+1. A closing rating is no
 parent ended there, and the fork goes on. The LLM calls stay with the parent; the fork counts only its own.
 
 What the fork changes is recorded on it (`changes`: the seed, the served model, configuration values, the side a
-person plays) and applied on top of the parent's settings (`dialogue_config`), so every decision from turn k+1
-uses them. Without changes a fork replays the parent: the same seeds give the same requests.
+person plays, the prompt set) and applied on top of the parent's settings (`dialogue_config`, `dialogue_prompt_set`),
+so every decision from turn k+1 uses them. Without changes a fork replays the parent: the same seeds give the same requests.
 
 Pages fork with `dialogue_fork_start`, which also starts the fork run once committed; the `fork` command drives
 or enqueues the run itself.
@@ -21,9 +21,10 @@ from typing import Any
 from django.db import transaction
 
 from dialogues.engine.config import RunConfig
+from dialogues.engine.prompts import PromptSet
 from dialogues.runs.attempts import dialogue_seed
 from dialogues.runs.models import Branch, Dialogue, DialogueStatus, Run, RunKind, StepRating, Turn
-from dialogues.runs.selectors import dialogue_config
+from dialogues.runs.selectors import dialogue_config, dialogue_prompt_set
 from dialogues.runs.starting import run_start
 
 
@@ -35,6 +36,7 @@ class ForkSettings:
     model: str = ""
     config: dict[str, Any] = field(default_factory=dict)  # RunConfig fields and their new values
     human_side: int | None = None
+    prompt_set: PromptSet | None = None  # another prompt set (None: the parent's)
 
     def as_changes(self) -> dict[str, Any]:
         changes: dict[str, Any] = {}
@@ -46,6 +48,8 @@ class ForkSettings:
             changes["config"] = dict(self.config)
         if self.human_side is not None:
             changes["human_side"] = self.human_side
+        if self.prompt_set is not None:
+            changes["prompt_set"] = {"name": self.prompt_set.name, "version": self.prompt_set.version}
         return changes
 
 
@@ -97,6 +101,7 @@ def dialogue_fork(
             if side is not None and side not in (0, 1):
                 raise ValueError("the side a person plays is 0 (agent 1) or 1 (agent 2)")
         parent_config = dialogue_config(parent)
+        parent_prompts = dialogue_prompt_set(parent)
         where = "the start" if turn is None else f"turn {turn}"
         run = Run.objects.create(
             name=name or _fork_name(parent, where, arms, seeds),
@@ -104,7 +109,8 @@ def dialogue_fork(
             created_by=created_by,
             variant=parent_config.variant.value,
             config=parent_config.to_json(),
-            prompt_set_version=parent.run.prompt_set_version,
+            prompt_set_name=parent_prompts.name,
+            prompt_set_version=parent_prompts.version,
             backend=parent.run.backend,
             model=parent_config.model or parent.run.model,
             endpoints=parent.run.endpoints,

@@ -18,6 +18,7 @@ CHANGE_LABELS = {
     "seed": "seed",
     "model": "served model",
     "human_side": "played by a person",
+    "prompt_set": "prompt set",
     "force_strategy": "strategy from here",
     "disabled_strategies": "disabled strategies",
     "nsi_goal_c_max": "NSI if goal_c ≤",
@@ -56,6 +57,15 @@ def change_rows(dialogue: Dialogue) -> list[dict[str, str]]:
         rows.append({"name": CHANGE_LABELS.get(key, key), "before": _shown(before), "after": _shown(value)})
     if changes.get("human_side") is not None:
         rows.append({"name": CHANGE_LABELS["human_side"], "before": "—", "after": names[changes["human_side"]]})
+    if changes.get("prompt_set"):
+        chosen = changes["prompt_set"]
+        rows.append(
+            {
+                "name": CHANGE_LABELS["prompt_set"],
+                "before": f"{run.prompt_set_name} ({run.prompt_set_version})",
+                "after": f"{chosen['name']} ({chosen['version']})",
+            }
+        )
     return rows
 
 

@@ -8,7 +8,7 @@ Examples:
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from dialogues.engine.config import RunConfig
 from dialogues.experiments.services import Arm, ForkSettings, batch_seeds, dialogue_fork
 from dialogues.inspection.forks import batch_summary, change_rows
+from dialogues.prompt_sets.services import PromptSetMissing, prompt_set_get
 from dialogues.runs.driving import run_coroutine, run_to_end
 from dialogues.runs.lifecycle import run_dispatch
 from dialogues.runs.models import Dialogue
@@ -56,7 +57,15 @@ def _settings(options: dict[str, Any], prefix: str, *, human_side: int | None = 
         config["force_strategy"] = options[f"{prefix}force"]
     if options[f"{prefix}disable"]:
         config["disabled_strategies"] = sorted(set(options[f"{prefix}disable"]))
-    return ForkSettings(model=options[f"{prefix}model"] or "", config=config, human_side=human_side)
+    prompt_set = None
+    if options[f"{prefix}prompt_set"]:
+        try:
+            prompt_set = prompt_set_get(options[f"{prefix}prompt_set"])
+        except PromptSetMissing as exc:
+            raise CommandError(str(exc)) from exc
+    return ForkSettings(
+        model=options[f"{prefix}model"] or "", config=config, human_side=human_side, prompt_set=prompt_set
+    )
 
 
 class Command(BaseCommand):
@@ -71,6 +80,7 @@ class Command(BaseCommand):
             parser.add_argument(f"--{prefix}force", choices=["NSC", "SSI", "NSI"], help=f"{who}: force a strategy")
             parser.add_argument(f"--{prefix}disable", action="append", choices=["SSI", "NSI"], help=f"{who}: disable")
             parser.add_argument(f"--{prefix}model", help=f"{who}: another served model")
+            parser.add_argument(f"--{prefix}prompt-set", metavar="NAME", help=f"{who}: another prompt set")
         parser.add_argument("--batch", type=int, metavar="N", help="N seeds per setting: a counterfactual batch")
         parser.add_argument("--batch-seed", type=int, default=0, help="The seed the batch's seeds are drawn from")
         parser.add_argument("--human-side", type=int, choices=[0, 1], help="Leave this side to a person (browser)")
@@ -84,7 +94,7 @@ class Command(BaseCommand):
             raise CommandError(f"no dialogue #{dialogue_id}")
         batch = options["batch"]
         a = _settings(options, "", human_side=options["human_side"])
-        arms = [Arm("", ForkSettings(seed=options["seed"], model=a.model, config=a.config, human_side=a.human_side))]
+        arms = [Arm("", replace(a, seed=options["seed"]))]
         seeds: list[int | None] = [None]
         turn = options["turn"] if options["turn"] >= 0 else None
         if batch:
@@ -92,7 +102,10 @@ class Command(BaseCommand):
                 raise CommandError("--batch needs N ≥ 2 and no --human-side (a person plays one fork at a time)")
             arms = [Arm("A", a), Arm("B", _settings(options, "b-"))]
             if arms[0].settings == arms[1].settings:
-                raise CommandError("settings A and B are the same: give B a change (--b-set, --b-force, --b-disable)")
+                raise CommandError(
+                    "settings A and B are the same: give B a change "
+                    "(--b-set, --b-force, --b-disable, --b-model, --b-prompt-set)"
+                )
             seeds = batch_seeds(parent, turn, options["batch_seed"], batch)
         try:
             run = dialogue_fork(

@@ -12,8 +12,10 @@ from tqdm import tqdm
 
 from dialogues.engine.config import RunConfig, Sampling, Variant
 from dialogues.engine.llm import LLMError
+from dialogues.engine.prompts import BUILTIN_NAME
 from dialogues.library.models import Task
 from dialogues.llm.backends import configured_backend, profile_lines
+from dialogues.prompt_sets.services import PromptSetMissing, prompt_set_get
 from dialogues.runs.driving import db, run_coroutine, run_to_end
 from dialogues.runs.estimates import run_estimate
 from dialogues.runs.lifecycle import run_create, run_dispatch
@@ -79,6 +81,9 @@ class Command(BaseCommand):
             help="enqueue to Celery workers (needs OMEGA_REDIS_URL) and follow the progress here",
         )
         parser.add_argument("--estimate-only", action="store_true", help="print the cost estimate and stop")
+        parser.add_argument(
+            "--prompt-set", default=BUILTIN_NAME, help="the prompt set every call renders (manage.py prompts list)"
+        )
 
     def _tasks(self, selection: list[str], split: str | None, source: str | None, limit: int | None) -> list[Task]:
         tasks = Task.objects.select_related("scenario").order_by("scenario__codename", "id")
@@ -121,7 +126,8 @@ class Command(BaseCommand):
         try:
             backend = configured_backend(simulated=o["simulated"])
             config = self._config(o)
-        except ValueError as exc:
+            prompt_set = prompt_set_get(o["prompt_set"])
+        except (ValueError, PromptSetMissing) as exc:
             raise CommandError(str(exc)) from exc
         if o["celery"] and settings.CELERY_BROKER_URL.startswith("memory://"):
             raise CommandError(
@@ -166,9 +172,11 @@ class Command(BaseCommand):
             backend=backend,
             max_in_flight=o["concurrency"],
             token_budget=o["budget_tokens"],
+            prompt_set=prompt_set,
         )
         self.stdout.write(
             f"Run #{run.pk} “{name}”: {len(tasks)} tasks, variant {config.variant.value}, {label}, "
+            f"prompt set {prompt_set.label}, "
             f"up to {run.max_in_flight} dialogues in flight."
         )
         started = time.monotonic()

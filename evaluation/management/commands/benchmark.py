@@ -11,9 +11,11 @@ from urllib.parse import urlsplit
 from django.core.management.base import BaseCommand, CommandError
 
 from dialogues.engine.llm import LLMError
+from dialogues.engine.prompts import BUILTIN_NAME, PromptSet
 from dialogues.library.models import Split, Task
 from dialogues.llm.backends import Backend, profile_lines
 from dialogues.llm.simulated import MODEL_NAME
+from dialogues.prompt_sets.services import PromptSetMissing, prompt_set_get, prompt_set_recorded
 from dialogues.runs.driving import run_coroutine, run_to_end
 from dialogues.runs.lifecycle import run_server_profiles_record
 from dialogues.runs.models import Run, RunKind, Setting
@@ -56,6 +58,11 @@ class Command(BaseCommand):
             choices=EpisodeEvaluator.values,
             default=EpisodeEvaluator.OMEGA,
             help="with --evaluate: whose prompt SOTOPIA-EVAL uses, omega (ours) or sotopia (make sotopia)",
+        )
+        parser.add_argument(
+            "--prompt-set",
+            default=BUILTIN_NAME,
+            help="the prompt set the agents' and the judges' templates come from (manage.py prompts list)",
         )
         parser.add_argument("--manifest", type=Path, help="repeat the run this manifest describes")
         parser.add_argument("--write-manifest", type=int, metavar="RUN_ID", help="print a run's manifest and stop")
@@ -112,7 +119,15 @@ class Command(BaseCommand):
             order=order,
             max_turns=o["max_turns"],
             seed=o["seed"],
+            prompt_set=self._prompt_set(o["prompt_set"]),
         )
+
+    @staticmethod
+    def _prompt_set(name: str) -> PromptSet:
+        try:
+            return prompt_set_get(name)
+        except PromptSetMissing as exc:
+            raise CommandError(str(exc)) from exc
 
     def _from_manifest(self, o) -> Run:
         try:
@@ -169,7 +184,12 @@ class Command(BaseCommand):
         ids = list(run.dialogues.filter(status="finished").values_list("pk", flat=True))
         try:
             job = job_create(
-                scope=JobScope.RUN, dialogue_ids=ids, metrics=["sdiv", "srel", "sotopia"], run=run, evaluator=evaluator
+                scope=JobScope.RUN,
+                dialogue_ids=ids,
+                metrics=["sdiv", "srel", "sotopia"],
+                run=run,
+                evaluator=evaluator,
+                prompt_set=prompt_set_recorded(run.prompt_set_name, run.prompt_set_version),
             )
         except JobError as exc:
             raise CommandError(str(exc)) from exc

@@ -10,7 +10,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from dialogues.corpora.models import Corpus
 from dialogues.corpora.selection import CorpusFilters, selected
+from dialogues.engine.prompts import BUILTIN_NAME
 from dialogues.llm.backends import Backend, backend_probe, profile_lines
+from dialogues.prompt_sets.services import PromptSetMissing, prompt_set_get
 from dialogues.runs.models import Dialogue, Run
 from evaluation import report, sdiv
 from evaluation.jobs import METRIC_LABELS, METRICS, JobError, job_create, job_enqueue, job_run
@@ -59,6 +61,9 @@ class Command(BaseCommand):
             help="whose prompt and answer schema SOTOPIA-EVAL uses: omega (ours, the default) or sotopia (the "
             "installed sotopia package's evaluator, in its own environment: make sotopia)",
         )
+        parser.add_argument(
+            "--prompt-set", default=BUILTIN_NAME, help="the prompt set the judges' templates come from (prompts list)"
+        )
         parser.add_argument("--celery", action="store_true", help="queue it for the workers instead of running here")
 
     def handle(self, *args, **o):
@@ -84,13 +89,17 @@ class Command(BaseCommand):
                 config=config,
                 alpha=o["alpha"],
                 evaluator=o["evaluator"],
+                prompt_set=prompt_set_get(o["prompt_set"]),
                 **owner,
             )
-        except (JobError, ValueError) as exc:
+        except (JobError, ValueError, PromptSetMissing) as exc:
             raise CommandError(str(exc)) from exc
         judge = f" · judge {job.judge_model}" if job.judge_model else ""
         names = ", ".join(METRIC_LABELS[m] for m in job.metrics)
-        self.stdout.write(f"Evaluation #{job.pk}: {names} of {len(job.dialogue_ids)} finished dialogues{judge}")
+        self.stdout.write(
+            f"Evaluation #{job.pk}: {names} of {len(job.dialogue_ids)} finished dialogues{judge} · prompt set "
+            f"{job.prompt_set_name} ({job.prompt_set_version})"
+        )
         if job.judge_backend and job.judge_backend != "simulated":
             probe = backend_probe(Backend(job.judge_backend, job.judge_model, tuple(job.judge_endpoints)))
             if probe.problem:
