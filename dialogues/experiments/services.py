@@ -7,7 +7,8 @@ parent ended there, and the fork goes on. The LLM calls stay with the parent; th
 
 What the fork changes is recorded on it (`changes`: the seed, the served model, configuration values, the side a
 person plays, the prompt set) and applied on top of the parent's settings (`dialogue_config`, `dialogue_prompt_set`),
-so every decision from turn k+1 uses them. Without changes a fork replays the parent: the same seeds give the same requests.
+so every decision from turn k+1 uses them. Without changes a fork replays the parent: the same seeds give the same
+requests.
 
 Pages fork with `dialogue_fork_start`, which also starts the fork run once committed; the `fork` command drives
 or enqueues the run itself.
