@@ -8,8 +8,10 @@ from urllib.parse import urlsplit
 
 from django import forms
 
+from dialogues.engine.prompts import BUILTIN_NAME
 from dialogues.llm.backends import Backend
 from dialogues.llm.simulated import MODEL_NAME
+from dialogues.prompt_sets.services import prompt_sets
 from dialogues.runs.models import Setting
 
 _URLS = re.compile(r"[\s,]+")
@@ -31,6 +33,9 @@ class BenchmarkForm(forms.Form):
     reference_urls = forms.CharField(max_length=2000, required=False, label="Reference model's server(s)")
     reference_simulated = forms.BooleanField(required=False, label="The simulated expert plays the reference")
     max_turns = forms.IntegerField(min_value=1, max_value=60, initial=20, help_text="SOTOPIA: 20")
+    prompt_set = forms.ChoiceField(
+        label="Prompt set", help_text="The agents' prompt (the agent template) comes from this set."
+    )
     seed = forms.IntegerField(initial=0)
     order_file = forms.FileField(
         required=False,
@@ -43,6 +48,11 @@ class BenchmarkForm(forms.Form):
         help_text="The combo ids where the reference model speaks first; default: the "
         "paper's A.3 indices over the order.",
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["prompt_set"].choices = [(s.name, s.label) for s in prompt_sets()]
+        self.fields["prompt_set"].initial = BUILTIN_NAME
 
     def _side(self, who: str) -> Backend | None:
         d = self.cleaned_data

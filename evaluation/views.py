@@ -19,10 +19,12 @@ from django.views.decorators.http import require_POST
 from dialogues.corpora.data import dialogues as read_dialogues
 from dialogues.corpora.models import Corpus
 from dialogues.corpora.selection import CorpusFilters, selected
+from dialogues.engine.prompts import BUILTIN_NAME
 from dialogues.library.forms import TaskSelectionForm
 from dialogues.library.models import Split
 from dialogues.library.selectors import task_filter_choices
 from dialogues.llm.backends import backend_probe
+from dialogues.prompt_sets.services import PromptSetMissing, prompt_set_get, prompt_sets
 from dialogues.runs.models import Dialogue, Run
 from dialogues.runs.selectors import dialogue_get_or_404
 from evaluation import benchmark, judges, report, sdiv, sotopia_evaluator, trajectories
@@ -42,8 +44,11 @@ def _metrics(request: HttpRequest) -> list[str]:
 def _start(request: HttpRequest, **kwargs: Any) -> EvaluationJob | None:
     evaluator = request.POST.get("evaluator") or EpisodeEvaluator.OMEGA
     try:
-        job = job_create(metrics=_metrics(request), user=request.user, evaluator=evaluator, **kwargs)
-    except (JobError, ValueError) as exc:
+        prompt_set = prompt_set_get(request.POST.get("prompt_set") or BUILTIN_NAME)
+        job = job_create(
+            metrics=_metrics(request), user=request.user, evaluator=evaluator, prompt_set=prompt_set, **kwargs
+        )
+    except (JobError, ValueError, PromptSetMissing) as exc:
         messages.error(request, f"Not started: {exc}")
         return None
     job_enqueue(job)
@@ -59,6 +64,7 @@ def _form_context(request: HttpRequest) -> dict[str, Any]:
         "metric_choices": [(m, METRIC_LABELS[m]) for m in METRICS],
         "evaluator_choices": EpisodeEvaluator.choices,
         "sotopia_unavailable": sotopia_evaluator.unavailable_reason(),
+        "prompt_set_choices": [(s.name, s.label) for s in prompt_sets()],
         "can": capability_map(request.user),
     }
 
@@ -446,6 +452,7 @@ def run_benchmark_new(request: HttpRequest) -> HttpResponse:
                     seed=d["seed"],
                     user=request.user,
                     server_profiles=found,
+                    prompt_set=prompt_set_get(d["prompt_set"]),
                 )
                 return redirect("run_detail", pk=run.pk)
             except benchmark.BenchmarkError as exc:

@@ -7,7 +7,9 @@ from django import forms
 
 from dialogues.engine.actions import ActionType, UnusableAnswer
 from dialogues.engine.config import RunConfig
+from dialogues.engine.prompts import PromptSet, builtin
 from dialogues.engine.stepper import HUMAN_TEXT_LIMIT, human_action
+from dialogues.prompt_sets.services import prompt_set_get, prompt_sets
 from dialogues.runs.models import Dialogue
 
 STRATEGY_FORCING = [
@@ -41,9 +43,14 @@ class ForkSettingsForm(forms.Form):
         label="Served model",
         help_text="Another model name on the same server (checked before anything starts).",
     )
+    prompt_set = forms.ChoiceField(
+        label="Prompt set",
+        help_text="The templates every call from here renders (Prompts lists them).",
+    )
 
-    def __init__(self, *args, base: RunConfig, simulated: bool, **kwargs) -> None:
+    def __init__(self, *args, base: RunConfig, simulated: bool, prompts: PromptSet | None = None, **kwargs) -> None:
         self.base = base
+        self.base_prompts = prompts or builtin()
         initial = {name: getattr(base, name) for name in FORK_NUMBERS}
         initial.update(
             force_strategy=base.force_strategy,
@@ -51,8 +58,10 @@ class ForkSettingsForm(forms.Form):
             disable_nsi="NSI" in base.disabled_strategies,
             temperature=base.sampling.temperature,
             model=base.model,
+            prompt_set=self.base_prompts.name,
         )
         super().__init__(*args, initial=initial, **kwargs)
+        self.fields["prompt_set"].choices = prompt_set_choices(self.base_prompts)
         if simulated:
             self.fields["model"].disabled = True
             self.fields["model"].help_text = "The simulated expert plays every model; run against a server to switch."
@@ -70,6 +79,19 @@ class ForkSettingsForm(forms.Form):
             changes["sampling"] = {"temperature": d["temperature"]}
         model = (d.get("model") or "").strip()
         return changes, (model if model and model != base.model else "")
+
+    def prompt_set_change(self) -> PromptSet | None:
+        """The prompt set chosen, if it is not the parent's."""
+        chosen = prompt_set_get(self.cleaned_data["prompt_set"])
+        return None if chosen.version == self.base_prompts.version else chosen
+
+
+def prompt_set_choices(current: PromptSet | None = None) -> list[tuple[str, str]]:
+    """Every prompt set by name, with its version; `current` (a run's set) first when it is an earlier version."""
+    choices = [(s.name, s.label) for s in prompt_sets()]
+    if current is not None and all(label != current.label for _, label in choices):
+        choices.insert(0, (current.name, f"{current.label}, as recorded"))
+    return choices
 
 
 class ForkForm(forms.Form):

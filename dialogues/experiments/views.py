@@ -15,7 +15,7 @@ from dialogues.inspection.selectors import dialogue_state_context, waiting_for_p
 from dialogues.llm.backends import Backend, served_problem
 from dialogues.runs import events
 from dialogues.runs.models import Dialogue, Run
-from dialogues.runs.selectors import dialogue_config, dialogue_get_or_404
+from dialogues.runs.selectors import dialogue_config, dialogue_get_or_404, dialogue_prompt_set
 from dialogues.runs.starting import dialogue_play_start
 from omega_web.roles import Capability, capability_map, requires
 
@@ -30,7 +30,10 @@ def dialogue_fork_view(request: HttpRequest, pk: int) -> HttpResponse:
     turn = str(min(int(asked), last_turn)) if asked.lstrip("-").isdigit() else str(last_turn)
     data = request.POST if request.method == "POST" else None
     form = ForkForm(data, names=names, last_turn=last_turn, initial={"turn": turn})
-    arm_forms = [ForkSettingsForm(data, base=base, simulated=parent.run.simulated, prefix=p) for p in ("a", "b")]
+    prompts = dialogue_prompt_set(parent)
+    arm_forms = [
+        ForkSettingsForm(data, base=base, simulated=parent.run.simulated, prompts=prompts, prefix=p) for p in ("a", "b")
+    ]
     if request.method == "POST" and form.is_valid() and all(f.is_valid() for f in arm_forms):
         run = _create(request, parent, form, arm_forms)
         if run is not None:
@@ -43,6 +46,7 @@ def dialogue_fork_view(request: HttpRequest, pk: int) -> HttpResponse:
         "arm_forms": arm_forms,
         "names": names,
         "base": base,
+        "base_prompts": prompts,
         "shared_preview": list(parent.turns.filter(index__lte=int(turn)).order_by("-index")[:1])
         if str(turn).lstrip("-").isdigit()
         else [],
@@ -58,7 +62,11 @@ def _create(request: HttpRequest, parent: Dialogue, form: ForkForm, arm_forms: l
     for label, arm_form in zip(("A", "B"), arm_forms if batch else arm_forms[:1], strict=False):
         config, model = arm_form.changes()
         settings = ForkSettings(
-            seed=None if batch else d["seed"], model=model, config=config, human_side=None if batch else human_side
+            seed=None if batch else d["seed"],
+            model=model,
+            config=config,
+            human_side=None if batch else human_side,
+            prompt_set=arm_form.prompt_set_change(),
         )
         arms.append(Arm(label if batch else "", settings))
     if batch and arms[0].settings == arms[1].settings:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django import forms
 
 from dialogues.engine.config import RunConfig, Sampling, Variant
+from dialogues.engine.prompts import BUILTIN_NAME, PromptSet
+from dialogues.prompt_sets.services import prompt_set_get, prompt_sets
 
 
 class RunLaunchForm(forms.Form):
@@ -24,6 +26,9 @@ class RunLaunchForm(forms.Form):
         initial=Variant.DSI.value,
     )
     backend = forms.ChoiceField(label="Expert model")
+    prompt_set = forms.ChoiceField(
+        label="Prompt set", help_text="The templates every call renders: the built-in set, or one made on Prompts."
+    )
     judge_samples = forms.IntegerField(min_value=1, max_value=20, initial=RunConfig.judge_samples)
     attempts = forms.IntegerField(min_value=1, max_value=10, initial=RunConfig.attempts)
     max_turns = forms.IntegerField(min_value=1, max_value=60, initial=RunConfig.max_turns)
@@ -70,6 +75,11 @@ class RunLaunchForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["backend"].choices = list(backends.items())
         self.fields["backend"].initial = next(iter(backends))
+        self.fields["prompt_set"].choices = [(s.name, s.label) for s in prompt_sets()]
+        self.fields["prompt_set"].initial = BUILTIN_NAME
+
+    def prompt_set(self) -> PromptSet:
+        return prompt_set_get(self.cleaned_data["prompt_set"])
 
     def config(self) -> RunConfig:
         d = self.cleaned_data
