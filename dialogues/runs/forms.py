@@ -78,7 +78,7 @@ class RunLaunchForm(forms.Form):
         self.fields["prompt_set"].choices = [(s.name, s.label) for s in prompt_sets()]
         self.fields["prompt_set"].initial = BUILTIN_NAME
 
-    def prompt_set(self) -> PromptSet:
+    def chosen_prompt_set(self) -> PromptSet:
         return prompt_set_get(self.cleaned_data["prompt_set"])
 
     def config(self) -> RunConfig:

@@ -72,7 +72,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
                 token_budget=form.cleaned_data["token_budget"],
                 start_paused=form.cleaned_data["start_paused"],
                 server_profiles=probe.as_json() if probe else [],
-                prompt_set=form.prompt_set(),
+                prompt_set=form.chosen_prompt_set(),
             )
             return redirect("run_detail", pk=run.pk)
     refused = launching and bool(form.errors or selection.errors)
