@@ -395,10 +395,16 @@ def evaluation_compare(request: HttpRequest) -> HttpResponse:
     runs = {r.pk: r for r in Run.objects.filter(pk__in=ids)}
     chosen = [runs[i] for i in dict.fromkeys(ids) if i in runs]
     comparison = report.compare_runs(chosen) if len(chosen) >= 2 else None
+    prompt_set = request.GET.get("prompt_set", "")
+    listed = Run.objects.order_by("-created_at")
+    if prompt_set:
+        listed = listed.filter(prompt_set_name=prompt_set)
     context = {
         "comparison": comparison,
         "chosen": chosen,
-        "all_runs": Run.objects.order_by("-created_at")[:200],
+        "all_runs": [*(r for r in chosen if prompt_set and r.prompt_set_name != prompt_set), *listed[:200]],
+        "prompt_set_filter": prompt_set,
+        "prompt_set_names": sorted(set(Run.objects.values_list("prompt_set_name", flat=True)) - {""}),
         "episode_failed": EpisodeScore.objects.filter(dialogue__run__in=chosen, overall__isnull=True).count(),
     }
     return render(request, "evaluation/compare.html", context)

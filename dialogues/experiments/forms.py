@@ -7,7 +7,7 @@ from django import forms
 
 from dialogues.engine.actions import ActionType, UnusableAnswer
 from dialogues.engine.config import RunConfig
-from dialogues.engine.prompts import PromptSet, builtin
+from dialogues.engine.prompts import SPECS, PromptSet, builtin
 from dialogues.engine.stepper import HUMAN_TEXT_LIMIT, human_action
 from dialogues.prompt_sets.services import prompt_set_get, prompt_sets
 from dialogues.runs.models import Dialogue
@@ -154,3 +154,40 @@ class CompareForm(forms.Form):
             if data.get(side) and not Dialogue.objects.filter(pk=data[side]).exists():
                 self.add_error(side, f"There is no dialogue #{data[side]}.")
         return data
+
+
+def _lf(text: str) -> str:
+    return text.replace("\r\n", "\n")
+
+
+class PromptSetEditForm(forms.Form):
+    """A new prompt set made from `source`: a name, a note and every template. A browser sends a textarea with CRLF
+    line ends, so a template whose text is the source's but for line ends is kept exactly as the source's; edited
+    ones are saved with LF."""
+
+    name = forms.CharField(max_length=100, help_text="A new name: a set never changes once saved.")
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="What you changed.")
+
+    def __init__(self, *args, source: PromptSet, **kwargs) -> None:
+        self.source = source
+        initial = {"name": f"{source.name} (edited)"[:100], **{f"t_{k}": v for k, v in source.templates.items()}}
+        super().__init__(*args, initial=initial, **kwargs)
+        for key, spec in SPECS.items():
+            self.fields[f"t_{key}"] = forms.CharField(
+                required=False,
+                strip=False,
+                label=key,
+                help_text=spec.purpose,
+                widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false", "class": "template-text"}),
+            )
+
+    def templates(self) -> dict[str, str]:
+        out = {}
+        for key in SPECS:
+            text = self.cleaned_data.get(f"t_{key}") or ""
+            before = self.source.templates.get(key)
+            out[key] = before if before is not None and _lf(before) == _lf(text) else _lf(text)
+        return out
+
+    def template_fields(self) -> list:
+        return [self[f"t_{key}"] for key in SPECS]

@@ -74,6 +74,8 @@ def check_name(name: str) -> str:
         raise ValueError("a prompt set needs a name")
     if len(name) > NAME_LIMIT:
         raise ValueError(f"the name is {len(name)} characters long; at most {NAME_LIMIT}")
+    if "/" in name or not name.isprintable():
+        raise ValueError("a name cannot hold a / or control characters")
     if name == BUILTIN_NAME:
         raise ValueError(f"{BUILTIN_NAME!r} is the repository's own set: choose another name")
     if PromptSetRow.objects.filter(name=name).exists():

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 
 from dialogues.engine.branches import Branch as EngineBranch
+from dialogues.engine.prompts import BUILTIN_NAME, builtin
 from dialogues.library.models import ImportJob, Task
 
 
@@ -85,6 +86,11 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"run #{self.pk} {self.name}"
+
+    @property
+    def builtin_changed_since(self) -> bool:
+        """The run used the built-in prompt set, whose files have changed since it began."""
+        return self.prompt_set_name == BUILTIN_NAME and self.prompt_set_version != builtin().version
 
     @property
     def is_imported(self) -> bool:
