@@ -5,7 +5,6 @@ from django.urls import path
 from dialogues.annotation import views as annotation
 from dialogues.corpora import views as corpora
 from dialogues.corpus_import import views as corpus_import
-from dialogues.experiments import prompt_views as prompt_sets
 from dialogues.experiments import views as experiments
 from dialogues.inspection import views as inspection
 from dialogues.library import views as tasks
@@ -47,12 +46,12 @@ urlpatterns = [
     path("corpora/<int:pk>/export/", corpora.corpus_export_view, name="corpus_export"),
     path("corpora/<int:pk>/versions/", corpora.corpus_versions, name="corpus_versions"),
     path("corpora/versions/<int:pk>/download/", corpora.corpus_download, name="version_download"),
-    path("prompts/", prompt_sets.prompt_set_list, name="prompt_set_list"),
-    path("prompts/diff/", prompt_sets.prompt_set_diff, name="prompt_set_diff"),
-    path("prompts/import/", prompt_sets.prompt_set_upload, name="prompt_set_upload"),
-    path("prompts/sets/<str:name>/", prompt_sets.prompt_set_detail, name="prompt_set_detail"),
-    path("prompts/sets/<str:name>/copy/", prompt_sets.prompt_set_copy, name="prompt_set_copy"),
-    path("prompts/sets/<str:name>/export/", prompt_sets.prompt_set_export, name="prompt_set_export"),
+    path("prompts/", experiments.prompt_set_list, name="prompt_set_list"),
+    path("prompts/diff/", experiments.prompt_set_diff, name="prompt_set_diff"),
+    path("prompts/import/", experiments.prompt_set_upload, name="prompt_set_upload"),
+    path("prompts/sets/<str:name>/", experiments.prompt_set_detail, name="prompt_set_detail"),
+    path("prompts/sets/<str:name>/copy/", experiments.prompt_set_copy, name="prompt_set_copy"),
+    path("prompts/sets/<str:name>/export/", experiments.prompt_set_export, name="prompt_set_export"),
     path("labels/", annotation.label_list, name="label_list"),
     path("labels/edit/", annotation.label_edit, name="label_edit"),
     path("dialogues/<int:pk>/calls/<int:call_id>/", inspection.dialogue_call, name="dialogue_call"),
