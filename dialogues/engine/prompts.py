@@ -237,7 +237,28 @@ def scan(text: str, syntax: Syntax, template: str = "") -> Iterator[Field]:
     except ValueError as exc:
         if isinstance(exc, TemplateError):
             raise
-        raise TemplateError(template, _line(text, position), f"{exc} (write {{{{ and }}}} for braces)") from exc
+        raise TemplateError(
+            template, _line(text, _lone_brace(text, position)), f"{exc} (write {{{{ and }}}} for braces)"
+        ) from exc
+
+
+def _lone_brace(text: str, start: int) -> int:
+    """Where the first brace from `start` on that is not doubled is (or `start`)."""
+    i = start
+    while i < len(text):
+        if text[i] in "{}":
+            if text[i + 1 : i + 2] == text[i]:
+                i += 2
+                continue
+            if text[i] == "}":
+                return i
+            close = text.find("}", i)
+            if close < 0 or "{" in text[i + 1 : close]:
+                return i
+            i = close + 1
+            continue
+        i += 1
+    return start
 
 
 def check_templates(templates: Mapping[str, str], syntax: Syntax) -> list[TemplateError]:
