@@ -34,7 +34,7 @@ class BenchmarkForm(forms.Form):
     reference_simulated = forms.BooleanField(required=False, label="The simulated expert plays the reference")
     max_turns = forms.IntegerField(min_value=1, max_value=60, initial=20, help_text="SOTOPIA: 20")
     prompt_set = forms.ChoiceField(
-        label="Prompt set", help_text="The agents' prompt (the agent template) comes from this set."
+        required=False, label="Prompt set", help_text="The agents' prompt (the agent template) comes from this set."
     )
     seed = forms.IntegerField(initial=0)
     order_file = forms.FileField(

@@ -458,7 +458,7 @@ def run_benchmark_new(request: HttpRequest) -> HttpResponse:
                     seed=d["seed"],
                     user=request.user,
                     server_profiles=found,
-                    prompt_set=prompt_set_get(d["prompt_set"]),
+                    prompt_set=prompt_set_get(d.get("prompt_set") or BUILTIN_NAME),
                 )
                 return redirect("run_detail", pk=run.pk)
             except benchmark.BenchmarkError as exc:

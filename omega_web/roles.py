@@ -49,7 +49,7 @@ CAPABILITY_HELP: dict[Capability, str] = {
     Capability.VIEW: "Read everything: tasks, runs, dialogues, LLM calls, evaluations",
     Capability.ANNOTATE: "Label, rate and correct turns; decide on dialogues",
     Capability.IMPORT_TASKS: "Import task files and corpora (CLI or upload form)",
-    Capability.RUN: "Launch, step, pause, fork and evaluate runs",
+    Capability.RUN: "Launch, step, pause, fork and evaluate runs; make prompt sets",
     Capability.CURATE: "Adjudicate decisions, build corpora, download exports",
     Capability.ADMINISTER: "Manage users and roles, delete data, Django admin",
 }

@@ -44,6 +44,7 @@ class ForkSettingsForm(forms.Form):
         help_text="Another model name on the same server (checked before anything starts).",
     )
     prompt_set = forms.ChoiceField(
+        required=False,
         label="Prompt set",
         help_text="The templates every call from here renders (Prompts lists them).",
     )
@@ -82,6 +83,8 @@ class ForkSettingsForm(forms.Form):
 
     def prompt_set_change(self) -> PromptSet | None:
         """The prompt set chosen, if it is not the parent's."""
+        if not self.cleaned_data.get("prompt_set"):
+            return None
         chosen = prompt_set_get(self.cleaned_data["prompt_set"])
         return None if chosen.version == self.base_prompts.version else chosen
 

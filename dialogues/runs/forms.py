@@ -27,7 +27,9 @@ class RunLaunchForm(forms.Form):
     )
     backend = forms.ChoiceField(label="Expert model")
     prompt_set = forms.ChoiceField(
-        label="Prompt set", help_text="The templates every call renders: the built-in set, or one made on Prompts."
+        required=False,
+        label="Prompt set",
+        help_text="The templates every call renders: the built-in set, or one made on Prompts.",
     )
     judge_samples = forms.IntegerField(min_value=1, max_value=20, initial=RunConfig.judge_samples)
     attempts = forms.IntegerField(min_value=1, max_value=10, initial=RunConfig.attempts)
@@ -79,7 +81,7 @@ class RunLaunchForm(forms.Form):
         self.fields["prompt_set"].initial = BUILTIN_NAME
 
     def chosen_prompt_set(self) -> PromptSet:
-        return prompt_set_get(self.cleaned_data["prompt_set"])
+        return prompt_set_get(self.cleaned_data.get("prompt_set") or BUILTIN_NAME)
 
     def config(self) -> RunConfig:
         d = self.cleaned_data
