@@ -37,9 +37,8 @@ def test_edit_a_copy_then_run_it_against_the_builtin_set(page: Page, snap, serve
     page.get_by_label("Name").fill(NAME)
     ssi = page.locator("#id_t_ssi_instruction")
     ssi.click()
-    ssi.press("End")
-    ssi.press("Control+End")
-    ssi.type(f"\n{ADDED} Mention $goal.")  # $goal is not a placeholder of this template
+    ssi.press("Control+End")  # after the text's final line end: the new line is line 2
+    ssi.type(f"{ADDED} Mention $goal.")  # $goal is not a placeholder of this template
     page.get_by_role("button", name="Save the new set").click()
     alert = page.locator(".error[role=alert]").first
     expect(alert).to_contain_text("Nothing was saved.")
@@ -53,9 +52,8 @@ def test_edit_a_copy_then_run_it_against_the_builtin_set(page: Page, snap, serve
     expect(page.locator("#t-ssi_instruction pre")).to_contain_text(ADDED)
     page.get_by_role("button", name="Show the difference").click()
     expect(page.locator(".pagehead")).to_contain_text("1 template differ")
-    expect(
-        page.locator("table.diff tr.diff-insert td.diff-right, table.diff tr.diff-replace td.diff-right").last
-    ).to_contain_text(ADDED)
+    # this set on the left, the built-in one on the right: the added line has no counterpart
+    expect(page.locator("table.diff tr.diff-delete td.diff-left")).to_contain_text(ADDED)
     snap("prompts-04-diff")
 
     # The same seeds with each set: a counterfactual batch from the start of the parent dialogue.
