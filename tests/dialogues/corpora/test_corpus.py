@@ -50,8 +50,10 @@ def _setup(db, settings, tmp_path):
 
 
 def normalised(text: str) -> str:
-    """Database ids and clock times vary between runs; the golden files hold placeholders."""
+    """Database ids, clock times and the built-in prompt set's hash (it changes whenever a prompt is edited) vary;
+    the golden files hold placeholders."""
     text = re.sub(r'"(dialogue|rejected_dialogue|id)": \d+', r'"\1": 0', text)
+    text = re.sub(r'"(prompt_set_version|version)": "[0-9a-f]{12}"', r'"\1": "<prompt set>"', text)
     text = re.sub(
         r'"(key|dialogue|rejected_dialogue)": "omega-[0-9a-f]+/(dialogue|run)/\d+"', r'"\1": "<instance>/\2/0"', text
     )
