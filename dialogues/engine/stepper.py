@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,7 @@ class CallRecord:
     finish_reasons: list[str] = field(default_factory=list)
 
 
+logger = logging.getLogger(__name__)
 REPAIR_QUOTE_LIMIT = 2000  # characters of an unusable answer quoted back in a re-ask
 
 
@@ -401,5 +403,17 @@ class Stepper:
 
 async def advance(state: DialogueState, llm: LLM, human: Action | None = None) -> StepResult:
     """Advance the dialogue by exactly one move (with a person's action when the move is theirs). Raises
-    StepFailed with the calls made so far."""
-    return await Stepper(state, llm, human).run()
+    StepFailed with the calls made so far, also when something unexpected went wrong inside the step (a bug, a
+    template the engine could not fill): the dialogue then fails with that reason, logged with its traceback,
+    instead of the error escaping and leaving it in flight."""
+    stepper = Stepper(state, llm, human)
+    try:
+        return await stepper.run()
+    except StepFailed:
+        raise
+    except Exception as exc:
+        logger.exception("step of a dialogue at turn %s failed unexpectedly", state.next_index)
+        raise StepFailed(
+            f"the step at turn {state.next_index} failed unexpectedly: {type(exc).__name__}: {str(exc)[:500]}",
+            stepper.calls,
+        ) from exc

@@ -286,3 +286,24 @@ def test_prompt_text_is_escaped_on_every_page(client_for):
         page = researcher.get(url)
         assert page.status_code == 200, url
         assert b"<script>alert(1)" not in page.content and b"<b>x<i>" not in page.content
+
+
+def test_a_step_that_fails_unexpectedly_fails_its_dialogue_with_the_reason(demo_tasks):
+    """A set saved around the checks (here: straight into the table, without its agent template) cannot be
+    rendered: the dialogue fails with the reason, and the run goes on to its end instead of the error escaping."""
+    templates = edited()
+    del templates["agent"]
+    version = prompts.set_version(templates, "template", "omega")
+    PromptSetRow.objects.create(name="broken", version=version, syntax="template", answers="omega",
+                                templates=templates)  # fmt: skip
+    call_command(
+        "generate", "--tasks", "library_roof_fund", "--simulated", "--attempts", "1", "--prompt-set", "broken",
+        stdout=io.StringIO(),
+    )  # fmt: skip
+    run = Run.objects.get()
+    assert run.status == "finished"
+    dialogues = list(run.dialogues.all())
+    assert len(dialogues) == 2  # the scenario's two tasks, each failed at its first step
+    for dialogue in dialogues:
+        assert dialogue.status == "failed"
+        assert dialogue.failure_reason == "the step at turn 0 failed unexpectedly: KeyError: 'agent'"
