@@ -5,10 +5,14 @@ Code inside the app imports models from their area (`dialogues.runs.models`), ne
 
 from dialogues.annotation.models import (
     Adjudication,
+    CalibrationQueue,
     Correction,
     Decision,
     DialogueAnnotation,
+    EpisodeAnnotation,
     Label,
+    RelevanceAnnotation,
+    StepRatingAnnotation,
     TurnAnnotation,
 )
 from dialogues.corpora.models import Corpus, CorpusVersion, VersionStatus
@@ -42,6 +46,7 @@ __all__ = [
     "Adjudication",
     "AgentProfile",
     "Branch",
+    "CalibrationQueue",
     "Corpus",
     "CorpusVersion",
     "Correction",
@@ -49,6 +54,7 @@ __all__ = [
     "Dialogue",
     "DialogueAnnotation",
     "DialogueStatus",
+    "EpisodeAnnotation",
     "ImportFile",
     "ImportJob",
     "ImportKind",
@@ -58,6 +64,7 @@ __all__ = [
     "Label",
     "Relationship",
     "RelationshipType",
+    "RelevanceAnnotation",
     "Run",
     "RunKind",
     "RunStatus",
@@ -65,6 +72,7 @@ __all__ = [
     "Setting",
     "Split",
     "StepRating",
+    "StepRatingAnnotation",
     "Task",
     "Turn",
     "TurnAnnotation",
