@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, render
 from dialogues.annotation.models import EPISODE_DIMENSIONS
 from dialogues.runs.models import Run
 from evaluation.calibration.selectors import RunsCalibration, calibration_groups, runs_calibration
+from evaluation.calibration.stats import RESAMPLES
 from evaluation.plots import calibration_scatter
 from omega_web.roles import Capability, requires
 
@@ -27,6 +28,12 @@ def _figures(result: RunsCalibration) -> None:
                 row.scatter = json.dumps(scatter)
 
 
+def _resamples(request: HttpRequest) -> int:
+    """The bootstrap's resamples: ?resamples= from 100 to 10,000, else the default."""
+    asked = request.GET.get("resamples", "")
+    return min(max(int(asked), 100), 10_000) if asked.isdigit() else RESAMPLES
+
+
 def _page(request: HttpRequest, result: RunsCalibration, **context: object) -> HttpResponse:
     _figures(result)
     return render(request, "evaluation/calibration.html", {"c": result, **context})
@@ -35,7 +42,7 @@ def _page(request: HttpRequest, result: RunsCalibration, **context: object) -> H
 @requires(Capability.VIEW)
 def run_calibration(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(Run, pk=pk)
-    return _page(request, runs_calibration([run]), run=run)
+    return _page(request, runs_calibration([run], resamples=_resamples(request)), run=run)
 
 
 @requires(Capability.VIEW)
@@ -47,5 +54,5 @@ def calibration_index(request: HttpRequest) -> HttpResponse:
         group = next((g for g in groups if (g["model"], g["prompts"]) == key), None)
         if group is None:
             raise Http404("no run that people rated has this judge model and prompt set")
-        return _page(request, runs_calibration(group["runs"]), group=group)
+        return _page(request, runs_calibration(group["runs"], resamples=_resamples(request)), group=group)
     return render(request, "evaluation/calibration_index.html", {"groups": groups})

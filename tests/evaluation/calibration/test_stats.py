@@ -3,9 +3,21 @@ against the libraries the code calls."""
 
 from __future__ import annotations
 
+import krippendorff
+import numpy as np
 import pytest
+from scipy.stats import kendalltau, spearmanr
 
-from evaluation.calibration.stats import bias, bootstrap, calibrate, interval_alpha, kendall, mae, spearman
+from evaluation.calibration.stats import (
+    bias,
+    calibrate,
+    interval,
+    interval_alpha,
+    kendall,
+    mae,
+    resample_indices,
+    spearman,
+)
 
 
 def test_rank_correlations_without_ties():
@@ -92,20 +104,35 @@ def test_bootstrap_interval_of_a_constant_difference_is_that_difference():
 
 
 def test_bootstrap_is_seeded_and_leaves_out_undefined_resamples():
-    values = [1.0, 2.0, 3.0, 4.0, 5.0]
+    first = resample_indices(5, resamples=300, seed=11)
+    assert (first == resample_indices(5, resamples=300, seed=11)).all()
+    assert not (first == resample_indices(5, resamples=300, seed=12)).all()
+    assert first.shape == (300, 5) and first.min() >= 0 and first.max() <= 4
+    # the interval is the 2.5th and 97.5th percentiles of the defined values: of 0..100 with NaNs among them
+    values = np.array([*range(101), np.nan, np.nan])
+    low, high, defined = interval(values)
+    assert (low, high, defined) == (pytest.approx(2.5), pytest.approx(97.5), 101)
+    assert interval(np.array([np.nan])) == (None, None, 0)
 
-    def mean_unless_first_only(idx):
-        return None if set(idx) == {0} else sum(values[i] for i in idx) / len(idx)
 
-    first = bootstrap(mean_unless_first_only, 5, resamples=300, seed=11)
-    assert first == bootstrap(mean_unless_first_only, 5, resamples=300, seed=11)
-    assert first != bootstrap(mean_unless_first_only, 5, resamples=300, seed=12)
-    low, high, defined = first
-    assert 1.0 <= low < 3.0 < high <= 5.0
-    assert defined == 300  # (a resample of five copies of item 0 is possible but did not occur with this seed)
-    # with two items one resample in four is "item 0 twice": undefined and left out
-    _, _, defined_two = bootstrap(lambda idx: None if set(idx) == {0} else 1.0, 2, resamples=400, seed=0)
-    assert 250 < defined_two < 350  # about 300 of 400
+def test_alpha_is_krippendorffs_on_random_data():
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 11, size=(3, 30)).astype(float)
+    data[rng.random(data.shape) < 0.2] = np.nan
+    units = [[v for v in column if not np.isnan(v)] for column in data.T]
+    expected = krippendorff.alpha(reliability_data=data, level_of_measurement="interval")
+    assert interval_alpha(units) == pytest.approx(expected)
+
+
+def test_bootstrap_rows_match_scipy():
+    from evaluation.calibration.stats import _spearman_rows, _tau_b_rows
+
+    rng = np.random.default_rng(9)
+    x = rng.integers(0, 5, size=(20, 12)).astype(float)
+    y = rng.integers(0, 5, size=(20, 12)).astype(float)
+    for row, rho, tau in zip(range(20), _spearman_rows(x, y), _tau_b_rows(x, y), strict=True):
+        assert rho == pytest.approx(spearmanr(x[row], y[row]).statistic)
+        assert tau == pytest.approx(kendalltau(x[row], y[row]).statistic)
 
 
 def test_undefined_estimate_says_why():
