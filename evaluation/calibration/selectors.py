@@ -70,13 +70,34 @@ def _judge_step_values(rating: StepRating) -> dict[str, float]:
     return values
 
 
-def _human_step_values(row: StepRatingAnnotation) -> dict[str, float]:
-    values: dict[str, float] = {step: float(v) for step, v in row.scores().items()}
-    if row.step1 is not None and row.step2 is not None:
-        values["goal_c"] = (row.step1 + row.step2) / 2
-    if row.step3 is not None and row.step4 is not None:
-        values["goal_p"] = (row.step3 + row.step4) / 2
+STEPS = ("step1", "step2", "step3", "step4", "step5")
+
+
+def _human_step_values(scores: dict[str, int]) -> dict[str, float]:
+    values: dict[str, float] = {step: float(v) for step, v in scores.items()}
+    if scores.get("step1") is not None and scores.get("step2") is not None:
+        values["goal_c"] = (scores["step1"] + scores["step2"]) / 2
+    if scores.get("step3") is not None and scores.get("step4") is not None:
+        values["goal_p"] = (scores["step3"] + scores["step4"]) / 2
     return values
+
+
+IMPORTED = " (imported)"  # people named by an imported file: maybe not the accounts of the same names here
+
+
+def _step_answers(dialogue_ids: Iterable[int]) -> dict[int, dict[str, dict[str, int]]]:
+    """Per turn: each person's answered steps, from this instance and from imported files."""
+    answers: dict[int, dict[str, dict[str, int]]] = defaultdict(dict)
+    for row in StepRatingAnnotation.objects.filter(dialogue_id__in=dialogue_ids).select_related("annotator"):
+        if row.scores():
+            answers[row.turn_id][row.annotator.get_username()] = row.scores()
+    for turn_id, imported in Turn.objects.filter(dialogue_id__in=dialogue_ids, dialogue__import_job__isnull=False
+                                                 ).values_list("pk", "imported"):  # fmt: skip
+        for entry in (imported or {}).get("judge_ratings", []):
+            scores = {step: entry[step] for step in STEPS if entry.get(step) is not None}
+            if scores:
+                answers[turn_id][entry["annotator"] + IMPORTED] = scores
+    return answers
 
 
 def _decides(turns: list[Turn], rated_index: int, variant: Variant, forced: bool) -> bool:
@@ -91,12 +112,9 @@ def _decides(turns: list[Turn], rated_index: int, variant: Variant, forced: bool
 
 
 def _step_judge(dialogue_ids: Iterable[int], resamples: int, seed: int) -> tuple[JudgeSection, DecisionChanges, int]:
+    dialogue_ids = list(dialogue_ids)
     ratings = list(StepRating.objects.filter(dialogue_id__in=dialogue_ids).select_related("turn"))
-    human = list(StepRatingAnnotation.objects.filter(turn__rating__isnull=False, dialogue_id__in=dialogue_ids)
-                 .select_related("annotator"))  # fmt: skip
-    by_turn: dict[int, list[StepRatingAnnotation]] = defaultdict(list)
-    for row in human:
-        by_turn[row.turn_id].append(row)
+    by_turn = _step_answers(dialogue_ids)
     judge: dict[str, dict[int, float]] = defaultdict(dict)
     people: dict[str, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     for rating in ratings:
@@ -105,9 +123,9 @@ def _step_judge(dialogue_ids: Iterable[int], resamples: int, seed: int) -> tuple
         for key, value in _judge_step_values(rating).items():
             if value is not None:
                 judge[key][rating.turn_id] = value
-        for row in by_turn[rating.turn_id]:
-            for key, value in _human_step_values(row).items():
-                people[key][rating.turn_id][row.annotator.get_username()] = value
+        for name, scores in by_turn[rating.turn_id].items():
+            for key, value in _human_step_values(scores).items():
+                people[key][rating.turn_id][name] = value
     section = JudgeSection("step rating", "")
     for key, label, help_text in STEP_QUANTITIES:
         result = calibrate(judge.get(key, {}), people.get(key, {}), resamples=resamples, seed=seed)
@@ -138,7 +156,7 @@ def _step_judge(dialogue_ids: Iterable[int], resamples: int, seed: int) -> tuple
                 judge_goal_c=rating.goal_c,
                 judge_goal_p=rating.goal_p,
                 judge_terminate=rating.terminate,
-                people=tuple(row.scores() for row in rows),
+                people=tuple(rows.values()),
                 decides=_decides(
                     turns[rating.dialogue_id], rating.turn.index, config.variant, bool(config.force_strategy)
                 ),
@@ -149,9 +167,15 @@ def _step_judge(dialogue_ids: Iterable[int], resamples: int, seed: int) -> tuple
 
 
 def _relevance_judges(dialogue_ids: Iterable[int], resamples: int, seed: int) -> list[JudgeSection]:
+    dialogue_ids = list(dialogue_ids)
     people: dict[int, dict[str, float]] = defaultdict(dict)
     for row in RelevanceAnnotation.objects.filter(dialogue_id__in=dialogue_ids).select_related("annotator"):
         people[row.turn_id][row.annotator.get_username()] = row.score
+    for turn_id, imported in Turn.objects.filter(dialogue_id__in=dialogue_ids, dialogue__import_job__isnull=False
+                                                 ).values_list("pk", "imported"):  # fmt: skip
+        for entry in (imported or {}).get("judge_ratings", []):
+            if entry.get("relevance") is not None:
+                people[turn_id][entry["annotator"] + IMPORTED] = float(entry["relevance"])
     if not people:
         return []
     judged: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
@@ -169,9 +193,16 @@ def _relevance_judges(dialogue_ids: Iterable[int], resamples: int, seed: int) ->
 
 def _episode_judges(dialogue_ids: Iterable[int], resamples: int, seed: int) -> list[JudgeSection]:
     people: dict[str, dict[tuple[int, int], dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    dialogue_ids = list(dialogue_ids)
     for row in EpisodeAnnotation.objects.filter(dialogue_id__in=dialogue_ids).select_related("annotator"):
         for label, value in row.scores.items():
             people[label][(row.dialogue_id, row.speaker)][row.annotator.get_username()] = float(value)
+    for pk, imported in Dialogue.objects.filter(pk__in=dialogue_ids, import_job__isnull=False).values_list(
+        "pk", "imported"
+    ):
+        for entry in (imported or {}).get("episode_ratings", []):
+            for label, value in entry["scores"].items():
+                people[label][(pk, entry["speaker"])][entry["annotator"] + IMPORTED] = float(value)
     if not people:
         return []
     judged: dict[tuple[str, str, str], dict[str, dict[tuple[int, int], float]]] = defaultdict(lambda: defaultdict(dict))
@@ -214,6 +245,12 @@ def calibration_groups() -> list[dict[str, Any]]:
     rated_runs = set(StepRatingAnnotation.objects.values_list("dialogue__run_id", flat=True).distinct())
     rated_runs |= set(RelevanceAnnotation.objects.values_list("dialogue__run_id", flat=True).distinct())
     rated_runs |= set(EpisodeAnnotation.objects.values_list("dialogue__run_id", flat=True).distinct())
+    rated_runs |= set(
+        Turn.objects.filter(dialogue__import_job__isnull=False, imported__has_key="judge_ratings")
+        .exclude(imported__judge_ratings=[])
+        .values_list("dialogue__run_id", flat=True)
+        .distinct()
+    )
     groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
     for run in Run.objects.filter(pk__in=rated_runs).order_by("id"):
         groups[(run.model, run.prompt_set_version)].append(run)
