@@ -123,7 +123,8 @@ def test_calibration_page_shows_agreement_and_changes(hand_built, client_for):
     text = page.content.decode()
     assert "On <strong>1</strong> of 5 turns the people's ratings choose <strong>NSI</strong> instead of" in text
     assert "<strong>1</strong> dialogue would fail the filter" in text
-    assert "Spearman ρ" in text and "Krippendorff" in text and "100 resamples, seed 0" in text
+    assert 'Spearman <span class="greek">ρ</span>' in text and "Krippendorff" in text
+    assert "100 resamples, seed 0" in text
     assert 'id="scatter-0-goal_c"' in text
     across = client.get(reverse("calibration_index"))
     assert "judge-m" in across.content.decode()
