@@ -134,7 +134,7 @@ def _save(request: HttpRequest, turn: Turn) -> HttpResponse:
         url = reverse("turn_judge_rating", args=[turn.pk])
         queue = request.POST.get("queue", "")
         if not problem and queue.isdigit():
-            return redirect(reverse("calibration_next", args=[int(queue)]))
+            return redirect(reverse("run_calibration_next", args=[int(queue)]))
         return redirect(url + (f"?queue={queue}" if queue.isdigit() else ""))
     context = _rating_context(request, turn, **extra)
     context["queue_run"] = int(request.POST["queue"]) if request.POST.get("queue", "").isdigit() else None
@@ -210,7 +210,7 @@ def calibration_queue_view(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.error(request, f"Not drawn: {bad}.")
         else:
             messages.error(request, f"Not drawn: {_errors(form)}")
-        return redirect("calibration_queue", pk=pk)
+        return redirect("run_calibration_queue", pk=pk)
     progress = queue_progress(queue) if queue else None
     items = []
     if queue:
@@ -224,11 +224,14 @@ def calibration_queue_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @requires(Capability.ANNOTATE)
 def calibration_next_view(request: HttpRequest, pk: int) -> HttpResponse:
-    queue = get_object_or_404(CalibrationQueue, run_id=pk)
+    queue = CalibrationQueue.objects.filter(run_id=get_object_or_404(Run, pk=pk).pk).first()
+    if queue is None:
+        messages.info(request, "No calibration queue has been drawn for this run yet.")
+        return redirect("run_calibration_queue", pk=pk)
     turn = calibration_next(queue, request.user)
     if turn is None:
         messages.info(
             request, "Nothing left for you in this calibration queue: you rated every item that needs people."
         )
-        return redirect("calibration_queue", pk=pk)
+        return redirect("run_calibration_queue", pk=pk)
     return redirect(reverse("turn_judge_rating", args=[turn.pk]) + f"?queue={pk}")

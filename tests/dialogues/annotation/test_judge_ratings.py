@@ -144,7 +144,7 @@ def test_the_queue_keeps_every_final_rated_turn_and_stratifies_the_rest(run):
 
 def test_the_queue_hands_each_person_the_next_item_until_it_has_its_people(run, client_for, make_user):
     curator = client_for(Role.CURATOR)
-    drawn = curator.post(reverse("calibration_queue", args=[run.pk]), {"target": 3, "people": 1, "seed": 0})
+    drawn = curator.post(reverse("run_calibration_queue", args=[run.pk]), {"target": 3, "people": 1, "seed": 0})
     assert drawn.status_code == 302
     queue = run.calibration_queue
     first = queue.items[0]["turn"]
@@ -154,10 +154,10 @@ def test_the_queue_hands_each_person_the_next_item_until_it_has_its_people(run, 
                                         annotator=ann, step1=5)  # fmt: skip
     bob = make_user(Role.ANNOTATOR, "bob")
     assert calibration_next(queue, bob).pk == queue.items[1]["turn"]  # the first has its one person
-    page = curator.get(reverse("calibration_queue", args=[run.pk])).content.decode()
+    page = curator.get(reverse("run_calibration_queue", args=[run.pk])).content.decode()
     assert "ann" in page and "final rating" in page
     annotator = client_for(Role.ANNOTATOR)
-    assert annotator.post(reverse("calibration_queue", args=[run.pk]), {"target": 3, "people": 1, "seed": 0}
+    assert annotator.post(reverse("run_calibration_queue", args=[run.pk]), {"target": 3, "people": 1, "seed": 0}
                           ).status_code == 403  # fmt: skip
-    nxt = annotator.get(reverse("calibration_next", args=[run.pk]))
+    nxt = annotator.get(reverse("run_calibration_next", args=[run.pk]))
     assert nxt.status_code == 302 and f"?queue={run.pk}" in nxt.url
