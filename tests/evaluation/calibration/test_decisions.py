@@ -131,3 +131,42 @@ def test_calibration_page_shows_agreement_and_changes(hand_built, client_for):
     group = client.get(reverse("calibration_index"), {"model": "judge-m", "prompts": "p1"})
     assert group.status_code == 200 and "1 run" in group.content.decode()
     assert client.get(reverse("calibration_index"), {"model": "other", "prompts": "p1"}).status_code == 404
+
+
+def test_relevance_and_sotopia_eval_judges_against_people(client_for):
+    from dialogues.annotation.models import EpisodeAnnotation, RelevanceAnnotation
+    from evaluation.models import EpisodeScore, RelevanceScore
+
+    run = RunFactory(config={}, model="expert", prompt_set_version="p1")
+    dialogue = DialogueFactory(run=run, turns=["a", "b", "c"])
+    ann, bob = UserFactory(username="ann", role=Role.ANNOTATOR), UserFactory(username="bob", role=Role.ANNOTATOR)
+    # relevance: judge 1, 0.5, −0.5 against ann 1, 0, −1 and bob 0.5 (first action only)
+    for turn, judge, people in zip(
+        dialogue.turns.order_by("index"), (1.0, 0.5, -0.5), ({ann: 1.0, bob: 0.5}, {ann: 0.0}, {ann: -1.0}), strict=True
+    ):
+        RelevanceScore.objects.create(turn=turn, dialogue=dialogue, speaker=turn.speaker, judge_model="judge-r",
+                                      prompt_version="r1", prompt_sha256="x", score=judge)  # fmt: skip
+        for user, score in people.items():
+            RelevanceAnnotation.objects.create(turn=turn, dialogue=dialogue, annotator=user, score=score)
+    for speaker, goal in ((0, 8.0), (1, 6.0)):
+        EpisodeScore.objects.create(dialogue=dialogue, speaker=speaker, judge_model="judge-e", prompt_version="e1",
+                                    prompt_sha256="x", goal=goal, sec=-1.0)  # fmt: skip
+    EpisodeAnnotation.objects.create(dialogue=dialogue, speaker=0, annotator=ann, scores={"GOAL": 7.0})
+    EpisodeAnnotation.objects.create(dialogue=dialogue, speaker=1, annotator=ann, scores={"GOAL": 4.0, "SEC": 0})
+    c = runs_calibration([run], resamples=100)
+    relevance = next(s for s in c.sections if s.judge == "relevance")
+    assert relevance.version == "judge-r · prompt r1"
+    r = relevance.rows[0].result
+    # people's means 0.75, 0, −1: judge − people = 0.25, 0.5, 0.5 → bias = MAE = 1.25 / 3; ranks agree: ρ = 1
+    assert (r.items, r.people, r.people_items) == (3, 2, 1)
+    assert r.bias.value == pytest.approx(1.25 / 3) and r.mae.value == pytest.approx(1.25 / 3)
+    assert r.spearman.value == pytest.approx(1.0)
+    episode = next(s for s in c.sections if s.judge == "SOTOPIA-EVAL")
+    rows = {row.key: row.result for row in episode.rows}
+    assert set(rows) == {"GOAL", "SEC"}  # the dimensions people scored
+    assert rows["GOAL"].bias.value == pytest.approx(1.5)  # (8 − 7 + 6 − 4) / 2
+    assert rows["SEC"].items == 1 and rows["SEC"].mae.value == pytest.approx(1.0)
+    page = client_for(Role.VIEWER).get(reverse("run_calibration", args=[run.pk]), {"resamples": 100})
+    text = page.content.decode()
+    assert "relevance judge" in text and "SOTOPIA-EVAL judge" in text and 'id="scatter-1-relevance"' in text
+    assert "Calibration queue</a>" not in text  # viewers cannot open the queue
