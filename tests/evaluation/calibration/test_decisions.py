@@ -170,3 +170,23 @@ def test_relevance_and_sotopia_eval_judges_against_people(client_for):
     text = page.content.decode()
     assert "relevance judge" in text and "SOTOPIA-EVAL judge" in text and 'id="scatter-1-relevance"' in text
     assert "Calibration queue</a>" not in text  # viewers cannot open the queue
+
+
+def test_the_command_line_prints_the_same(hand_built, capsys):
+    import json
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    call_command("calibration", str(hand_built.pk), "--resamples", "100", "--json")
+    data = json.loads(capsys.readouterr().out)
+    assert data["resamples"] == 100 and data["seed"] == 0
+    goal_c = next(q for q in data["judges"][0]["quantities"] if q["quantity"] == "goal_c")
+    assert goal_c["items"] == 6 and goal_c["bias"]["value"] == pytest.approx(-2.9 / 6)
+    assert {"judge": "SSI", "people": "NSI", "turns": 1} in data["decision_changes"]["strategy"]
+    assert data["decision_changes"]["termination"]["end_go"] == 1
+    call_command("calibration", str(hand_built.pk), "--resamples", "100")
+    text = capsys.readouterr().out
+    assert "strategy SSI -> NSI: 1 of 5 turns" in text and "1 would fail, 1 would pass" in text
+    with pytest.raises(CommandError, match="no run 999"):
+        call_command("calibration", "999")
