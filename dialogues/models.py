@@ -5,10 +5,14 @@ Code inside the app imports models from their area (`dialogues.runs.models`), ne
 
 from dialogues.annotation.models import (
     Adjudication,
+    CalibrationQueue,
     Correction,
     Decision,
     DialogueAnnotation,
+    EpisodeAnnotation,
     Label,
+    RelevanceAnnotation,
+    StepRatingAnnotation,
     TurnAnnotation,
 )
 from dialogues.corpora.models import Corpus, CorpusVersion, VersionStatus
@@ -43,6 +47,7 @@ __all__ = [
     "Adjudication",
     "AgentProfile",
     "Branch",
+    "CalibrationQueue",
     "Corpus",
     "CorpusVersion",
     "Correction",
@@ -50,6 +55,7 @@ __all__ = [
     "Dialogue",
     "DialogueAnnotation",
     "DialogueStatus",
+    "EpisodeAnnotation",
     "ImportFile",
     "ImportJob",
     "ImportKind",
@@ -60,6 +66,7 @@ __all__ = [
     "PromptSet",
     "Relationship",
     "RelationshipType",
+    "RelevanceAnnotation",
     "Run",
     "RunKind",
     "RunStatus",
@@ -67,6 +74,7 @@ __all__ = [
     "Setting",
     "Split",
     "StepRating",
+    "StepRatingAnnotation",
     "Task",
     "Turn",
     "TurnAnnotation",

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from dialogues.annotation import rating_views as ratings
 from dialogues.annotation import views as annotation
 from dialogues.corpora import views as corpora
 from dialogues.corpus_import import views as corpus_import
@@ -25,6 +26,8 @@ urlpatterns = [
     path("runs/new/server/", runs.run_server_check, name="run_server_check"),
     path("runs/<int:pk>/", inspection.run_detail, name="run_detail"),
     path("runs/<int:pk>/agreement/", annotation.run_agreement_view, name="run_agreement"),
+    path("runs/<int:pk>/calibration-queue/", ratings.calibration_queue_view, name="run_calibration_queue"),
+    path("runs/<int:pk>/calibration-queue/next/", ratings.calibration_next_view, name="run_calibration_next"),
     path("runs/<int:pk>/<slug:action>/", inspection.run_action, name="run_action"),
     path("dialogues/", inspection.dialogue_index, name="dialogue_list"),
     path("dialogues/compare/", experiments.dialogue_compare, name="dialogue_compare"),
@@ -35,6 +38,8 @@ urlpatterns = [
     path("dialogues/<int:pk>/decision/", annotation.dialogue_decision, name="dialogue_decision"),
     path("dialogues/<int:pk>/adjudicate/", annotation.dialogue_adjudicate, name="dialogue_adjudicate"),
     path("turns/<int:pk>/annotation/", annotation.turn_annotation, name="turn_annotation"),
+    path("turns/<int:pk>/judge-rating/", ratings.turn_judge_rating, name="turn_judge_rating"),
+    path("dialogues/<int:pk>/sotopia-eval-rating/", ratings.dialogue_episode_rating, name="dialogue_episode_rating"),
     path("annotate/", annotation.annotation_queue, name="annotation_queue"),
     path("annotate/next/", annotation.annotation_next, name="annotation_next"),
     path("corpora/", corpora.corpus_list, name="corpus_list"),

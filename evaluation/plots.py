@@ -180,3 +180,40 @@ def sif_figure(diversity: Any, relevance: list[tuple[Any, Any]], texts: dict[int
             figure["layout"]["width"] = 220
         figure["data"].append(strip)
     return figure
+
+
+def calibration_scatter(pairs: list[tuple[float, float]], *, label: str, low: float, high: float) -> dict[str, Any]:
+    """A judge against the people (Calibration page): one point per item, the judge's value across, the people's
+    mean up; points on the dashed identity line are items where they agree, points below it items the judge scored
+    higher than people."""
+    figure = go.Figure(
+        [
+            go.Scatter(
+                x=[low, high],
+                y=[low, high],
+                mode="lines",
+                name="identity (judge = people)",
+                line={"dash": "dash", "color": "#888888"},
+                hoverinfo="skip",
+            ),
+            go.Scatter(
+                x=[round(j, 4) for j, _ in pairs],
+                y=[round(p, 4) for _, p in pairs],
+                mode="markers",
+                name="items",
+                marker={"size": 9, "opacity": 0.7, "color": "#1f5fa8"},
+                hovertemplate=f"{html.escape(label)}: judge %{{x:.2f}}, people's mean %{{y:.2f}}<extra></extra>",
+            ),
+        ]
+    )
+    pad = (high - low) * 0.05
+    figure.update_layout(
+        margin={"l": 50, "r": 10, "t": 10, "b": 45},
+        height=320,
+        xaxis={"title": f"judge's {label}", "range": [low - pad, high + pad]},
+        yaxis={"title": "people's mean", "range": [low - pad, high + pad], "scaleanchor": "x"},
+        plot_bgcolor="#ffffff",
+        paper_bgcolor="#ffffff",
+        showlegend=False,
+    )
+    return json.loads(figure.to_json())

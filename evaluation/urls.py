@@ -3,8 +3,11 @@
 from django.urls import path
 
 from evaluation import views
+from evaluation.calibration import views as calibration
 
 urlpatterns = [
+    path("runs/<int:pk>/calibration/", calibration.run_calibration, name="run_calibration"),
+    path("calibration/", calibration.calibration_index, name="calibration_index"),
     path("runs/<int:pk>/sif/", views.run_sif, name="run_sif"),
     path("runs/benchmark/new/", views.run_benchmark_new, name="run_benchmark_new"),
     path("runs/<int:pk>/manifest.json", views.run_manifest, name="benchmark_manifest"),

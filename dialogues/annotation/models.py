@@ -114,3 +114,124 @@ class Adjudication(models.Model):
 
     def __str__(self) -> str:
         return f"{self.decision} on dialogue {self.dialogue_id} (adjudicated)"
+
+
+# --- people rating what the judges rated (calibration) ----------------------------------------------------
+
+RELEVANCE_SCALE = (-1.0, -0.5, 0.0, 0.5, 1.0)  # S_rel's scale (paper B.4.2)
+# SOTOPIA-EVAL's seven dimensions and their ranges (METHOD.md §4; evaluation.judges.DIMENSIONS holds the judge's
+# copy, and a test keeps the two the same: this area may not import evaluation).
+EPISODE_DIMENSIONS = (
+    ("BEL", 0, 10),
+    ("REL", -5, 5),
+    ("KNO", 0, 10),
+    ("SEC", -10, 0),
+    ("SOC", -10, 0),
+    ("FIN", -5, 5),
+    ("GOAL", 0, 10),
+)
+
+
+class StepRatingAnnotation(models.Model):
+    """One person's answers to the step-rating judge's own questions on a rated turn: step1 / step2 the current goal
+    score (0–10) of agent 1 / agent 2, step3 / step4 the predicted score, step5 whether it should go on (0 = end).
+    Each is optional. Versioned like the other annotations."""
+
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="step_rating_annotations")
+    dialogue = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="step_rating_annotations")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    step1 = models.PositiveSmallIntegerField(null=True, blank=True)
+    step2 = models.PositiveSmallIntegerField(null=True, blank=True)
+    step3 = models.PositiveSmallIntegerField(null=True, blank=True)
+    step4 = models.PositiveSmallIntegerField(null=True, blank=True)
+    step5 = models.PositiveSmallIntegerField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["turn_id", "annotator_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["turn", "annotator"], name="one_step_rating_per_annotator"),
+            *(
+                models.CheckConstraint(
+                    condition=models.Q(**{f"{step}__isnull": True}) | models.Q(**{f"{step}__lte": high}),
+                    name=f"human_{step}_in_range",
+                )
+                for step, high in (("step1", 10), ("step2", 10), ("step3", 10), ("step4", 10), ("step5", 1))
+            ),
+        ]
+        indexes = [models.Index(fields=["dialogue", "annotator"])]
+
+    def __str__(self) -> str:
+        return f"step rating of turn {self.turn_id} by {self.annotator_id}"
+
+    def scores(self) -> dict[str, int]:
+        """The steps answered."""
+        steps = ("step1", "step2", "step3", "step4", "step5")
+        return {step: getattr(self, step) for step in steps if getattr(self, step) is not None}
+
+
+class RelevanceAnnotation(models.Model):
+    """One person's relevance score of one action on S_rel's scale (−1, −0.5, 0, 0.5, 1)."""
+
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="relevance_annotations")
+    dialogue = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="relevance_annotations")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    score = models.FloatField()
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["turn_id", "annotator_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["turn", "annotator"], name="one_relevance_per_annotator"),
+            models.CheckConstraint(condition=models.Q(score__in=RELEVANCE_SCALE), name="human_relevance_on_scale"),
+        ]
+
+    def __str__(self) -> str:
+        return f"relevance of turn {self.turn_id} by {self.annotator_id}"
+
+
+class EpisodeAnnotation(models.Model):
+    """One person's SOTOPIA-EVAL scores of one agent in one dialogue: any of the seven dimensions, in their
+    ranges ({label: score})."""
+
+    dialogue = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="episode_annotations")
+    speaker = models.PositiveSmallIntegerField(help_text="0 = agent 1, 1 = agent 2")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    scores = models.JSONField(default=dict, help_text="Dimension label (BEL, REL, …) → score in its range")
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["dialogue_id", "speaker", "annotator_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dialogue", "speaker", "annotator"], name="one_episode_rating_per_annotator"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"SOTOPIA-EVAL of agent {self.speaker + 1} in dialogue {self.dialogue_id} by {self.annotator_id}"
+
+
+class CalibrationQueue(models.Model):
+    """A run's calibration queue: rated turns sampled by the strategy that followed (NSC / SSI / NSI /
+    termination), each dialogue's final rated turn always in, `target` turns wanted, `people` ratings per turn."""
+
+    run = models.OneToOneField("dialogues.Run", on_delete=models.CASCADE, related_name="calibration_queue")
+    target = models.PositiveIntegerField(default=40)
+    people = models.PositiveSmallIntegerField(default=2)
+    seed = models.BigIntegerField(default=0)
+    items = models.JSONField(default=list, help_text="[{turn, stratum}] in the order raters get them")
+    strata = models.JSONField(default=dict, help_text="Rated turns per stratum, and how many were drawn")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"calibration queue of run {self.run_id}"

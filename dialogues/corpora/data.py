@@ -15,7 +15,14 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 
-from dialogues.annotation.models import Adjudication, DialogueAnnotation, TurnAnnotation
+from dialogues.annotation.models import (
+    Adjudication,
+    DialogueAnnotation,
+    EpisodeAnnotation,
+    RelevanceAnnotation,
+    StepRatingAnnotation,
+    TurnAnnotation,
+)
 from dialogues.engine.actions import Action, ActionType
 from dialogues.engine.config import RunConfig
 from dialogues.engine.prompts import PromptSet, builtin
@@ -36,6 +43,8 @@ CHUNK = 200
 # exported file is the same byte for byte whatever the database.
 ANNOTATION_KEYS = ("annotator", "labels", "quality", "note", "corrected_text", "correction_reason")
 DECISION_KEYS = ("annotator", "decision", "note", "submitted_at")
+JUDGE_RATING_KEYS = ("annotator", "step1", "step2", "step3", "step4", "step5", "relevance", "rated_at")
+EPISODE_RATING_KEYS = ("annotator", "speaker", "scores", "rated_at")
 ADJUDICATION_KEYS = ("curator", "decision", "note", "decided_at")
 
 
@@ -75,6 +84,7 @@ class TurnData:
     human: bool
     rating: dict[str, Any] | None
     annotations: list[dict[str, Any]] = field(default_factory=list)
+    judge_ratings: list[dict[str, Any]] = field(default_factory=list)  # people's answers to the judges' questions
     extra: dict[str, Any] | None = None  # imported turns: the source record's fields no format knows
     pk: int | None = None  # the Turn row (evaluation stores per-turn results)
 
@@ -111,6 +121,7 @@ class DialogueData:
     calls: list[dict[str, Any]] | None = None
     source: dict[str, Any] | None = None  # imported dialogues: where they came from
     prompt_set: PromptSet = field(default_factory=builtin)  # the templates its prompts were rendered from
+    episode_ratings: list[dict[str, Any]] = field(default_factory=list)  # people's SOTOPIA-EVAL scores
 
     def state(self, upto: int | None = None) -> DialogueState:
         """The engine's state with the turns before `upto` (all by default), corrections applied."""
@@ -176,6 +187,8 @@ def dialogues(ids: list[int], *, calls: bool = False, annotations: bool = True) 
             marks[a.turn_id].append(a)
             if a.corrected_text and a.annotator_id in curators:
                 corrections[a.turn_id] = a  # the latest curator correction wins
+        judged = _judge_ratings(chunk) if annotations else {}
+        episodes = _episode_ratings(chunk) if annotations else {}
         decisions: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for d in DialogueAnnotation.objects.filter(dialogue_id__in=chunk).select_related("annotator").order_by("id"):
             decisions[d.dialogue_id].append(
@@ -234,7 +247,14 @@ def dialogues(ids: list[int], *, calls: bool = False, annotations: bool = True) 
                 simulated=d.simulated,
                 nsi_used=d.nsi_used,
                 turns=[
-                    _turn(t, ratings.get(t.pk), corrections.get(t.pk), marks.get(t.pk, []), annotations)
+                    _turn(
+                        t,
+                        ratings.get(t.pk),
+                        corrections.get(t.pk),
+                        marks.get(t.pk, []),
+                        annotations,
+                        judged.get(t.pk, []),
+                    )
                     for t in turns[pk]
                 ],
                 decisions=[*(in_order(x, DECISION_KEYS) for x in imported.get("decisions", [])), *decisions.get(pk, [])]
@@ -244,6 +264,12 @@ def dialogues(ids: list[int], *, calls: bool = False, annotations: bool = True) 
                 calls=llm.get(pk, []) if calls else None,
                 source=canonical(imported.get("source")),
                 prompt_set=builtin() if d.run.is_imported else sets.get(chosen),
+                episode_ratings=[
+                    *(in_order(x, EPISODE_RATING_KEYS) for x in imported.get("episode_ratings", [])),
+                    *episodes.get(pk, []),
+                ]
+                if annotations
+                else [],
             )
 
 
@@ -282,7 +308,12 @@ def task_facts(task: Task) -> dict[str, Any]:
 
 
 def _turn(
-    turn: Turn, rating: StepRating | None, correction: TurnAnnotation | None, marks: list, with_marks: bool
+    turn: Turn,
+    rating: StepRating | None,
+    correction: TurnAnnotation | None,
+    marks: list,
+    with_marks: bool,
+    judged: list[dict[str, Any]] = (),
 ) -> TurnData:
     """A turn as exports see it. An imported turn brings the annotations and the correction made where it came
     from; this instance's annotations follow them, and a curator's correction here wins over the imported one."""
@@ -337,7 +368,40 @@ def _turn(
         ]
         if with_marks
         else [],
+        judge_ratings=[*(in_order(a, JUDGE_RATING_KEYS) for a in imported.get("judge_ratings", [])), *judged]
+        if with_marks
+        else [],
     )
+
+
+def _judge_ratings(dialogue_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Per turn, each person's answers to the step-rating judge's questions and their relevance score, merged
+    per person (in the order of their names)."""
+    by: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for row in StepRatingAnnotation.objects.filter(dialogue_id__in=dialogue_ids).select_related("annotator"):
+        entry = by[row.turn_id].setdefault(row.annotator.get_username(), _empty_judge_rating(row.annotator))
+        entry.update({step: getattr(row, step) for step in ("step1", "step2", "step3", "step4", "step5")})
+        entry["rated_at"] = max(entry["rated_at"] or "", row.updated_at.isoformat())
+    for row in RelevanceAnnotation.objects.filter(dialogue_id__in=dialogue_ids).select_related("annotator"):
+        entry = by[row.turn_id].setdefault(row.annotator.get_username(), _empty_judge_rating(row.annotator))
+        entry["relevance"] = row.score
+        entry["rated_at"] = max(entry["rated_at"] or "", row.updated_at.isoformat())
+    return {turn: [people[name] for name in sorted(people)] for turn, people in by.items()}
+
+
+def _empty_judge_rating(annotator: Any) -> dict[str, Any]:
+    return dict.fromkeys(JUDGE_RATING_KEYS) | {"annotator": annotator.get_username()}
+
+
+def _episode_ratings(dialogue_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    by: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    rows = EpisodeAnnotation.objects.filter(dialogue_id__in=dialogue_ids).select_related("annotator")
+    for row in sorted(rows, key=lambda r: (r.dialogue_id, r.annotator.get_username(), r.speaker)):
+        by[row.dialogue_id].append(
+            {"annotator": row.annotator.get_username(), "speaker": row.speaker,
+             "scores": {k: row.scores[k] for k in sorted(row.scores)}, "rated_at": row.updated_at.isoformat()}
+        )  # fmt: skip
+    return by
 
 
 def _call(call: LLMCall) -> dict[str, Any]:

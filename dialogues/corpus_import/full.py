@@ -1,17 +1,18 @@
-"""Check omega-web's full-fidelity records (`omega-web/full/2`: task lines, then dialogue lines) before anything is
-written. Every problem names the file, the line and the field (`turns[3].rating.goal_c`)."""
+"""Check omega-web's full-fidelity records (`omega-web/full/2` and `/3`: task lines, then dialogue lines) before
+anything is written. Every problem names the file, the line and the field (`turns[3].rating.goal_c`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from dialogues.annotation.models import EPISODE_DIMENSIONS, RELEVANCE_SCALE
 from dialogues.corpora.data import AGENT_FIELDS, SCENARIO_FIELDS
 from dialogues.engine.actions import ActionType
 from dialogues.engine.branches import Branch
 from dialogues.library.sotopia import RELATIONSHIP_CODES, Problem, type_name
 
 SCHEMA_PREFIX = "omega-web/full/"
-SCHEMAS = {"omega-web/full/2"}
+SCHEMAS = {"omega-web/full/2", "omega-web/full/3"}  # 3 adds judge_ratings and episode_ratings
 BRANCHES = {b.value for b in Branch}
 ACTION_TYPES = {t.value for t in ActionType}
 NOT_TEXT = {"age", "moral_values", "schwartz_personal_values", "partial"}  # checked on their own
@@ -166,6 +167,8 @@ def check_dialogue(file: str, line: int, record: dict[str, Any]) -> list[Problem
         _check_turn(c, f"turns[{i}]", i, turn)
     for i, decision in enumerate(c.get(record, "decisions", "", (list,)) or []):
         _check_decision(c, f"decisions[{i}]", decision, "annotator")
+    for i, rating in enumerate(c.get(record, "episode_ratings", "", (list,), optional=True) or []):
+        _check_episode_rating(c, f"episode_ratings[{i}]", rating)
     adjudication = c.get(record, "adjudication", "", (dict, type(None)))
     if adjudication is not None:
         _check_decision(c, "adjudication", adjudication, "curator")
@@ -239,6 +242,47 @@ def _check_turn(c: _Check, where: str, position: int, turn: Any) -> None:
             c.fail(f"{m}.quality", f"must be between 1 and 5, got {quality}")
         for name in ("note", "corrected_text", "correction_reason"):
             c.get(mark, name, m, (str,))
+    for i, rating in enumerate(c.get(turn, "judge_ratings", where, (list,), optional=True) or []):
+        _check_judge_rating(c, f"{where}.judge_ratings[{i}]", rating)
+
+
+def _check_judge_rating(c: _Check, where: str, rating: Any) -> None:
+    if not isinstance(rating, dict):
+        c.fail(where, f"expected an object, got {type_name(rating)}")
+        return
+    c.get(rating, "annotator", where, (str,))
+    for step, high in (("step1", 10), ("step2", 10), ("step3", 10), ("step4", 10), ("step5", 1)):
+        value = c.get(rating, step, where, (int, type(None)))
+        if isinstance(value, int) and not 0 <= value <= high:
+            c.fail(f"{where}.{step}", f"must be between 0 and {high}, got {value}")
+    relevance = c.get(rating, "relevance", where, (*NUMBER, type(None)))
+    if relevance is not None and isinstance(relevance, NUMBER) and relevance not in RELEVANCE_SCALE:
+        c.fail(f"{where}.relevance", f"must be one of -1, -0.5, 0, 0.5, 1, got {relevance}")
+    c.get(rating, "rated_at", where, (str, type(None)))
+
+
+def _check_episode_rating(c: _Check, where: str, rating: Any) -> None:
+    if not isinstance(rating, dict):
+        c.fail(where, f"expected an object, got {type_name(rating)}")
+        return
+    c.get(rating, "annotator", where, (str,))
+    if c.get(rating, "speaker", where, (int,)) not in (None, 0, 1):
+        c.fail(f"{where}.speaker", f"expected 0 or 1, got {rating['speaker']!r}")
+    scores = c.get(rating, "scores", where, (dict,))
+    ranges = {label: (low, high) for label, low, high in EPISODE_DIMENSIONS}
+    for label, value in (scores or {}).items():
+        if label not in ranges:
+            c.fail(f"{where}.scores", f"unknown dimension {label!r} (one of {', '.join(ranges)})")
+        elif (
+            isinstance(value, bool)
+            or not isinstance(value, NUMBER)
+            or not ranges[label][0] <= value <= ranges[label][1]
+        ):
+            c.fail(
+                f"{where}.scores.{label}",
+                f"must be a number from {ranges[label][0]} to {ranges[label][1]}, got {value!r}",
+            )
+    c.get(rating, "rated_at", where, (str, type(None)))
 
 
 def _check_decision(c: _Check, where: str, decision: Any, who: str) -> None:

@@ -202,6 +202,7 @@ class FullWriter(Writer):
                 "source": record.get("source"),
                 "decisions": record["decisions"],
                 "adjudication": record["adjudication"],
+                "episode_ratings": record.get("episode_ratings") or [],
             },
             calls_count=len(calls),
             tokens=sum(c["prompt_tokens"] + c["completion_tokens"] for c in calls),
@@ -224,6 +225,7 @@ class FullWriter(Writer):
                 human=t["human"],
                 imported={
                     "annotations": t["annotations"],
+                    "judge_ratings": t.get("judge_ratings") or [],
                     "corrected": t["corrected"],
                     "correction_reason": t["correction_reason"],
                     "extra": t.get("extra"),

@@ -26,7 +26,7 @@ from enum import StrEnum
 
 from .config import Variant
 from .state import NSI_STEP_ORDER, DialogueState, EndReason, NsiStep, Proposal
-from .strategy import Branch, Selection, select_strategy
+from .strategy import Branch, decide_after_rating
 
 
 class MoveKind(StrEnum):
@@ -188,24 +188,13 @@ def _strategy_move(state: DialogueState) -> Move:
     rated_index, rating = latest
     if config.variant == Variant.RAW:
         return _raw_move(state, "Raw variant: no strategy injection")
-    selection = select_strategy(rating["goal_c"], rating["goal_p"], config)
-    selection = _unless_disabled(selection, config.disabled_strategies)
-    if selection.branch == Branch.NSI and not (rating["terminate"] and config.termination_overrides_nsi):
+    selection = decide_after_rating(rating["goal_c"], rating["goal_p"], rating["terminate"], config)
+    if selection.branch == Branch.NSI:
         note = " (the workflow takes precedence over the termination vote)" if rating["terminate"] else ""
         return _nsi_move(state, f"after turn {rated_index}: {selection.reason}{note}")
-    if rating["terminate"]:
+    if selection.branch == Branch.FORCED:
         return _termination_leave(rated_index, rating)
     return Move(MoveKind.ACT, f"after turn {rated_index}: {selection.reason}", branch=selection.branch, rate_after=True)
-
-
-def _unless_disabled(selection: Selection, disabled: tuple[str, ...]) -> Selection:
-    """A disabled NSI falls back to SSI, a disabled SSI to NSC (the next lighter injection)."""
-    branch, reason = selection.branch, selection.reason
-    if branch == Branch.NSI and "NSI" in disabled:
-        branch, reason = Branch.SSI, f"{reason}, but NSI is disabled → SSI"
-    if branch == Branch.SSI and "SSI" in disabled:
-        branch, reason = Branch.NSC, f"{reason}, but SSI is disabled → NSC"
-    return Selection(branch, reason)
 
 
 def _raw_move(state: DialogueState, why: str) -> Move:

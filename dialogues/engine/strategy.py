@@ -30,6 +30,28 @@ def select_strategy(goal_c: float, goal_p: float, config: RunConfig) -> Selectio
     return Selection(Branch.NSC, f"{shown}: no injection needed → NSC")
 
 
+def unless_disabled(selection: Selection, disabled: tuple[str, ...]) -> Selection:
+    """A disabled NSI falls back to SSI, a disabled SSI to NSC (the next lighter injection)."""
+    branch, reason = selection.branch, selection.reason
+    if branch == Branch.NSI and "NSI" in disabled:
+        branch, reason = Branch.SSI, f"{reason}, but NSI is disabled → SSI"
+    if branch == Branch.SSI and "SSI" in disabled:
+        branch, reason = Branch.NSC, f"{reason}, but SSI is disabled → NSC"
+    return Selection(branch, reason)
+
+
+def decide_after_rating(goal_c: float, goal_p: float, terminate: bool, config: RunConfig) -> Selection:
+    """What a step rating decides for the next model turn under DSI, outside the negotiation workflow: Eq. 3 (less
+    the disabled strategies), then the strict termination vote, which makes the next action a forced leave
+    (`Branch.FORCED`) unless NSI was chosen and the workflow takes precedence (termination_overrides_nsi off)."""
+    selection = unless_disabled(select_strategy(goal_c, goal_p, config), config.disabled_strategies)
+    if selection.branch == Branch.NSI and not (terminate and config.termination_overrides_nsi):
+        return selection
+    if terminate:
+        return Selection(Branch.FORCED, f"{selection.reason}, but a sample voted to end → leave")
+    return selection
+
+
 @dataclass(frozen=True)
 class AttemptOutcome:
     index: int

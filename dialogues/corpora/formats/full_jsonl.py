@@ -1,6 +1,7 @@
 """Full fidelity: one JSON line per task, then one per dialogue with every turn (strategy, reason, NSI step,
-proposal, draft, utilities, rating with every judge sample), the annotations, decisions and adjudication, the
-corrections (original and applied text), and optionally every LLM call. What a re-import needs."""
+proposal, draft, utilities, rating with every judge sample), the annotations, decisions and adjudication, people's
+answers to the judges' questions (calibration), the corrections (original and applied text), and optionally every
+LLM call. What a re-import needs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dialogues.corpora.formats.base import ExportOptions, Lines
 
 TASKS = "omega_tasks.jsonl"
 DIALOGUES = "omega_dialogues.jsonl"
-SCHEMA = "omega-web/full/2"  # 2: dialogues and runs named by keys that survive a re-import; contexts, source
+SCHEMA = "omega-web/full/3"  # 2: keys that survive a re-import; contexts, source. 3: people's judge ratings
 
 
 class FullJsonl:
@@ -61,12 +62,14 @@ class FullJsonl:
                     "human": t.human,
                     "rating": t.rating,
                     "annotations": t.annotations,
+                    "judge_ratings": t.judge_ratings,
                     "extra": t.extra,
                 }
                 for t in dialogue.turns
             ],
             "decisions": dialogue.decisions,
             "adjudication": dialogue.adjudication,
+            "episode_ratings": dialogue.episode_ratings,
         }
         if options.llm_calls:
             record["llm_calls"] = dialogue.calls or []

@@ -451,3 +451,62 @@ def test_the_same_words_in_another_scenario_are_another_dialogue(tmp_path):
     job = import_file(path)
     assert job.counts["dialogues"] == 1 and job.counts["already_here"] == 0 and Dialogue.objects.count() == 2
     assert import_file(path).counts["already_here"] == 1  # and the same file again adds nothing
+
+
+def test_peoples_judge_ratings_go_out_and_come_back_in(corpus_data, people, tmp_path):
+    from dialogues.annotation.judge_ratings import episode_rating_save, relevance_save, step_rating_save
+    from evaluation.calibration.selectors import runs_calibration
+
+    _run, dialogue = corpus_data
+    rated = StepRating.objects.filter(dialogue=dialogue).order_by("turn__index").first().turn
+    scores = {"step1": 6, "step2": 7, "step3": 8, "step4": 9, "step5": 0}
+    step_rating_save(turn_id=rated.pk, annotator=people["ann"], scores=scores, version=0)
+    step_rating_save(turn_id=rated.pk, annotator=people["cur"], scores={"step1": 3}, version=0)
+    relevance_save(turn_id=rated.pk, annotator=people["ann"], score=-0.5, version=0)
+    episode_rating_save(dialogue_id=dialogue.pk, speaker=0, annotator=people["ann"], scores={"GOAL": 6.5}, version=0)
+    first = full_files(everything(people, "before").pk, people["cur"])
+    records = [json.loads(line) for line in first["omega_dialogues.jsonl"].splitlines()]
+    record = next(r for r in records if r["turns"][rated.index].get("judge_ratings"))
+    assert record["schema"] == "omega-web/full/3"
+    out = record["turns"][rated.index]["judge_ratings"]
+    assert [(r["annotator"], r["step1"], r["step5"], r["relevance"]) for r in out] == [
+        ("ann", 6, 0, -0.5),
+        ("cur", 3, None, None),
+    ]
+    assert [(r["annotator"], r["speaker"], r["scores"]) for r in record["episode_ratings"]] == [
+        ("ann", 0, {"GOAL": 6.5})
+    ]
+    source = tmp_path / "export.zip"
+    with zipfile.ZipFile(source, "w") as archive:
+        for name, text in first.items():
+            archive.writestr(name, text)
+    Run.objects.all().delete()
+    Task.objects.all().delete()
+    Scenario.objects.all().delete()
+    AgentProfile.objects.all().delete()
+    job = import_file(source)
+    assert job.status == "succeeded", job.problems
+    imported = Run.objects.get(kind=RunKind.IMPORTED)
+    copy = Dialogue.objects.get(run=imported, external_key=record["key"])
+    assert copy.turns.get(index=rated.index).imported["judge_ratings"] == out
+    # the calibration counts them, named as the file names them
+    c = runs_calibration([imported], resamples=100)
+    step1 = next(r for r in c.sections[0].rows if r.key == "step1").result
+    assert step1.items == 1 and step1.people == 2 and step1.pairs[0][1] == pytest.approx(4.5)
+    assert c.changes.termination_turns + len(c.changes.filters) >= 1  # ann's complete answers count in decisions
+    second = full_files(everything(people, "after").pk, people["cur"])
+    assert second == first  # the ratings come back out as they went in
+
+
+def test_bad_judge_ratings_in_a_full_file_are_named(corpus_data, people, tmp_path):
+    first = full_files(everything(people, "bad").pk, people["cur"])
+    lines = [json.loads(line) for line in first["omega_dialogues.jsonl"].splitlines()]
+    lines[0]["turns"][5]["judge_ratings"] = [{"annotator": "x", "step1": 11, "relevance": 0.3}]
+    lines[0]["episode_ratings"] = [{"annotator": "x", "speaker": 0, "scores": {"SEC": 4}}]
+    source = tmp_path / "bad.jsonl"
+    source.write_text(first["omega_tasks.jsonl"] + "".join(json.dumps(r) + "\n" for r in lines))
+    job = import_file(source)
+    text = " ".join(str(p) for p in job.problems)
+    assert job.status == "failed"
+    assert "turns[5].judge_ratings[0].step1" in text and "turns[5].judge_ratings[0].relevance" in text
+    assert "episode_ratings[0].scores.SEC" in text
