@@ -229,7 +229,7 @@ def runs_calibration(runs: list[Run], *, resamples: int = RESAMPLES, seed: int =
     dialogue_ids = list(Dialogue.objects.filter(run__in=runs).values_list("pk", flat=True))
     step, changes, rated = _step_judge(dialogue_ids, resamples, seed)
     models = sorted({run.model for run in runs})
-    prompts = sorted({run.prompt_set_version for run in runs})
+    prompts = sorted({f"{run.prompt_set_name} ({run.prompt_set_version})" for run in runs})
     step.version = f"{', '.join(models)} · prompt set {', '.join(prompts)}"
     sections = [
         step,
@@ -254,4 +254,7 @@ def calibration_groups() -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
     for run in Run.objects.filter(pk__in=rated_runs).order_by("id"):
         groups[(run.model, run.prompt_set_version)].append(run)
-    return [{"model": m, "prompts": p, "runs": runs} for (m, p), runs in sorted(groups.items())]
+    return [
+        {"model": m, "prompts": p, "names": sorted({r.prompt_set_name for r in runs}), "runs": runs}
+        for (m, p), runs in sorted(groups.items())
+    ]

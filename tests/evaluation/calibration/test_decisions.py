@@ -103,7 +103,7 @@ def test_step_judge_statistics_on_the_hand_built_run(hand_built):
     c = runs_calibration([hand_built], resamples=50)
     step = c.sections[0]
     rows = {r.key: r.result for r in step.rows}
-    assert step.version == "judge-m · prompt set p1"
+    assert step.version == "judge-m · prompt set built-in (p1)"
     # step1 has every answered turn: 6 turns; on turn 7 of B the people's step1 mean is (9 + 4) / 2
     assert rows["step1"].items == 6
     assert (7.0, 6.5) in rows["step1"].pairs
