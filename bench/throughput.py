@@ -3,8 +3,9 @@
 For each scenario (capacity C, latency per call): a fresh PostgreSQL database and Redis key prefix, synthetic
 tasks (half of them deadlock, so DSI runs the negotiation workflow), the capacity server, one Celery worker
 process (threads pool), and a DSI run launched as the app launches it. Measured: attempts per minute against
-the ideal for the capacity, server utilisation, requests / sequences / prompt tokens per finished attempt, and
-the worker's CPU per request.
+the ideal for the capacity, server utilisation, requests / sequences / prompt tokens per finished attempt, the
+worker's CPU per request, and per call kind what vLLM's prefix cache would leave to prefill (bench/prefix_cache.py)
+at the stated capacity and with an unlimited cache.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from urllib.parse import urlparse
 
 import httpx
 
+from bench.prefix_cache import DEFAULT_BLOCKS
+
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("OMEGA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("OMEGA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -34,10 +37,14 @@ class Scenario:
     tasks: int
     worker_threads: int  # dialogues in flight, shared by the worker processes
     workers: int = 1
+    cache_blocks: int = DEFAULT_BLOCKS
 
     @property
     def label(self) -> str:
-        return f"C={self.capacity}, {self.latency:g} s/call, {self.tasks} tasks, {self.workers} worker(s)"
+        return (
+            f"C={self.capacity}, {self.latency:g} s/call, {self.tasks} tasks, {self.worker_threads} in flight, "
+            f"{self.workers} worker(s)"
+        )
 
 
 def _free_port() -> int:
@@ -178,6 +185,8 @@ def run_scenario(scenario: Scenario, work_dir: Path, *, timeout: float = 1800) -
                 str(scenario.capacity),
                 "--latency",
                 str(scenario.latency),
+                "--cache-blocks",
+                str(scenario.cache_blocks),
             ],
             cwd=ROOT,
             env=env,
@@ -281,4 +290,51 @@ def _results(scenario: Scenario, state: dict, served: dict, cpu: float, started:
         "prompt_tokens_per_attempt": round(per_attempt["prompt_tokens"]),
         "client_cpu_ms_per_request": round(cpu * 1000 / max(served["requests"], 1), 2),
         "mean_queue_wait_s": round(served["mean_queue_wait"], 3),
+        "cache": cache_rows(served["cache"], attempts),
+    }
+
+
+# call kinds as the cache table groups the server's purposes (X-Omega-Purpose)
+CALL_KINDS = {
+    "action.native": "action",
+    "action.ssi": "action",
+    "rating": "rating",
+    "nsi.style_transfer": "style transfer",
+    "eval.relevance": "judges",
+    "eval.sotopia": "judges",
+}
+
+
+def cache_rows(cache: dict, attempts: int) -> dict:
+    """The server's prefix-cache tallies per finished attempt, by call kind (each negotiation step its own), with
+    every kind together last."""
+    kinds: dict[str, dict[str, int]] = {}
+    for purpose, tally in cache["by_purpose"].items():
+        kind = CALL_KINDS.get(purpose, purpose)
+        into = kinds.setdefault(kind, dict.fromkeys(tally, 0))
+        for key, value in tally.items():
+            into[key] += value
+    kinds["all"] = {key: sum(k[key] for k in kinds.values()) for key in next(iter(kinds.values()), {})}
+    rows = []
+    for kind, t in kinds.items():
+        prompt = t.get("prompt_tokens", 0)
+        rows.append(
+            {
+                "kind": kind,
+                "requests": round(t.get("requests", 0) / max(attempts, 1), 1),
+                "sequences": round(t.get("sequences", 0) / max(attempts, 1), 1),
+                "prompt_tokens": round(prompt / max(attempts, 1)),
+                "prefill_tokens": round(t.get("prefill_tokens", 0) / max(attempts, 1)),
+                "prefill_share": round(t.get("prefill_tokens", 0) / prompt, 3) if prompt else 0.0,
+                "hit_ratio": round(1 - t.get("prefill_tokens", 0) / prompt, 3) if prompt else 0.0,
+                "prefill_tokens_unlimited": round(t.get("prefill_tokens_unlimited", 0) / max(attempts, 1)),
+                "hit_ratio_unlimited": round(1 - t.get("prefill_tokens_unlimited", 0) / prompt, 3) if prompt else 0.0,
+            }
+        )
+    return {
+        "tokenizer": cache["tokenizer"],
+        "capacity_blocks": cache["capacity_blocks"],
+        "block_tokens": cache["block_tokens"],
+        "evicted_blocks": cache["evicted_blocks"],
+        "per_attempt": rows,
     }
