@@ -38,12 +38,13 @@ class Scenario:
     worker_threads: int  # dialogues in flight, shared by the worker processes
     workers: int = 1
     cache_blocks: int = DEFAULT_BLOCKS
+    contexts: str = "synthetic"  # or "sotopia": SOTOPIA's agents and scenarios (read from SOTOPIA_DATA at run time)
 
     @property
     def label(self) -> str:
         return (
             f"C={self.capacity}, {self.latency:g} s/call, {self.tasks} tasks, {self.worker_threads} in flight, "
-            f"{self.workers} worker(s)"
+            f"{self.workers} worker(s), {self.contexts} contexts"
         )
 
 
@@ -126,6 +127,36 @@ Task.objects.bulk_create([Task(external_id=f"bench-task-{{i}}", scenario=scenari
 print(Task.objects.count())
 """
 
+SOTOPIA_DATA = Path(os.environ.get("OMEGA_SOTOPIA_DATA", "/work/shared/data/sotopia"))
+
+# SOTOPIA's own agents and scenarios (their text read at run time, never kept in the repository), paired as its
+# env-agent combos pair them, one scenario row per task so that half can carry the "[deadlock]" marker
+SOTOPIA_SETUP = """
+import json
+from pathlib import Path
+from dialogues.library.models import AgentProfile, Scenario, Task
+n, data = {tasks}, Path({data!r})
+rows = lambda name: [json.loads(line) for line in (data / name).read_text().splitlines() if line.strip()]
+profiles = rows("sotopia_agent_profiles.jsonl")
+fields = ("first_name", "last_name", "age", "occupation", "gender", "gender_pronoun", "public_info",
+          "personality_and_values", "secret")
+agents = dict(zip([p["agent_id"] for p in profiles], AgentProfile.objects.bulk_create([AgentProfile(
+    external_id=f"bench-{{p['agent_id']}}", source="bench", **{{f: p[f] for f in fields}}) for p in profiles])))
+envs = {{e["env_id"]: e for e in rows("sotopia_environment_profiles.jsonl")}}
+combos = [c for c in rows("sotopia_env_agent_combo_storages.jsonl") if c["env_id"] in envs
+          and all(a in agents for a in c["agent_ids"])]
+picked = [combos[i % len(combos)] for i in range(n)]
+scenarios = Scenario.objects.bulk_create([Scenario(external_id=f"bench-env-{{i}}",
+    codename=f"{{envs[c['env_id']]['codename']}}_{{i}}", source="bench",
+    text=envs[c["env_id"]]["scenario"] + (" [deadlock]" if i % 2 == 0 else ""),
+    agent1_goal=envs[c["env_id"]]["agent_goals"][0], agent2_goal=envs[c["env_id"]]["agent_goals"][1],
+    relationship=str(envs[c["env_id"]].get("relationship") or 0)) for i, c in enumerate(picked)])
+Task.objects.bulk_create([Task(external_id=f"bench-task-{{i}}", scenario=scenarios[i],
+    agent1=agents[c["agent_ids"][0]], agent2=agents[c["agent_ids"][1]], hard=i % 2 == 0, source="bench",
+    split="train") for i, c in enumerate(picked)])
+print(Task.objects.count())
+"""
+
 LAUNCH = """
 from dialogues.engine.config import RunConfig
 from dialogues.llm.backends import configured_backend
@@ -173,7 +204,11 @@ def run_scenario(scenario: Scenario, work_dir: Path, *, timeout: float = 1800) -
     processes: list[subprocess.Popen] = []
     try:
         _manage(env, "migrate", "--no-input", "-v", "0")
-        _manage(env, "shell", "-v", "0", "-c", SETUP.format(tasks=scenario.tasks))
+        if scenario.contexts == "sotopia":
+            setup = SOTOPIA_SETUP.format(tasks=scenario.tasks, data=str(SOTOPIA_DATA))
+        else:
+            setup = SETUP.format(tasks=scenario.tasks)
+        _manage(env, "shell", "-v", "0", "-c", setup)
         server = subprocess.Popen(
             [
                 sys.executable,
