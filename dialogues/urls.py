@@ -24,6 +24,7 @@ urlpatterns = [
     path("runs/new/estimate/", runs.run_estimate_view, name="run_estimate"),
     path("runs/new/server/", runs.run_server_check, name="run_server_check"),
     path("runs/<int:pk>/", inspection.run_detail, name="run_detail"),
+    path("runs/<int:pk>/cost/", runs.run_cost_view, name="run_cost"),
     path("runs/<int:pk>/agreement/", annotation.run_agreement_view, name="run_agreement"),
     path("runs/<int:pk>/<slug:action>/", inspection.run_action, name="run_action"),
     path("dialogues/", inspection.dialogue_index, name="dialogue_list"),
