@@ -130,7 +130,10 @@ print(Task.objects.count())
 SOTOPIA_DATA = Path(os.environ.get("OMEGA_SOTOPIA_DATA", "/work/shared/data/sotopia"))
 
 # SOTOPIA's own agents and scenarios (their text read at run time, never kept in the repository), paired as its
-# env-agent combos pair them, one scenario row per task so that half can carry the "[deadlock]" marker
+# env-agent combos pair them, one scenario row per task so that half can carry the "[deadlock]" marker. SOTOPIA has
+# 450 combos: a task's scenario ends with its number, or the stand-in server's same answers would make the tasks
+# that repeat a combo repeat whole dialogues, every prompt cached from the first
+
 SOTOPIA_SETUP = """
 import json
 from pathlib import Path
@@ -148,7 +151,7 @@ combos = [c for c in rows("sotopia_env_agent_combo_storages.jsonl") if c["env_id
 picked = [combos[i % len(combos)] for i in range(n)]
 scenarios = Scenario.objects.bulk_create([Scenario(external_id=f"bench-env-{{i}}",
     codename=f"{{envs[c['env_id']]['codename']}}_{{i}}", source="bench",
-    text=envs[c["env_id"]]["scenario"] + (" [deadlock]" if i % 2 == 0 else ""),
+    text=envs[c["env_id"]]["scenario"] + f" (Bench task {{i}}.)" + (" [deadlock]" if i % 2 == 0 else ""),
     agent1_goal=envs[c["env_id"]]["agent_goals"][0], agent2_goal=envs[c["env_id"]]["agent_goals"][1],
     relationship=str(envs[c["env_id"]].get("relationship") or 0)) for i, c in enumerate(picked)])
 Task.objects.bulk_create([Task(external_id=f"bench-task-{{i}}", scenario=scenarios[i],
