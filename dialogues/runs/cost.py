@@ -17,9 +17,10 @@ from django.db.models.functions import Cast, Coalesce
 
 from dialogues.runs.models import DialogueStatus, LLMCall, Run
 
-# Tokens needing prefill per prompt token of a DSI attempt, as `make bench cache` measured it with 256 dialogues
-# in flight and a cache of 25,000 blocks (README, Benchmarks; ADR 0028). The prior where the server says nothing.
-BENCH_PREFILL_SHARE = 0.3
+# Tokens needing prefill per prompt token of a DSI attempt, as `make bench cache --contexts sotopia` measured it with
+# 256 dialogues in flight and a cache of 25,000 blocks (README, Benchmarks; ADR 0028). The prior where the server
+# says nothing.
+BENCH_PREFILL_SHARE = 0.48
 KIND_ORDER = ["action", "rating", "negotiation", "style transfer", "other"]
 
 
