@@ -103,11 +103,11 @@ def throughput(args: argparse.Namespace, work: Path) -> None:
 
 
 def cache_bench(args: argparse.Namespace, work: Path) -> None:
-    """The prefix cache of a DSI run with 256 dialogues in flight (the issue's setting) at 2 s per call."""
+    """The prefix cache of a DSI run with 256 dialogues in flight (the issue's setting; --in-flight) at 2 s per call."""
     if args.smoke:
         scenario = Scenario(32, 0.05, 12, 16, cache_blocks=args.cache_blocks, contexts=args.contexts)
     else:
-        scenario = Scenario(256, 2.0, args.tasks, 256, args.workers, args.cache_blocks, args.contexts)
+        scenario = Scenario(256, 2.0, args.tasks, args.in_flight, args.workers, args.cache_blocks, args.contexts)
     print(f"running: {scenario.label} …", flush=True)
     row = run_scenario(scenario, work)
     print_cache(row)
@@ -226,11 +226,12 @@ def main() -> None:
         default=DEFAULT_BLOCKS,
         help=f"throughput, cache: the modelled prefix cache in blocks of 16 tokens (default {DEFAULT_BLOCKS:,})",
     )
+    parser.add_argument("--in-flight", type=int, default=256, help="cache: dialogues in flight (default 256)")
     parser.add_argument(
         "--contexts",
         choices=["synthetic", "sotopia"],
         default="synthetic",
-        help="cache: the tasks' text: short synthetic profiles, or SOTOPIA's agents and scenarios (OMEGA_SOTOPIA_DATA)",
+        help="cache: the tasks' text: short synthetic profiles, or SOTOPIA's agents and scenarios (OMEGA_SOTOPIA_DIR)",
     )
     parser.add_argument("--dialogues", type=int, default=10_000, help="pages: dialogues in the library")
     parser.add_argument("--clients", type=int, default=20, help="pages: concurrent clients")

@@ -127,7 +127,15 @@ Task.objects.bulk_create([Task(external_id=f"bench-task-{{i}}", scenario=scenari
 print(Task.objects.count())
 """
 
-SOTOPIA_DATA = Path(os.environ.get("OMEGA_SOTOPIA_DATA", "/work/shared/data/sotopia"))
+# where the app finds SOTOPIA's files (omega_web/settings.py, OMEGA_SOTOPIA_DIR), read here as the bench's
+# subprocesses do not inherit OMEGA_ settings
+SOTOPIA_DATA = Path(
+    os.environ.get("OMEGA_SOTOPIA_DIR")
+    or next(
+        (p for p in (ROOT.parent / "shared" / "data" / "sotopia", Path("/work/shared/data/sotopia")) if p.is_dir()),
+        ROOT.parent / "shared" / "data" / "sotopia",
+    )
+)
 
 # SOTOPIA's own agents and scenarios (their text read at run time, never kept in the repository), paired as its
 # env-agent combos pair them, one scenario row per task so that half can carry the "[deadlock]" marker. SOTOPIA has
