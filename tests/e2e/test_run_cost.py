@@ -35,7 +35,7 @@ def test_the_launcher_estimates_prefill_and_the_run_page_shows_the_cost(page: Pa
     page.reload()
     panel = page.locator("#run-cost")
     expect(panel).to_contain_text("Cost on the model server")
-    expect(panel).to_contain_text("did not report cached tokens")
+    expect(panel).to_contain_text("The simulated expert has no cache to report")
     expect(panel).to_contain_text("--enable-prompt-tokens-details")
     expect(panel.locator("tbody th")).to_contain_text(["action", "rating"])
     expect(panel).to_contain_text(re.compile(r"Per settled attempt \(\d+\): [\d.]+ requests"))

@@ -62,6 +62,7 @@ def test_without_reported_cached_tokens_the_prefill_is_estimated(demo_tasks, cli
     assert cost.reporting == "none" and cost.total.prefill_tokens is None
     page = client_for(Role.VIEWER).get(reverse("run_cost", args=[run.pk])).content.decode()
     assert 'data-prefill="estimated"' in page and "--enable-prompt-tokens-details" in page
+    assert "The server did not report cached tokens" in page
     assert f"{cost.total.prompt_tokens * BENCH_PREFILL_SHARE:,.0f}" in page and "not reported" in page
 
     estimate = run_estimate(config=RunConfig(judge_samples=3), tasks=10, hard=5, model=server.model)
