@@ -14,6 +14,7 @@ from bench.imports import IMPORT_COLUMNS, ImportScenario, run_imports
 from bench.judges import JUDGE_COLUMNS, JudgeScenario, run_judges
 from bench.load import LOAD_COLUMNS, LoadScenario, run_load
 from bench.pages import PAGE_COLUMNS, PagesScenario, run_pages
+from bench.prefix_cache import DEFAULT_BLOCKS
 from bench.sdiv import SDIV_COLUMNS, SdivScenario, run_sdiv
 from bench.throughput import Scenario, run_scenario
 
@@ -49,13 +50,41 @@ THROUGHPUT_COLUMNS = [
 ]
 
 
+CACHE_COLUMNS = [
+    ("kind", "call kind"),
+    ("requests", "requests"),
+    ("sequences", "sequences"),
+    ("prompt_tokens", "prompt tokens"),
+    ("prefill_tokens", "prefill tokens"),
+    ("hit_ratio", "hit ratio"),
+    ("prefill_tokens_unlimited", "prefill, unlimited"),
+    ("hit_ratio_unlimited", "hit ratio, unlimited"),
+]
+PREFILL_TARGET = 0.3  # tokens needing prefill per DSI attempt at the default capacity, 256 dialogues in flight
+
+
+def print_cache(row: dict) -> None:
+    cache = row["cache"]
+    everything = cache["per_attempt"][-1]
+    print(
+        f"\nPrefix cache per finished attempt, {row['scenario']} ({row['attempts']} attempts): "
+        f"blocks of {cache['block_tokens']} tokens, LRU of {cache['capacity_blocks']:,} blocks "
+        f"({cache['evicted_blocks']:,} evicted) and unlimited; tokens counted by {cache['tokenizer']}"
+    )
+    print(table(cache["per_attempt"], CACHE_COLUMNS))
+    print(
+        f"prefill share {everything['prefill_share']} of prompt tokens (target ≤ {PREFILL_TARGET} at "
+        f"{DEFAULT_BLOCKS:,} blocks with 256 dialogues in flight)"
+    )
+
+
 def throughput(args: argparse.Namespace, work: Path) -> None:
     if args.smoke:
         scenarios = [Scenario(capacity=32, latency=0.05, tasks=12, worker_threads=16)]
     else:
         specs = args.scenario or ["256:2.0", "256:0.2"]
         scenarios = [
-            Scenario(int(c), float(latency), args.tasks, args.threads, args.workers)
+            Scenario(int(c), float(latency), args.tasks, args.threads, args.workers, args.cache_blocks)
             for c, latency in (spec.split(":") for spec in specs)
         ]
     rows = []
@@ -68,7 +97,21 @@ def throughput(args: argparse.Namespace, work: Path) -> None:
     print()
     print("Throughput of runs on Celery worker processes against a server with vLLM-like capacity")
     print(table(rows, THROUGHPUT_COLUMNS))
+    for row in rows:
+        print_cache(row)
     save("throughput", args.smoke, rows)
+
+
+def cache_bench(args: argparse.Namespace, work: Path) -> None:
+    """The prefix cache of a DSI run with 256 dialogues in flight (the issue's setting; --in-flight) at 2 s per call."""
+    if args.smoke:
+        scenario = Scenario(32, 0.05, 12, 16, cache_blocks=args.cache_blocks, contexts=args.contexts)
+    else:
+        scenario = Scenario(256, 2.0, args.tasks, args.in_flight, args.workers, args.cache_blocks, args.contexts)
+    print(f"running: {scenario.label} …", flush=True)
+    row = run_scenario(scenario, work)
+    print_cache(row)
+    save("cache", args.smoke, [row])
 
 
 def pages(args: argparse.Namespace, work: Path) -> None:
@@ -164,7 +207,7 @@ def main() -> None:
     parser.add_argument(
         "which",
         nargs="*",
-        choices=["throughput", "pages", "export", "import", "sdiv", "judges", "load"],
+        choices=["throughput", "cache", "pages", "export", "import", "sdiv", "judges", "load"],
         help="benchmarks to run (default: all)",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny runs that check the harness (CI)")
@@ -177,6 +220,19 @@ def main() -> None:
         metavar="C:LATENCY",
         help="throughput: capacity and seconds per call (default: 256:2.0 and 256:0.2)",
     )
+    parser.add_argument(
+        "--cache-blocks",
+        type=int,
+        default=DEFAULT_BLOCKS,
+        help=f"throughput, cache: the modelled prefix cache in blocks of 16 tokens (default {DEFAULT_BLOCKS:,})",
+    )
+    parser.add_argument("--in-flight", type=int, default=256, help="cache: dialogues in flight (default 256)")
+    parser.add_argument(
+        "--contexts",
+        choices=["synthetic", "sotopia"],
+        default="synthetic",
+        help="cache: the tasks' text: short synthetic profiles, or SOTOPIA's agents and scenarios (OMEGA_SOTOPIA_DIR)",
+    )
     parser.add_argument("--dialogues", type=int, default=10_000, help="pages: dialogues in the library")
     parser.add_argument("--clients", type=int, default=20, help="pages: concurrent clients")
     parser.add_argument(
@@ -188,8 +244,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="omega-bench-") as work:
         benches = {"throughput": throughput, "pages": pages, "export": export, "import": imports, "sdiv": sdiv_bench,
-                   "judges": judges_bench, "load": load_bench}  # fmt: skip
-        for which in args.which or ["sdiv", "judges", "import", "export", "pages", "load", "throughput"]:
+                   "judges": judges_bench, "load": load_bench, "cache": cache_bench}  # fmt: skip
+        for which in args.which or ["sdiv", "judges", "import", "export", "pages", "load", "throughput", "cache"]:
             benches[which](args, Path(work))
 
 

@@ -7,7 +7,10 @@ queue; a request for n samples takes n places. It speaks enough of the OpenAI pr
 
     python -m bench.capacity_server --port 9100 --capacity 256 --latency 2.0
 
-GET /metrics returns what it served: requests, sequences, prompt tokens, busy slot-seconds, queue waits.
+GET /metrics returns what it served: requests, sequences, prompt tokens, busy slot-seconds, queue waits, and what
+a vLLM prefix cache would have saved (bench/prefix_cache.py): per purpose, the prompt tokens needing prefill with a
+cache of --cache-blocks blocks and with an unlimited one. Each answer reports its cached tokens as vLLM does with
+--enable-prompt-tokens-details (usage.prompt_tokens_details.cached_tokens).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import re
 import time
 from collections import deque
 from typing import Any
+
+from bench.prefix_cache import DEFAULT_BLOCKS, CacheModel
 
 MODEL = "bench-expert"
 
@@ -139,10 +144,11 @@ def answer(purpose: str, prompt: str, n: int) -> list[str]:
 
 
 class Server:
-    def __init__(self, capacity: int, latency: float) -> None:
+    def __init__(self, capacity: int, latency: float, cache_blocks: int = DEFAULT_BLOCKS) -> None:
         self.capacity = Capacity(capacity)
         self.latency = latency
         self.metrics = Metrics()
+        self.cache = CacheModel(cache_blocks)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -172,6 +178,7 @@ class Server:
             return 200, self.report()
         if method == "POST" and path == "/metrics/reset":
             self.metrics.reset()
+            self.cache.reset()
             self.capacity.busy_integral = 0.0
             self.capacity.busy_since = time.monotonic()
             return 200, {"ok": True}
@@ -189,15 +196,18 @@ class Server:
             queued = time.monotonic()
             await self.capacity.acquire(n)
             waited = time.monotonic() - queued
+            purpose = headers.get("x-omega-purpose", "")
+            # the whole conversation is the prompt (a re-ask adds the answer and the repair after the first message)
+            tokens, cached = self.cache.serve(purpose, "\n".join(m["content"] for m in request["messages"]), n)
             try:
                 await asyncio.sleep(self.latency)
             finally:
                 self.capacity.release(n)
-            texts = answer(headers.get("x-omega-purpose", ""), prompt, n)
+            texts = answer(purpose, prompt, n)
             m = self.metrics
             m.requests += 1
             m.sequences += n
-            m.prompt_tokens += len(prompt) // 4
+            m.prompt_tokens += tokens
             m.completion_tokens += sum(len(t) // 4 for t in texts)
             m.wait_total += waited
             m.wait_max = max(m.wait_max, waited)
@@ -209,7 +219,11 @@ class Server:
                     {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
                     for i, t in enumerate(texts)
                 ],
-                "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": sum(len(t) // 4 for t in texts)},
+                "usage": {
+                    "prompt_tokens": tokens,
+                    "completion_tokens": sum(len(t) // 4 for t in texts),
+                    "prompt_tokens_details": {"cached_tokens": cached},
+                },
             }
         return 404, {"error": "not found"}
 
@@ -229,11 +243,12 @@ class Server:
             "mean_queue_wait": m.wait_total / m.requests if m.requests else 0.0,
             "max_queue_wait": m.wait_max,
             "first_request": m.first_request,
+            "cache": self.cache.report(),
         }
 
 
-async def serve(port: int, capacity: int, latency: float) -> None:
-    server = Server(capacity, latency)
+async def serve(port: int, capacity: int, latency: float, cache_blocks: int = DEFAULT_BLOCKS) -> None:
+    server = Server(capacity, latency, cache_blocks)
     listener = await asyncio.start_server(server.handle, "127.0.0.1", port, backlog=2048)
     async with listener:
         await listener.serve_forever()
@@ -244,8 +259,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--capacity", type=int, default=256)
     parser.add_argument("--latency", type=float, default=2.0)
+    parser.add_argument(
+        "--cache-blocks", type=int, default=DEFAULT_BLOCKS, help="prefix cache capacity in blocks of 16 tokens"
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.port, args.capacity, args.latency))
+    asyncio.run(serve(args.port, args.capacity, args.latency, args.cache_blocks))
 
 
 if __name__ == "__main__":

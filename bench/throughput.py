@@ -3,8 +3,9 @@
 For each scenario (capacity C, latency per call): a fresh PostgreSQL database and Redis key prefix, synthetic
 tasks (half of them deadlock, so DSI runs the negotiation workflow), the capacity server, one Celery worker
 process (threads pool), and a DSI run launched as the app launches it. Measured: attempts per minute against
-the ideal for the capacity, server utilisation, requests / sequences / prompt tokens per finished attempt, and
-the worker's CPU per request.
+the ideal for the capacity, server utilisation, requests / sequences / prompt tokens per finished attempt, the
+worker's CPU per request, and per call kind what vLLM's prefix cache would leave to prefill (bench/prefix_cache.py)
+at the stated capacity and with an unlimited cache.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from urllib.parse import urlparse
 
 import httpx
 
+from bench.prefix_cache import DEFAULT_BLOCKS
+
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("OMEGA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("OMEGA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -34,10 +37,15 @@ class Scenario:
     tasks: int
     worker_threads: int  # dialogues in flight, shared by the worker processes
     workers: int = 1
+    cache_blocks: int = DEFAULT_BLOCKS
+    contexts: str = "synthetic"  # or "sotopia": SOTOPIA's agents and scenarios (read from SOTOPIA_DATA at run time)
 
     @property
     def label(self) -> str:
-        return f"C={self.capacity}, {self.latency:g} s/call, {self.tasks} tasks, {self.workers} worker(s)"
+        return (
+            f"C={self.capacity}, {self.latency:g} s/call, {self.tasks} tasks, {self.worker_threads} in flight, "
+            f"{self.workers} worker(s), {self.contexts} contexts"
+        )
 
 
 def _free_port() -> int:
@@ -119,6 +127,47 @@ Task.objects.bulk_create([Task(external_id=f"bench-task-{{i}}", scenario=scenari
 print(Task.objects.count())
 """
 
+# where the app finds SOTOPIA's files (omega_web/settings.py, OMEGA_SOTOPIA_DIR), read here as the bench's
+# subprocesses do not inherit OMEGA_ settings
+SOTOPIA_DATA = Path(
+    os.environ.get("OMEGA_SOTOPIA_DIR")
+    or next(
+        (p for p in (ROOT.parent / "shared" / "data" / "sotopia", Path("/work/shared/data/sotopia")) if p.is_dir()),
+        ROOT.parent / "shared" / "data" / "sotopia",
+    )
+)
+
+# SOTOPIA's own agents and scenarios (their text read at run time, never kept in the repository), paired as its
+# env-agent combos pair them, one scenario row per task so that half can carry the "[deadlock]" marker. SOTOPIA has
+# 450 combos: a task's scenario ends with its number, or the stand-in server's same answers would make the tasks
+# that repeat a combo repeat whole dialogues, every prompt cached from the first
+
+SOTOPIA_SETUP = """
+import json
+from pathlib import Path
+from dialogues.library.models import AgentProfile, Scenario, Task
+n, data = {tasks}, Path({data!r})
+rows = lambda name: [json.loads(line) for line in (data / name).read_text().splitlines() if line.strip()]
+profiles = rows("sotopia_agent_profiles.jsonl")
+fields = ("first_name", "last_name", "age", "occupation", "gender", "gender_pronoun", "public_info",
+          "personality_and_values", "secret")
+agents = dict(zip([p["agent_id"] for p in profiles], AgentProfile.objects.bulk_create([AgentProfile(
+    external_id=f"bench-{{p['agent_id']}}", source="bench", **{{f: p[f] for f in fields}}) for p in profiles])))
+envs = {{e["env_id"]: e for e in rows("sotopia_environment_profiles.jsonl")}}
+combos = [c for c in rows("sotopia_env_agent_combo_storages.jsonl") if c["env_id"] in envs
+          and all(a in agents for a in c["agent_ids"])]
+picked = [combos[i % len(combos)] for i in range(n)]
+scenarios = Scenario.objects.bulk_create([Scenario(external_id=f"bench-env-{{i}}",
+    codename=f"{{envs[c['env_id']]['codename']}}_{{i}}", source="bench",
+    text=envs[c["env_id"]]["scenario"] + f" (Bench task {{i}}.)" + (" [deadlock]" if i % 2 == 0 else ""),
+    agent1_goal=envs[c["env_id"]]["agent_goals"][0], agent2_goal=envs[c["env_id"]]["agent_goals"][1],
+    relationship=str(envs[c["env_id"]].get("relationship") or 0)) for i, c in enumerate(picked)])
+Task.objects.bulk_create([Task(external_id=f"bench-task-{{i}}", scenario=scenarios[i],
+    agent1=agents[c["agent_ids"][0]], agent2=agents[c["agent_ids"][1]], hard=i % 2 == 0, source="bench",
+    split="train") for i, c in enumerate(picked)])
+print(Task.objects.count())
+"""
+
 LAUNCH = """
 from dialogues.engine.config import RunConfig
 from dialogues.llm.backends import configured_backend
@@ -166,7 +215,11 @@ def run_scenario(scenario: Scenario, work_dir: Path, *, timeout: float = 1800) -
     processes: list[subprocess.Popen] = []
     try:
         _manage(env, "migrate", "--no-input", "-v", "0")
-        _manage(env, "shell", "-v", "0", "-c", SETUP.format(tasks=scenario.tasks))
+        if scenario.contexts == "sotopia":
+            setup = SOTOPIA_SETUP.format(tasks=scenario.tasks, data=str(SOTOPIA_DATA))
+        else:
+            setup = SETUP.format(tasks=scenario.tasks)
+        _manage(env, "shell", "-v", "0", "-c", setup)
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -178,6 +231,8 @@ def run_scenario(scenario: Scenario, work_dir: Path, *, timeout: float = 1800) -
                 str(scenario.capacity),
                 "--latency",
                 str(scenario.latency),
+                "--cache-blocks",
+                str(scenario.cache_blocks),
             ],
             cwd=ROOT,
             env=env,
@@ -281,4 +336,51 @@ def _results(scenario: Scenario, state: dict, served: dict, cpu: float, started:
         "prompt_tokens_per_attempt": round(per_attempt["prompt_tokens"]),
         "client_cpu_ms_per_request": round(cpu * 1000 / max(served["requests"], 1), 2),
         "mean_queue_wait_s": round(served["mean_queue_wait"], 3),
+        "cache": cache_rows(served["cache"], attempts),
+    }
+
+
+# call kinds as the cache table groups the server's purposes (X-Omega-Purpose)
+CALL_KINDS = {
+    "action.native": "action",
+    "action.ssi": "action",
+    "rating": "rating",
+    "nsi.style_transfer": "style transfer",
+    "eval.relevance": "judges",
+    "eval.sotopia": "judges",
+}
+
+
+def cache_rows(cache: dict, attempts: int) -> dict:
+    """The server's prefix-cache tallies per finished attempt, by call kind (each negotiation step its own), with
+    every kind together last."""
+    kinds: dict[str, dict[str, int]] = {}
+    for purpose, tally in cache["by_purpose"].items():
+        kind = CALL_KINDS.get(purpose, purpose)
+        into = kinds.setdefault(kind, dict.fromkeys(tally, 0))
+        for key, value in tally.items():
+            into[key] += value
+    kinds["all"] = {key: sum(k[key] for k in kinds.values()) for key in next(iter(kinds.values()), {})}
+    rows = []
+    for kind, t in kinds.items():
+        prompt = t.get("prompt_tokens", 0)
+        rows.append(
+            {
+                "kind": kind,
+                "requests": round(t.get("requests", 0) / max(attempts, 1), 1),
+                "sequences": round(t.get("sequences", 0) / max(attempts, 1), 1),
+                "prompt_tokens": round(prompt / max(attempts, 1)),
+                "prefill_tokens": round(t.get("prefill_tokens", 0) / max(attempts, 1)),
+                "prefill_share": round(t.get("prefill_tokens", 0) / prompt, 3) if prompt else 0.0,
+                "hit_ratio": round(1 - t.get("prefill_tokens", 0) / prompt, 3) if prompt else 0.0,
+                "prefill_tokens_unlimited": round(t.get("prefill_tokens_unlimited", 0) / max(attempts, 1)),
+                "hit_ratio_unlimited": round(1 - t.get("prefill_tokens_unlimited", 0) / prompt, 3) if prompt else 0.0,
+            }
+        )
+    return {
+        "tokenizer": cache["tokenizer"],
+        "capacity_blocks": cache["capacity_blocks"],
+        "block_tokens": cache["block_tokens"],
+        "evicted_blocks": cache["evicted_blocks"],
+        "per_attempt": rows,
     }

@@ -25,6 +25,7 @@ urlpatterns = [
     path("runs/new/estimate/", runs.run_estimate_view, name="run_estimate"),
     path("runs/new/server/", runs.run_server_check, name="run_server_check"),
     path("runs/<int:pk>/", inspection.run_detail, name="run_detail"),
+    path("runs/<int:pk>/cost/", runs.run_cost_view, name="run_cost"),
     path("runs/<int:pk>/agreement/", annotation.run_agreement_view, name="run_agreement"),
     path("runs/<int:pk>/calibration-queue/", ratings.calibration_queue_view, name="run_calibration_queue"),
     path("runs/<int:pk>/calibration-queue/next/", ratings.calibration_next_view, name="run_calibration_next"),

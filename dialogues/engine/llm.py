@@ -31,6 +31,9 @@ class ChatResponse:
     texts: list[str]
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # prompt tokens the server served from its prefix cache (usage.prompt_tokens_details.cached_tokens); None when
+    # it does not say (vLLM says only with --enable-prompt-tokens-details)
+    cached_tokens: int | None = None
     latency_ms: float = 0.0
     endpoint: str = ""
     model: str = ""

@@ -38,6 +38,7 @@ class CallRecord:
     error: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int | None = None  # as the server reported them; None when it did not
     latency_ms: float = 0.0
     endpoint: str = ""
     model: str = ""
@@ -226,6 +227,7 @@ class Stepper:
         record.responses = list(response.texts)
         record.prompt_tokens = response.prompt_tokens
         record.completion_tokens = response.completion_tokens
+        record.cached_tokens = response.cached_tokens
         record.latency_ms = response.latency_ms
         record.endpoint = response.endpoint
         record.model = response.model

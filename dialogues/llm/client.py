@@ -430,10 +430,13 @@ class OpenAIChatClient:
         if not isinstance(data, dict):
             raise MalformedResponse("the body is not a JSON object", response=empty)
         usage = data.get("usage") or {}
+        details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
         response = ChatResponse(
             texts=[],
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(cached) if isinstance(cached, int | float) and not isinstance(cached, bool) else None,
             latency_ms=latency,
             endpoint=endpoint,
             model=str(data.get("model") or self.model),
@@ -468,6 +471,9 @@ def _merged(parts: list[ChatResponse], *, adapted: list[str]) -> ChatResponse:
         texts=[t for p in parts for t in p.texts],
         prompt_tokens=sum(p.prompt_tokens for p in parts),
         completion_tokens=sum(p.completion_tokens for p in parts),
+        cached_tokens=(
+            sum(p.cached_tokens for p in parts) if all(p.cached_tokens is not None for p in parts) else None
+        ),
         latency_ms=max(p.latency_ms for p in parts),
         endpoint=",".join(sorted({e for p in parts for e in p.endpoint.split(",") if e})),
         model=parts[0].model,

@@ -1,8 +1,10 @@
-"""What a run will cost before it starts: LLM requests, sequences and tokens.
+"""What a run will cost before it starts: LLM requests, sequences, tokens, and the prompt tokens a server with
+prefix caching still prefills.
 
 A prior from the method's structure (METHOD.md §2), refined by dialogues that already finished with the same
 variant and model: their measured requests, tokens and attempts per task replace the prior in proportion to how
-many there are.
+many there are. The prefill's prior is the share `make bench cache` measured (dialogues/runs/cost.py); the
+server's reported cached tokens replace it where earlier calls came with them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 
 from dialogues.engine.config import RunConfig, Variant
+from dialogues.runs.cost import BENCH_PREFILL_SHARE
 from dialogues.runs.models import Dialogue, DialogueStatus, LLMCall
 
 # Per attempt, from the method's structure. A native attempt: 6 native turns, about 4 rated strategy turns and
@@ -39,6 +42,12 @@ class Estimate:
     completion_tokens: float
     measured_attempts: int  # settled attempts (finished or failed) the estimate learned from
     measured_failed: int = 0  # of which failed
+    prefill_share: float = BENCH_PREFILL_SHARE  # prompt tokens needing prefill per prompt token
+    prefill_reported: bool = False  # the share comes from cached tokens the server reported for earlier calls
+
+    @property
+    def prefill_tokens(self) -> float:
+        return self.prompt_tokens * self.prefill_share
 
     @property
     def tokens(self) -> float:
@@ -51,9 +60,15 @@ class Estimate:
             if self.measured_attempts
             else "from the method's structure (no settled attempts to learn from yet)"
         )
+        prefill = (
+            "as the server reported cached tokens for earlier calls"
+            if self.prefill_reported
+            else "with vLLM's prefix cache, as make bench cache measured it"
+        )
         return (
             f"~{self.attempts:,.0f} attempts for {self.tasks} tasks, ~{self.requests:,.0f} LLM requests "
-            f"(~{self.sequences:,.0f} sequences), ~{self.prompt_tokens / 1e6:,.2f}M prompt + "
+            f"(~{self.sequences:,.0f} sequences), ~{self.prompt_tokens / 1e6:,.2f}M prompt tokens "
+            f"(~{self.prefill_tokens / 1e6:,.2f}M needing prefill, {self.prefill_share:.2f} of them, {prefill}) + "
             f"~{self.completion_tokens / 1e6:,.2f}M completion tokens; {basis}"
         )
 
@@ -87,6 +102,7 @@ def run_estimate(*, config: RunConfig, tasks: int, hard: int, model: str) -> Est
     nsi_share = _nsi_share(config, hard, tasks)
     requests, sequences, prompt, completion = _prior_per_attempt(config, nsi_share)
     attempts_per_task = PRIOR_ATTEMPTS_PER_TASK
+    prefill_share, prefill_reported = BENCH_PREFILL_SHARE, False
     done = Dialogue.objects.filter(
         run__variant=config.variant.value, run__model=model, status__in=[DialogueStatus.FINISHED, DialogueStatus.FAILED]
     )
@@ -99,6 +115,8 @@ def run_estimate(*, config: RunConfig, tasks: int, hard: int, model: str) -> Est
             prompt=Sum("prompt_tokens"),
             completion=Sum("completion_tokens"),
             sequences=Sum(Cast(KT("params__n"), IntegerField())),
+            reported_prompt=Sum("prompt_tokens", filter=Q(cached_tokens__isnull=False)),
+            cached=Sum("cached_tokens"),
         )
         observed = {
             "requests": (calls["requests"] or 0) / measured,
@@ -111,6 +129,9 @@ def run_estimate(*, config: RunConfig, tasks: int, hard: int, model: str) -> Est
         sequences = (1 - weight) * sequences + weight * observed["sequences"]
         prompt = (1 - weight) * prompt + weight * observed["prompt"]
         completion = (1 - weight) * completion + weight * observed["completion"]
+        if calls["reported_prompt"]:  # the server's own count of cached tokens replaces the bench's share
+            prefill_share = 1 - (calls["cached"] or 0) / calls["reported_prompt"]
+            prefill_reported = True
         settled = done.filter(Q(kept=True) | Q(status=DialogueStatus.FAILED)).values("run_id", "task_id").distinct()
         if settled.exists():
             attempts_per_task = (1 - weight) * attempts_per_task + weight * per_task
@@ -124,6 +145,8 @@ def run_estimate(*, config: RunConfig, tasks: int, hard: int, model: str) -> Est
         attempts * completion,
         measured,
         failed,
+        prefill_share,
+        prefill_reported,
     )
 
 

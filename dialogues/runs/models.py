@@ -260,6 +260,12 @@ class LLMCall(models.Model):
     error = models.TextField(blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Prompt tokens the server served from its prefix cache (usage.prompt_tokens_details.cached_tokens);"
+        " empty when the server does not report them",
+    )
     latency_ms = models.FloatField(default=0)
     endpoint = models.CharField(max_length=300, blank=True)
     model = models.CharField(max_length=200, blank=True)

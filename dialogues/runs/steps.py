@@ -57,6 +57,7 @@ def _call_rows(dialogue_id: int, step_attempt: int, calls: list[CallRecord]) -> 
             error=c.error,
             prompt_tokens=c.prompt_tokens,
             completion_tokens=c.completion_tokens,
+            cached_tokens=c.cached_tokens,
             latency_ms=c.latency_ms,
             endpoint=c.endpoint,
             model=c.model,

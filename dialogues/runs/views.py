@@ -4,13 +4,15 @@ estimate before starting. The run pages (list, a run's page, pause / resume / ca
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 
 from dialogues.library import selectors
 from dialogues.library.forms import TaskSelectionForm
 from dialogues.llm.backends import Backend, backend_probe, configured_backend
+from dialogues.runs.cost import run_cost
 from dialogues.runs.estimates import Estimate, launch_confirmation_reasons, run_estimate
 from dialogues.runs.forms import RunLaunchForm
+from dialogues.runs.models import Run
 from dialogues.runs.starting import run_launch
 from omega_web.roles import Capability, requires
 
@@ -110,3 +112,10 @@ def run_estimate_view(request: HttpRequest) -> HttpResponse:
         estimate = run_estimate(config=form.config(), tasks=len(tasks), hard=context["hard"], model=backend.model)
         context.update(estimate=estimate, confirm_reasons=launch_confirmation_reasons(estimate))
     return render(request, "runs/new.html#estimate", context)
+
+
+@requires(Capability.VIEW)
+def run_cost_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """The run page's panel of what the run cost the model server (loaded after the page: it sums every call)."""
+    run = get_object_or_404(Run, pk=pk)
+    return render(request, "runs/_cost.html", {"run": run, "cost": run_cost(run)})

@@ -29,6 +29,34 @@ def test_bench_smoke(tmp_path):
     (row,) = json.loads(Path(path).read_text())
     assert row["attempts"] == 12 and row["run_status"] == "finished" and row["failed"] == 0
     assert row["requests_per_attempt"] > 10 and 0 < row["server_utilisation"] <= 1
+    # the prefix cache's table: by call kind, all kinds last; the unlimited cache never prefills more
+    assert "Prefix cache per finished attempt" in result.stdout and "hit ratio, unlimited" in result.stdout
+    kinds = {r["kind"]: r for r in row["cache"]["per_attempt"]}
+    assert {"action", "rating", "style transfer", "nsi.update", "all"} <= set(kinds)
+    everything = row["cache"]["per_attempt"][-1]
+    assert everything["kind"] == "all" and everything["prompt_tokens"] > 0
+    assert 0 < everything["prefill_tokens_unlimited"] <= everything["prefill_tokens"] < everything["prompt_tokens"]
+
+
+def test_bench_cache_smoke_with_sotopia_contexts():
+    with postgres_database(), redis_database():
+        pass
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "cache", "--smoke", "--contexts", "sotopia", "--cache-blocks", "500"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sotopia contexts" in result.stdout and "LRU of 500 blocks" in result.stdout
+    path = result.stdout.strip().splitlines()[-1].split("results: ")[1]
+    (row,) = json.loads(Path(path).read_text())
+    assert row["attempts"] == 12 and row["failed"] == 0 and row["cache"]["capacity_blocks"] == 500
+    everything = row["cache"]["per_attempt"][-1]
+    # 500 blocks are fewer than 16 dialogues' prefixes: blocks were evicted and more was prefilled than unlimited
+    assert row["cache"]["evicted_blocks"] > 0
+    assert everything["prefill_tokens_unlimited"] < everything["prefill_tokens"] < everything["prompt_tokens"]
 
 
 def test_bench_pages_smoke():

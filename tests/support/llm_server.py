@@ -62,6 +62,9 @@ class ScriptedLLMServer:
         structured: str = "json_schema",  # json_schema (any dialect), json_object (json_schema → HTTP 500), none
         context: int | None = None,  # tokens (4 characters each); reported at /props, counted at /tokenize
         cut_at_max_tokens: bool = False,  # answers longer than max_tokens are cut, finish_reason "length"
+        # report usage.prompt_tokens_details.cached_tokens as vLLM does: the longest beginning shared with an earlier
+        # prompt, in tokens of 4 characters
+        report_cached: bool = False,
     ) -> None:
         assert n_mode in ("native", "ignore", "refuse") and structured in ("json_schema", "json_object", "none")
         self.n_mode = n_mode
@@ -70,6 +73,8 @@ class ScriptedLLMServer:
         self.structured = structured
         self.context = context
         self.cut_at_max_tokens = cut_at_max_tokens or context is not None
+        self.report_cached = report_cached
+        self.prompts_seen: list[str] = []
         self.probes: list[dict[str, Any]] = []
         self.model = model
         self.served = served if served is not None else [model]
@@ -252,6 +257,15 @@ class ScriptedLLMServer:
                     texts = texts[:1]
                 prompt = "".join(m.get("content", "") for m in body.get("messages", []))
                 texts, reasons = server.cut(texts, body, len(prompt) // 4)
+                usage = {
+                    "prompt_tokens": len(prompt) // 4,
+                    "completion_tokens": sum(len(t) // 4 for t in texts),
+                    "total_tokens": len(prompt) // 4 + sum(len(t) // 4 for t in texts),
+                }
+                if server.report_cached:
+                    shared = max((_shared_beginning(p, prompt) for p in server.prompts_seen), default=0)
+                    usage["prompt_tokens_details"] = {"cached_tokens": shared // 4}
+                server.prompts_seen.append(prompt)
                 self._send(
                     200,
                     json.dumps(
@@ -263,11 +277,7 @@ class ScriptedLLMServer:
                                 {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": r}
                                 for i, (t, r) in enumerate(zip(texts, reasons, strict=True))
                             ],
-                            "usage": {
-                                "prompt_tokens": len(prompt) // 4,
-                                "completion_tokens": sum(len(t) // 4 for t in texts),
-                                "total_tokens": len(prompt) // 4 + sum(len(t) // 4 for t in texts),
-                            },
+                            "usage": usage,
                         }
                     ),
                     reply,
@@ -305,3 +315,11 @@ class ScriptedLLMServer:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+
+def _shared_beginning(a: str, b: str) -> int:
+    """How many characters two texts share from their start."""
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return i
+    return min(len(a), len(b))

@@ -71,6 +71,8 @@ class Command(BaseCommand):
             str(o["gpu_memory_utilization"]),
             # prompts put the stable part (agent, task) first, so requests of a dialogue share cached prefixes
             "--enable-prefix-caching",
+            # usage.prompt_tokens_details.cached_tokens in every answer: the run page's measured prefill (ADR 0028)
+            "--enable-prompt-tokens-details",
             # vLLM's own sampling defaults, not the model's generation_config (omega-web sends every parameter)
             "--generation-config",
             "vllm",

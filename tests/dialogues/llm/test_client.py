@@ -80,6 +80,29 @@ def test_n_at_temperature_zero_is_split_into_separate_requests():
     assert all(r["body"]["n"] == 1 for r in server.requests)
 
 
+def test_cached_tokens_are_read_from_the_usage_and_summed_over_split_requests():
+    prompt = "The same long beginning of every prompt. " * 10
+    with ScriptedLLMServer(report_cached=True) as server:
+        server.responder = lambda purpose, body: "fine"
+        request = ChatRequest(purpose="judge", messages=({"role": "user", "content": prompt},), n=3, temperature=0.0)
+
+        async def twice(client):
+            first = await client.chat(ChatRequest(purpose="p", messages=({"role": "user", "content": prompt + "a"},)))
+            return first, await client.chat(request)
+
+        first, split = call({"base_urls": [server.base_url], "model": "test-model"}, twice)
+    assert first.cached_tokens == 0  # nothing before it
+    # three requests of n = 1 (temperature 0), each sharing the whole prompt with an earlier one: their sum
+    assert split.requests == 3 and split.cached_tokens == 3 * (len(prompt) // 4)
+    with ScriptedLLMServer() as server:  # a server that does not report them: None, not 0
+        server.script("p", "x")
+        plain = call(
+            {"base_urls": [server.base_url], "model": "test-model"},
+            lambda c: c.chat(ChatRequest(purpose="p", messages=({"role": "user", "content": "x"},))),
+        )
+    assert plain.cached_tokens is None
+
+
 def test_requests_are_spread_over_endpoints():
     with ScriptedLLMServer() as one, ScriptedLLMServer() as two:
         for server in (one, two):

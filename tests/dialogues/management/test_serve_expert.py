@@ -18,6 +18,7 @@ def test_dry_run_prints_the_vllm_command(settings):
         "vllm serve Qwen/Qwen2.5-72B-Instruct --served-model-name Qwen2.5-72B-Instruct --tensor-parallel-size 4"
     )
     assert "--enable-prefix-caching" in text and "--generation-config vllm" in text
+    assert "--enable-prompt-tokens-details" in text  # the run page's measured prefill
     assert "OMEGA_LLM_BASE_URLS=http://<this-host>:8001/v1 OMEGA_LLM_MODEL=Qwen2.5-72B-Instruct" in text
     assert "sk-secret-never-shown" not in text
 
