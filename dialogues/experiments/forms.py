@@ -62,7 +62,7 @@ class ForkSettingsForm(forms.Form):
             prompt_set=self.base_prompts.name,
         )
         super().__init__(*args, initial=initial, **kwargs)
-        self.fields["prompt_set"].choices = prompt_set_choices(self.base_prompts)
+        self.fields["prompt_set"].choices = prompt_set_choices()
         if simulated:
             self.fields["model"].disabled = True
             self.fields["model"].help_text = "The simulated expert plays every model; run against a server to switch."
@@ -82,19 +82,15 @@ class ForkSettingsForm(forms.Form):
         return changes, (model if model and model != base.model else "")
 
     def prompt_set_change(self) -> PromptSet | None:
-        """The prompt set chosen, if it is not the parent's."""
-        if not self.cleaned_data.get("prompt_set"):
-            return None
-        chosen = prompt_set_get(self.cleaned_data["prompt_set"])
-        return None if chosen.version == self.base_prompts.version else chosen
+        """The prompt set chosen, if it is not the parent's (a name is one set; the built-in one is this
+        installation's files, which the parent renders with too)."""
+        name = self.cleaned_data.get("prompt_set")
+        return None if not name or name == self.base_prompts.name else prompt_set_get(name)
 
 
-def prompt_set_choices(current: PromptSet | None = None) -> list[tuple[str, str]]:
-    """Every prompt set by name, with its version; `current` (a run's set) first when it is an earlier version."""
-    choices = [(s.name, s.label) for s in prompt_sets()]
-    if current is not None and all(label != current.label for _, label in choices):
-        choices.insert(0, (current.name, f"{current.label}, as recorded"))
-    return choices
+def prompt_set_choices() -> list[tuple[str, str]]:
+    """Every prompt set by name, with its version."""
+    return [(s.name, s.label) for s in prompt_sets()]
 
 
 class ForkForm(forms.Form):
