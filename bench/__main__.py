@@ -181,6 +181,14 @@ def judges_bench(args: argparse.Namespace, work: Path) -> None:
     print()
     print("Judged evaluation throughput (one process; embedded SQLite; the capacity server as the judge)")
     print(table(rows, JUDGE_COLUMNS))
+    for row in rows:
+        cache = row["cache"]
+        print(
+            f"\nPrefix cache per evaluated dialogue, {row['dialogues']:,} dialogues at {row['latency_s']} s per call: "
+            f"LRU of {cache['capacity_blocks']:,} blocks ({cache['evicted_blocks']:,} evicted) and unlimited; tokens "
+            f"counted by {cache['tokenizer']}"
+        )
+        print(table(cache["per_attempt"], CACHE_COLUMNS))
     save("judges", args.smoke, rows)
 
 

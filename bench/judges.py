@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from bench.imports import embedded_env
-from bench.throughput import ROOT, _free_port, _manage, _stop, _wait_http
+from bench.throughput import ROOT, _free_port, _manage, _stop, _wait_http, cache_rows
 
 SCRIPT = """
 import json, time
@@ -94,5 +94,6 @@ def run_judges(scenario: JudgeScenario, work_dir: Path) -> list[dict]:
             "ideal_s": round(ideal, 1),
             "ratio": round(ideal / result["elapsed_s"], 2),
             "requests_per_s": round(requests / result["elapsed_s"], 1),
+            "cache": cache_rows(served["cache"], result["dialogues"]),  # per evaluated dialogue
         }
     ]

@@ -7,9 +7,10 @@ prefills the rest; then all its full blocks are in the cache. Blocks nobody uses
 first, and a finished request's blocks are freed tail first, so a prompt's later blocks go before its shared
 beginning. When every block hits, the last token is computed again (vLLM needs one token to prefill).
 
-What this model leaves out: blocks held by running requests cannot be evicted in vLLM (at 256 running sequences
-of ~1,000 tokens that is ~16,000 blocks' worth of pinning at most, but they are also the most recently used, so
-LRU rarely reaches them), and generated tokens' blocks (no prompt here repeats an answer at its position).
+What this model leaves out: the blocks of generated tokens. vLLM keeps them in the same KV cache (and caches them
+too, though no prompt here repeats an answer at its position), so up to 256 running sequences' answers take room
+that the stated capacity gives to prompts here: the figures at a capacity are optimistic. Blocks of running requests
+cannot be evicted in vLLM; here they are the most recently used, so LRU does not reach them either.
 
 Tokens are counted with a real tokenizer where one is installed (a tokenizer.json, by default the WordPiece
 tokenizer the installed all-MiniLM-L6-v2 package ships, which is not the served model's), else as characters / 4

@@ -416,5 +416,6 @@ def _call(call: LLMCall) -> dict[str, Any]:
         "error": call.error,
         "prompt_tokens": call.prompt_tokens,
         "completion_tokens": call.completion_tokens,
+        "cached_tokens": call.cached_tokens,  # as the server reported them; null when it did not (ADR 0028)
         "model": call.model,
     }

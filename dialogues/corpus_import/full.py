@@ -186,8 +186,9 @@ def check_dialogue(file: str, line: int, record: dict[str, Any]) -> list[Problem
         reasons = c.get(call, "finish_reasons", where, (list,), optional=True)
         if reasons is not None and not all(isinstance(r, str) for r in reasons):
             c.fail(f"{where}.finish_reasons", "expected a list of strings")
-        for name in ("prompt_tokens", "completion_tokens"):
-            tokens = c.get(call, name, where, (int,))
+        for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
+            cached = name == "cached_tokens"  # as the server reported them (ADR 0028): absent or null when it did not
+            tokens = c.get(call, name, where, (int, type(None)) if cached else (int,), optional=cached)
             if isinstance(tokens, int) and tokens < 0:
                 c.fail(f"{where}.{name}", "must not be negative")
     return c.problems

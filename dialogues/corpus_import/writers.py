@@ -261,6 +261,7 @@ class FullWriter(Writer):
                         "error",
                         "prompt_tokens",
                         "completion_tokens",
+                        "cached_tokens",
                         "model",
                     )
                 },

@@ -430,7 +430,7 @@ class OpenAIChatClient:
         if not isinstance(data, dict):
             raise MalformedResponse("the body is not a JSON object", response=empty)
         usage = data.get("usage") or {}
-        details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
+        details = usage.get("prompt_tokens_details")  # vLLM: with --enable-prompt-tokens-details
         cached = details.get("cached_tokens") if isinstance(details, dict) else None
         response = ChatResponse(
             texts=[],
@@ -471,9 +471,7 @@ def _merged(parts: list[ChatResponse], *, adapted: list[str]) -> ChatResponse:
         texts=[t for p in parts for t in p.texts],
         prompt_tokens=sum(p.prompt_tokens for p in parts),
         completion_tokens=sum(p.completion_tokens for p in parts),
-        cached_tokens=(
-            sum(p.cached_tokens for p in parts) if all(p.cached_tokens is not None for p in parts) else None
-        ),
+        cached_tokens=None if any(p.cached_tokens is None for p in parts) else sum(p.cached_tokens for p in parts),
         latency_ms=max(p.latency_ms for p in parts),
         endpoint=",".join(sorted({e for p in parts for e in p.endpoint.split(",") if e})),
         model=parts[0].model,

@@ -72,6 +72,8 @@ def everything(team, name: str, **filters):
 def test_full_export_imports_and_exports_again_identically(corpus_data, people, tmp_path):
     run, dialogue = corpus_data
     adjudicate(dialogue_id=dialogue.pk, curator=people["cur"], decision="accept", note="fine <b>really</b>", version=0)
+    reported = LLMCall.objects.filter(dialogue=dialogue).order_by("id").first()
+    LLMCall.objects.filter(pk=reported.pk).update(cached_tokens=123)  # as a vLLM server reports them
     first = full_files(everything(people, "before").pk, people["cur"])
     source = tmp_path / "export.zip"
     with zipfile.ZipFile(source, "w") as archive:
@@ -102,6 +104,8 @@ def test_full_export_imports_and_exports_again_identically(corpus_data, people, 
     assert imported.status == "finished" and imported.name == run.name and imported.import_job == job
     assert StepRating.objects.filter(dialogue__run=imported).count() > 0
     assert LLMCall.objects.filter(dialogue__run=imported).count() == sum(len(r["llm_calls"]) for r in records)
+    cached = LLMCall.objects.filter(dialogue__run=imported, cached_tokens__isnull=False)
+    assert list(cached.values_list("cached_tokens", flat=True)) == [123]  # the others: not reported, still null
     # annotations made elsewhere come as they were, naming an account that does not exist here
     copy = Dialogue.objects.get(external_key=records[0]["key"]) if records[0]["turns"][3]["annotations"] else None
     copy = copy or Dialogue.objects.get(external_key=next(r["key"] for r in records if r["decisions"]))
@@ -510,3 +514,21 @@ def test_bad_judge_ratings_in_a_full_file_are_named(corpus_data, people, tmp_pat
     assert job.status == "failed"
     assert "turns[5].judge_ratings[0].step1" in text and "turns[5].judge_ratings[0].relevance" in text
     assert "episode_ratings[0].scores.SEC" in text
+
+
+def test_a_bad_cached_token_count_is_named_and_nothing_is_imported(corpus_data, people, tmp_path):
+    first = full_files(everything(people, "cached").pk, people["cur"])
+    records = [json.loads(line) for line in first["omega_dialogues.jsonl"].splitlines()]
+    records[0]["llm_calls"][0]["cached_tokens"] = -5
+    records[0]["llm_calls"][1]["cached_tokens"] = "many"
+    source = tmp_path / "bad-cached.zip"
+    with zipfile.ZipFile(source, "w") as archive:
+        archive.writestr("omega_tasks.jsonl", first["omega_tasks.jsonl"])
+        archive.writestr("omega_dialogues.jsonl", "\n".join(json.dumps(r) for r in records) + "\n")
+    Run.objects.all().delete()  # another instance: the keys are new here
+    job = import_file(source)
+    assert job.status == "failed"
+    fields = [p["field"] for p in job.problems]
+    assert fields == ["llm_calls[0].cached_tokens", "llm_calls[1].cached_tokens"], job.problems
+    assert "must not be negative" in job.problems[0]["message"] and "an integer" in job.problems[1]["message"]
+    assert not Run.objects.filter(kind=RunKind.IMPORTED).exists()

@@ -48,6 +48,9 @@ def test_reported_cached_tokens_are_stored_summed_and_shown(demo_tasks, client_f
     assert f"{prompt - cached:,}" in page and "not reported" not in page
     detail = viewer.get(reverse("run_detail", args=[run.pk])).content.decode()
     assert reverse("run_cost", args=[run.pk]) in detail  # the page loads the panel
+    shared = max(calls, key=lambda c: c.cached_tokens)
+    opened = viewer.get(reverse("dialogue_call", args=[shared.dialogue_id, shared.pk])).content.decode()
+    assert f"{shared.cached_tokens} of the prompt cached, as the server reported" in opened
 
     estimate = run_estimate(config=RunConfig(judge_samples=3), tasks=10, hard=5, model=server.model)
     assert estimate.prefill_reported and estimate.prefill_share == pytest.approx(1 - cached / prompt)
