@@ -38,7 +38,11 @@ def check_run(run: dict, server: str) -> dict[str, int]:
         sent = call["params"].get("sent", {}).get("max_tokens", call["params"]["max_tokens"])
         assert call["prompt_tokens"] / max(1, call["requests"]) + sent <= CONTEXT, f"{what}: over the context"
         # …and an answer cut off at max_tokens is never used as if it were whole
-        if "length" in call["finish_reasons"] and call["params"]["n"] == 1:
+        if call["purpose"] == "rating":  # one parsed entry per sample: a cut-off sample is rejected, never used
+            for reason, parsed in zip(call["finish_reasons"], call["parsed"] or [], strict=False):
+                if reason == "length":
+                    assert "cut off" in parsed.get("error", ""), f"{what}: a cut-off sample was used"
+        elif "length" in call["finish_reasons"] and call["params"]["n"] == 1:
             assert call["parsed"] is None and "cut off" in call["error"], f"{what}: a cut-off answer was used"
     counts = {"dialogues": 0, "ratings": 0, "turns": 0, "utilities": 0}
     counts["negotiation_calls"] = sum(c["purpose"].startswith("nsi.") for c in run["calls"])
