@@ -71,9 +71,14 @@ def state_fragment(request: HttpRequest, pk: int, *, status: int = 200, **extra:
 def dialogue_detail(request: HttpRequest, pk: int) -> HttpResponse:
     dialogue = dialogue_get_or_404(pk)
     views = turn_views(dialogue)
-    context = dialogue_live_context(dialogue, views, can=capability_map(request.user))
+    can = capability_map(request.user)
+    context = dialogue_live_context(dialogue, views, can=can)
+    # Reading is the default; annotating (every turn's controls shown) is asked for by ?annotate=1, which the
+    # annotation queue's links carry. The page switches between the two in place (the toggle, or the m key).
+    annotating = bool(can.get("annotate")) and request.GET.get("annotate") == "1"
     context.update(
         {
+            "mode": "annotating" if annotating else "reading",
             "turn_html": rendered_turns(dialogue, views),
             "attempts": attempts_of(dialogue),
             "task": dialogue.task,
