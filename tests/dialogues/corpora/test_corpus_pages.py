@@ -137,3 +137,41 @@ def test_a_version_is_written_by_a_worker_and_downloadable_only_when_done(finish
         corpus_version_build(version_id=broken.pk)
     broken.refresh_from_db()
     assert broken.status == "failed" and "bogus" in broken.error and broken.path == ""
+
+
+def test_a_count_of_zero_names_the_filters_that_removed_the_dialogues(finished, client_for):
+    curator = client_for(Role.CURATOR)
+    body = curator.post(reverse("corpus_counts"), form_data(), headers={"HX-Request": "true"}).content.decode()
+    assert "<strong>0</strong> dialogues" in body and "Nothing selected." in body
+    # three finished attempts of two tasks: one attempt is not the kept one, and the two kept ones are simulated
+    assert (
+        "Of 3 finished dialogues, <strong>kept attempts only</strong> removed 1, "
+        "<strong>simulated dialogues excluded</strong> removed 2." in body
+    )
+    assert 'train split only: <span class="muted">−0</span> → 3' in body
+    # the first filter that empties the selection is named: an eval-only corpus loses both to the split
+    body = curator.post(
+        reverse("corpus_counts"), form_data(split="eval"), headers={"HX-Request": "true"}
+    ).content.decode()
+    assert "<strong>eval split only</strong> removed 3." in body and "simulated dialogues excluded</strong>" not in body
+    # a selection that is not empty explains itself behind a click, and says nothing is missing
+    body = curator.post(
+        reverse("corpus_counts"), form_data(exclude_simulated=None), headers={"HX-Request": "true"}
+    ).content.decode()
+    assert "Nothing selected." not in body and "How the filters got here" in body
+
+
+def test_an_inverted_goal_range_is_an_error_not_an_empty_corpus(finished, client_for):
+    curator = client_for(Role.CURATOR)
+    body = curator.post(
+        reverse("corpus_counts"), form_data(goal_min="9", goal_max="5"), headers={"HX-Request": "true"}
+    ).content.decode()
+    assert "5 is below the lower bound 9: no dialogue can match" in body
+    saved = curator.post(reverse("corpus_new"), form_data(goal_min="9", goal_max="5"))
+    assert saved.status_code == 400 and not Corpus.objects.exists()
+
+
+def test_runs_are_ticks_that_say_what_each_run_is(finished, client_for):
+    page = client_for(Role.CURATOR).get(reverse("corpus_new")).content.decode()
+    assert f'type="checkbox" name="runs" value="{finished.pk}"' in page
+    assert f"#{finished.pk} for a corpus · dsi · simulated" in page
