@@ -9,6 +9,7 @@ import json
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -16,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from dialogues.common.figure_csv import figure_csv_response
 from dialogues.corpora.data import dialogues as read_dialogues
 from dialogues.corpora.models import Corpus
 from dialogues.corpora.selection import CorpusFilters, selected
@@ -66,7 +68,7 @@ def _form_context(request: HttpRequest) -> dict[str, Any]:
 # --- one dialogue ----------------------------------------------------------------------------------------
 
 
-def _dialogue_panel(request: HttpRequest, dialogue: Dialogue) -> HttpResponse:
+def _dialogue_panel(request: HttpRequest, dialogue: Dialogue, *, csv_speaker: int | None = None) -> HttpResponse:
 
     ids = [dialogue.pk]
     srel, srel_versions = report.pick_version(RELEVANCE, ids, request.GET.get("srel"))
@@ -89,13 +91,18 @@ def _dialogue_panel(request: HttpRequest, dialogue: Dialogue) -> HttpResponse:
         speaker = diversity.speaker
         own = [t for t in turns if t.speaker == speaker]
         rel_rows = [(t, relevance.get(t.pk)) for t in own]
+        figure = sif_figure(diversity, rel_rows, texts) if (diversity.figure or relevance) else None
         agents.append(
             {
                 "diversity": diversity,
                 "sif": sif[(dialogue.pk, speaker)],
                 "relevance": rel_rows,
                 "episode": episode_rows.get(speaker),
-                "figure": json.dumps(sif_figure(diversity, rel_rows, texts)) if (diversity.figure or relevance) else "",
+                "figure": json.dumps(figure) if figure else "",
+                "figure_data": figure,
+                "plot_id": f"sif-plot-{dialogue.pk}-agent-{speaker + 1}",
+                "csv": reverse("dialogue_sif_csv", args=[dialogue.pk, speaker + 1])
+                + (f"?{urlencode({'srel': srel.key})}" if srel else ""),
             }
         )
     jobs = _jobs_for(dialogue=dialogue)
@@ -113,12 +120,24 @@ def _dialogue_panel(request: HttpRequest, dialogue: Dialogue) -> HttpResponse:
         "computing": any(j.active for j in jobs),
         **_form_context(request),
     }
+    if csv_speaker is not None:
+        figure = next((a["figure_data"] for a in agents if a["diversity"].speaker == csv_speaker), None)
+        if figure is None:
+            raise Http404("No S-IF figure for this agent yet")
+        return figure_csv_response(figure, f"dialogue-{dialogue.pk}-agent-{csv_speaker + 1}-sif")
     return render(request, "evaluation/_sif_panel.html", context)
 
 
 @requires(Capability.VIEW)
 def dialogue_sif(request: HttpRequest, pk: int) -> HttpResponse:
     return _dialogue_panel(request, dialogue_get_or_404(pk))
+
+
+@requires(Capability.VIEW)
+def dialogue_sif_csv(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    """Agent `number`'s (1 or 2) S-IF figure, the similarity heatmap and the relevance strip, as CSV, with the
+    judge chosen as on the panel (?srel=…)."""
+    return _dialogue_panel(request, dialogue_get_or_404(pk), csv_speaker=number - 1)
 
 
 @requires(Capability.RUN)

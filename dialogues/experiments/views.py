@@ -3,11 +3,14 @@ yourself, and compare two dialogues side by side."""
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from dialogues.common.figure_csv import figure_csv_response
 from dialogues.experiments.forms import CompareForm, ForkForm, ForkSettingsForm, HumanActionForm
 from dialogues.experiments.selectors import compare
 from dialogues.experiments.services import Arm, ForkSettings, batch_seeds, dialogue_fork_start
@@ -124,3 +127,13 @@ def dialogue_compare(request: HttpRequest) -> HttpResponse:
         return render(request, "experiments/compare.html", {"form": form}, status=400 if request.GET else 200)
     comparison = compare(form.cleaned_data["a"], form.cleaned_data["b"])
     return render(request, "experiments/compare.html", {"c": comparison, "form": form})
+
+
+@requires(Capability.VIEW)
+def dialogue_compare_csv(request: HttpRequest) -> HttpResponse:
+    """The comparison chart's numbers, as CSV (the same figure the page draws)."""
+    form = CompareForm(request.GET or None)
+    if not form.is_valid():
+        return HttpResponse("Name two dialogues: ?a=…&b=…", status=400, content_type="text/plain")
+    comparison = compare(form.cleaned_data["a"], form.cleaned_data["b"])
+    return figure_csv_response(json.loads(comparison.figure), f"compare-{comparison.a.pk}-{comparison.b.pk}")
