@@ -121,9 +121,10 @@ def _dialogue_panel(request: HttpRequest, dialogue: Dialogue, *, csv_speaker: in
         **_form_context(request),
     }
     if csv_speaker is not None:
-        figure = next((a["figure_data"] for a in agents if a["diversity"].speaker == csv_speaker), None)
-        if figure is None:
-            raise Http404("No S-IF figure for this agent yet")
+        if csv_speaker not in (0, 1):
+            raise Http404("A dialogue has agents 1 and 2")
+        # nothing computed or judged yet: the CSV has its header and no rows, like the panel has no figure
+        figure = next((a["figure_data"] for a in agents if a["diversity"].speaker == csv_speaker), None) or {}
         return figure_csv_response(figure, f"dialogue-{dialogue.pk}-agent-{csv_speaker + 1}-sif")
     return render(request, "evaluation/_sif_panel.html", context)
 

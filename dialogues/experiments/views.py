@@ -132,7 +132,9 @@ def dialogue_compare(request: HttpRequest) -> HttpResponse:
 @requires(Capability.VIEW)
 def dialogue_compare_csv(request: HttpRequest) -> HttpResponse:
     """The comparison chart's numbers, as CSV (the same figure the page draws)."""
-    form = CompareForm(request.GET or None)
+    if not request.GET:
+        return redirect("dialogue_compare")  # the page that asks which two
+    form = CompareForm(request.GET)
     if not form.is_valid():
         return HttpResponse("Name two dialogues: ?a=…&b=…", status=400, content_type="text/plain")
     comparison = compare(form.cleaned_data["a"], form.cleaned_data["b"])
