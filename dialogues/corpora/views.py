@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from django import forms
@@ -262,7 +263,30 @@ def _versions(corpus: Corpus) -> list[CorpusVersion]:
     versions = list(corpus.versions.select_related("created_by"))
     for version in versions:
         version.manifest_text = json.dumps(version.manifest, indent=1, ensure_ascii=False)
+        version.training = _training_facts(version)
     return versions
+
+
+def _training_facts(version: CorpusVersion) -> dict[str, Any] | None:
+    """What a trainer needs from a written version: where dataset_info.json is once unzipped, and the cutoff_len
+    its records need (their longest, per file, in the unit they were measured in)."""
+    if version.status != VersionStatus.SUCCEEDED:
+        return None
+    manifest = version.manifest
+    layout = manifest.get("layout") or {"folder": Path(version.path).stem, "dataset_info": None}
+    lengths = manifest.get("record_lengths")
+    files = [
+        {
+            "name": name,
+            "lines": facts.get("lines"),
+            "longest": facts["longest_record"],
+            "over": facts.get("records_over_1024"),
+        }
+        for name, facts in manifest.get("files", {}).items()
+        if "longest_record" in facts
+    ]
+    longest = max((f["longest"] for f in files), default=None)
+    return {"layout": layout, "lengths": lengths, "files": files, "longest": longest}
 
 
 @requires(Capability.CURATE)
