@@ -201,8 +201,8 @@ def test_the_version_page_says_where_dataset_info_is_and_the_cutoff_len_in_token
     assert "the zip holds one folder, <code>train-me-v1/</code>, with <code>dataset_info.json</code> in it" in page
     assert "set <code>dataset_dir</code> to that folder (<code>…/train-me-v1</code>)" in page
     assert (
-        f"the longest record is <strong>{longest:,} tokens</strong> (tokenizer <code>{settings.OMEGA_CUTOFF_TOKENIZER}</code>)"
-        in page
+        f"the longest record is <strong>{longest:,} tokens</strong> "
+        f"(tokenizer <code>{settings.OMEGA_CUTOFF_TOKENIZER}</code>)" in page
     )
     assert f"a <code>cutoff_len</code> of at least {longest:,} keeps every record whole" in page
     assert "over 1,024 tokens (LLaMA-Factory's default cutoff_len)" in page
