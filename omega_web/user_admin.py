@@ -58,7 +58,7 @@ class UserRoleCreationForm(RoleFormMixin, AdminUserCreationForm):
 class OmegaUserAdmin(UserAdmin):
     form = UserRoleChangeForm
     add_form = UserRoleCreationForm
-    list_display = ("username", "role", "email", "is_active", "last_login")
+    list_display = ("username", "role", "email", "is_active")
     list_filter = ("groups", "is_active", "is_superuser")
     fieldsets = (
         (None, {"fields": ("username", "password")}),
@@ -100,7 +100,7 @@ class OmegaUserAdmin(UserAdmin):
             actions[f"make_{role.value}"] = (
                 act,
                 f"make_{role.value}",
-                f"Set the role of the selected users: {role.value}",
+                f"Set role: {role.value}",
             )
         return actions
 
