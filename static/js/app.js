@@ -14,6 +14,16 @@ document.addEventListener("htmx:afterSettle", (event) => {
   }
 });
 
+// A figure drawn in a narrow column (the dialogue page's reading mode) wraps its horizontal legend onto many rows:
+// give it the height, so the legend sits under the axis instead of over it.
+function narrowed(el, layout) {
+  if (!layout || !layout.legend || layout.legend.orientation !== "h" || el.clientWidth >= 520) {
+    return layout;
+  }
+  const height = (layout.height || 280) + 200;
+  return Object.assign({}, layout, { height, legend: Object.assign({}, layout.legend, { y: -0.4 }) });
+}
+
 // Figures are built in Python and handed over as JSON in a data-figure attribute (their text is escaped there).
 // Draw them when the page loads and whenever htmx brings in a new one (a live update replaces the chart).
 function drawFigures(root) {
@@ -30,7 +40,7 @@ function drawFigures(root) {
       el.textContent = "This figure could not be read.";
       continue;
     }
-    Plotly.react(el, figure.data, figure.layout, { displayModeBar: false, responsive: true });
+    Plotly.react(el, figure.data, narrowed(el, figure.layout), { displayModeBar: false, responsive: true });
   }
 }
 
