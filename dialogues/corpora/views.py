@@ -225,6 +225,7 @@ def corpus_counts(request: HttpRequest) -> HttpResponse:
     corpus_id = request.POST.get("corpus")
     corpus = Corpus.objects.filter(pk=corpus_id).first() if corpus_id and corpus_id.isdigit() else None
     form = CorpusForm(request.POST)
+    form.fields["name"].required = False  # the counts follow the filters before the corpus has a name
     context = {"corpus": corpus, "form": form, **_form_tally(form, corpus)}
     return render(request, "corpora/edit.html#counts", context)
 

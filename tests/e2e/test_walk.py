@@ -154,3 +154,26 @@ def test_every_figure_downloads_as_png_svg_and_csv(page: Page, data, served):
     expect(figures.first).to_be_visible()
     for figure_id in figures.evaluate_all("(els) => els.map((el) => el.id)"):
         downloads_of(page, figure_id, served.url)
+
+
+def test_a_corpus_form_with_nothing_selected_names_the_filters_that_removed_the_dialogues(page: Page, data, snap):
+    log_in(page, "admin", ADMIN_PASSWORD)
+    page.goto("/corpora/new/")
+    counts = page.locator("#counts")
+    page.get_by_label("Tasks").fill("no-such-task")
+    expect(counts).to_contain_text("Nothing selected.")
+    expect(counts.locator(".funnel-empty [role=status]")).to_contain_text("tasks no-such-task removed")
+    expect(counts.locator("details")).to_have_attribute("open", "")
+    # the run's own dialogues, simulated: the default that excludes simulated dialogues is named with its count
+    page.get_by_label("Tasks").fill("")
+    page.get_by_role("checkbox", name="#" + str(data["run"]) + " walk run · dsi · simulated").check()
+    expect(counts.locator(".funnel-empty [role=status]")).to_contain_text("simulated dialogues excluded removed")
+    snap("96-corpus-nothing-selected")
+    page.get_by_label("Exclude simulated dialogues").uncheck()
+    expect(counts).not_to_contain_text("Nothing selected.")
+    expect(counts).to_contain_text("simulated")
+    # an inverted goal_c range is refused with its reason, not shown as an empty corpus
+    page.get_by_label("final goal_c ≥").fill("9")
+    page.get_by_label("final goal_c ≤").fill("5")
+    page.get_by_label("final goal_c ≤").blur()
+    expect(counts).to_contain_text("5 is below the lower bound 9: no dialogue can match")

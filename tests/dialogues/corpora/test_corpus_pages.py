@@ -221,3 +221,10 @@ def test_without_a_tokenizer_the_version_page_measures_characters_and_says_why(f
     page = client_for(Role.CURATOR).get(reverse("corpus_detail", args=[corpus.pk])).content.decode()
     assert f"the longest record is <strong>{longest:,} characters</strong>" in page
     assert "because no tokenizer configured (OMEGA_CUTOFF_TOKENIZER)" in page
+
+
+def test_the_counts_follow_the_filters_before_the_corpus_has_a_name(finished, client_for):
+    body = client_for(Role.CURATOR).post(
+        reverse("corpus_counts"), form_data(name="", exclude_simulated=None), headers={"HX-Request": "true"}
+    )
+    assert "<strong>2</strong> dialogues" in body.content.decode() and "Name" not in body.content.decode()
