@@ -157,6 +157,9 @@ def _build(version: CorpusVersion) -> None:
         info: dict[str, Any] = {}
         for name in names:
             info.update(chosen[name].dataset_info())
+        registered = {entry.get("file_name") for entry in info.values()}
+        for file, facts in files.items():  # what LLaMA-Factory trains on: the cutoff_len statement is about these
+            facts["in_dataset_info"] = file in registered
         if info:
             files["dataset_info.json"] = _json_file(work / "dataset_info.json", info)
         manifest = {**version.manifest, "files": files}

@@ -282,11 +282,12 @@ def _training_facts(version: CorpusVersion) -> dict[str, Any] | None:
             "lines": facts.get("lines"),
             "longest": facts["longest_record"],
             "over": facts.get("records_over_1024"),
+            "trained": facts.get("in_dataset_info", True),
         }
         for name, facts in manifest.get("files", {}).items()
         if "longest_record" in facts
     ]
-    longest = max((f["longest"] for f in files), default=None)
+    longest = max((f["longest"] for f in files if f["trained"]), default=None)
     return {"layout": layout, "lengths": lengths, "files": files, "longest": longest}
 
 
