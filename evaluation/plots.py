@@ -35,6 +35,7 @@ def similarity_heatmap(turn_indices: list[int], texts: list[str], matrix: Any) -
     ]
     figure = go.Figure(
         go.Heatmap(
+            name="cosine similarity",
             z=[[round(float(v), 4) for v in row] for row in matrix],
             x=labels,
             y=labels,
@@ -127,7 +128,12 @@ def sif_figure(diversity: Any, relevance: list[tuple[Any, Any]], texts: dict[int
     by_turn = {turn.index: (turn, row) for turn, row in relevance}
     figure = json.loads(diversity.figure) if diversity.figure else None
     if figure:
-        labels = list(figure["data"][0]["y"])
+        # the heatmap leaves out empty actions (S_div does); the strip shows every action the judge scored, so
+        # its cells are as many as the scores the panel says it averages
+        judged = {turn.index for turn, row in relevance if row is not None}
+        indices = {int(label.lstrip("#")) for label in figure["data"][0]["y"]} | judged
+        labels = [f"#{i}" for i in sorted(indices)]
+        figure["layout"]["yaxis"] = {**figure["layout"]["yaxis"], "categoryorder": "array", "categoryarray": labels}
     else:
         labels = [f"#{turn.index}" for turn, _ in relevance]
         figure = {
@@ -157,6 +163,7 @@ def sif_figure(diversity: Any, relevance: list[tuple[Any, Any]], texts: dict[int
     if any(s[0] is not None for s in scores) or not figure["data"]:
         strip = {
             "type": "heatmap",
+            "name": "relevance",
             "z": scores,
             "x": ["relevance"],
             "y": labels,

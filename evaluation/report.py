@@ -465,3 +465,11 @@ def compare_runs(runs: list[Run]) -> Comparison:
             result = paired(other.per_task[metric], base.per_task[metric])
             tests.append({"run": other.run, "baseline": base.run, "metric": metric, "result": result})
     return Comparison(summaries, tests, evaluator, unjudged)
+
+
+def dialogue_relevance(dialogue_id: int, srel: Any) -> dict[int, RelevanceScore]:
+    """One dialogue's relevance scores by the judge version `srel` (None: none), by turn id."""
+    if not srel:
+        return {}
+    scores = RelevanceScore.objects.filter(dialogue_id=dialogue_id, judge_model=srel.model, prompt_version=srel.version)
+    return {r.turn_id: r for r in scores}

@@ -22,5 +22,6 @@ urlpatterns = [
     path("evaluations/<int:pk>/", views.evaluation_detail, name="evaluation_detail"),
     path("evaluations/<int:pk>/cancel/", views.evaluation_cancel, name="evaluation_cancel"),
     path("dialogues/<int:pk>/sif/", views.dialogue_sif, name="dialogue_sif"),
+    path("dialogues/<int:pk>/sif/agent-<int:number>.csv", views.dialogue_sif_csv, name="dialogue_sif_csv"),
     path("dialogues/<int:pk>/evaluate/", views.dialogue_evaluate, name="dialogue_evaluate"),
 ]

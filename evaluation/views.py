@@ -9,6 +9,7 @@ import json
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -16,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from dialogues.common.figure_csv import figure_csv_response
 from dialogues.corpora.data import dialogues as read_dialogues
 from dialogues.corpora.models import Corpus
 from dialogues.corpora.selection import CorpusFilters, selected
@@ -31,7 +33,7 @@ from evaluation import benchmark, judges, report, sdiv, sotopia_evaluator, traje
 from evaluation.forms import BenchmarkForm
 from evaluation.jobs import METRIC_LABELS, METRICS, JobError, job_cancel, job_create, job_enqueue
 from evaluation.judges import EPISODE, RELEVANCE
-from evaluation.models import EpisodeEvaluator, EpisodeScore, EvaluationJob, JobScope, RelevanceScore
+from evaluation.models import EpisodeEvaluator, EpisodeScore, EvaluationJob, JobScope
 from evaluation.plots import sif_figure, sorted_scores_chart
 from evaluation.services import dialogue_diversity
 from omega_web.roles import Capability, capability_map, requires
@@ -72,36 +74,31 @@ def _form_context(request: HttpRequest) -> dict[str, Any]:
 # --- one dialogue ----------------------------------------------------------------------------------------
 
 
-def _dialogue_panel(request: HttpRequest, dialogue: Dialogue) -> HttpResponse:
+def _dialogue_panel(request: HttpRequest, dialogue: Dialogue, *, csv_speaker: int | None = None) -> HttpResponse:
 
     ids = [dialogue.pk]
     srel, srel_versions = report.pick_version(RELEVANCE, ids, request.GET.get("srel"))
     episode, episode_versions = report.pick_version(EPISODE, ids, request.GET.get("sotopia"))
     sif = report.agent_sif(ids, srel)
-    relevance: dict[int, RelevanceScore] = {}
-    if srel:
-        relevance = {
-            r.turn_id: r
-            for r in RelevanceScore.objects.filter(
-                dialogue=dialogue, judge_model=srel.model, prompt_version=srel.version
-            )
-        }
+    relevance = report.dialogue_relevance(dialogue.pk, srel)
     turns = list(dialogue.turns.order_by("index"))
     data = next(iter(read_dialogues([dialogue.pk], annotations=False)), None)
     texts = {t.pk: t.text for t in data.turns} if data else {}  # as evaluated: a curator's correction applied
     episode_rows = {r.speaker: r for r in report.episode_rows(ids, episode)}
-    agents = []
+    agents, srel_query = [], urlencode({"srel": srel.key}) if srel else ""
     for diversity in dialogue_diversity(dialogue.pk, data):
         speaker = diversity.speaker
-        own = [t for t in turns if t.speaker == speaker]
-        rel_rows = [(t, relevance.get(t.pk)) for t in own]
+        rel_rows = [(t, relevance.get(t.pk)) for t in turns if t.speaker == speaker]
+        figure = sif_figure(diversity, rel_rows, texts) if (diversity.figure or relevance) else None
         agents.append(
             {
                 "diversity": diversity,
                 "sif": sif[(dialogue.pk, speaker)],
                 "relevance": rel_rows,
                 "episode": episode_rows.get(speaker),
-                "figure": json.dumps(sif_figure(diversity, rel_rows, texts)) if (diversity.figure or relevance) else "",
+                "figure": json.dumps(figure) if figure else "",
+                "plot_id": f"sif-plot-{dialogue.pk}-agent-{speaker + 1}",
+                "csv": reverse("dialogue_sif_csv", args=[dialogue.pk, speaker + 1]) + (srel_query and f"?{srel_query}"),
             }
         )
     jobs = _jobs_for(dialogue=dialogue)
@@ -119,12 +116,24 @@ def _dialogue_panel(request: HttpRequest, dialogue: Dialogue) -> HttpResponse:
         "computing": any(j.active for j in jobs),
         **_form_context(request),
     }
+    if csv_speaker is not None:  # nothing computed or judged yet: a CSV with its header only, like no figure
+        drawn = next((a["figure"] for a in agents if a["diversity"].speaker == csv_speaker), "")
+        figure = json.loads(drawn) if drawn else {}
+        return figure_csv_response(figure, f"dialogue-{dialogue.pk}-agent-{csv_speaker + 1}-sif")
     return render(request, "evaluation/_sif_panel.html", context)
 
 
 @requires(Capability.VIEW)
 def dialogue_sif(request: HttpRequest, pk: int) -> HttpResponse:
     return _dialogue_panel(request, dialogue_get_or_404(pk))
+
+
+@requires(Capability.VIEW)
+def dialogue_sif_csv(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    """Agent `number`'s (1 or 2) S-IF figure (heatmap and relevance strip) as CSV, judge as on the panel (?srel=)."""
+    if number not in (1, 2):
+        raise Http404("A dialogue has agents 1 and 2")
+    return _dialogue_panel(request, dialogue_get_or_404(pk), csv_speaker=number - 1)
 
 
 @requires(Capability.RUN)

@@ -8,6 +8,11 @@ class OmegaWebConfig(AppConfig):
     name = "omega_web"
     verbose_name = "omega-web (logins)"
 
+    def ready(self) -> None:
+        from omega_web.user_admin import register  # the admin's users with their role (replaces auth's UserAdmin)
+
+        register()
+
 
 class OmegaAdminConfig(AdminConfig):
     default_site = "omega_web.admin.OmegaAdminSite"

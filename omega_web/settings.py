@@ -254,6 +254,9 @@ STORAGES = {
 MEDIA_ROOT = VAR_DIR / "media"
 # Frozen corpus exports (zip files). In scaled mode every web process must see the same directory.
 OMEGA_EXPORT_DIR = Path(env("OMEGA_EXPORT_DIR", str(VAR_DIR / "exports"))).resolve()
+# The tokenizer (a tokenizer.json file) an export measures its records with, so a version's page can say which
+# cutoff_len they need; unset: records are measured in characters, and the page says so.
+OMEGA_CUTOFF_TOKENIZER = env("OMEGA_CUTOFF_TOKENIZER", "")
 
 # Uploads: a hard limit per import (all files together), checked by the form with a clear message.
 OMEGA_UPLOAD_MAX_BYTES = env_int("OMEGA_UPLOAD_MAX_MB", 20) * 1024 * 1024
@@ -456,9 +459,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"forbidden_one_line": {"()": "omega_web.logs.ForbiddenOnOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("OMEGA_LOG_LEVEL", "INFO")},
     "loggers": {
+        "django.request": {"filters": ["forbidden_one_line"]},
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "celery": {"level": env("OMEGA_CELERY_LOG_LEVEL", "INFO")},

@@ -137,6 +137,23 @@ def next_for(user: Any, *, run_id: int | None = None, kept_only: bool = True) ->
     return candidates.first()
 
 
+def nothing_left_reason(user: Any, *, run_id: int | None = None) -> str:
+    """Why `next_for` found nothing, in the queue's words: no dialogue yet, every dialogue has its annotators, or
+    the ones still short of annotators are all ones this user has submitted (they wait for others)."""
+    pool = annotatable(run_id).filter(kept=True)
+    if not pool.exists():
+        return "there is no finished dialogue to annotate here yet."
+    short = pool.annotate(submitted=Count("annotations", filter=Q(annotations__submitted_at__isnull=False))).filter(
+        submitted__lt=F("run__annotators_target")
+    )
+    waiting = short.count()
+    if not waiting:
+        return "every dialogue has all the annotators its run wants."
+    if waiting == 1:
+        return "you have submitted the one dialogue that still needs annotators; it waits for other annotators."
+    return f"you have submitted all {waiting} dialogues that still need annotators; they wait for other annotators."
+
+
 def progress(run: Run) -> dict[str, Any]:
     """Per annotator: decisions submitted and turns annotated in this run; overall: dialogues with enough
     annotators out of those to annotate."""

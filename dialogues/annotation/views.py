@@ -15,7 +15,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from dialogues.annotation.models import Decision, Label
-from dialogues.annotation.selectors import TurnPanel, dialogue_panel, next_for, progress, run_agreement
+from dialogues.annotation.selectors import (
+    TurnPanel,
+    dialogue_panel,
+    next_for,
+    nothing_left_reason,
+    progress,
+    run_agreement,
+)
 from dialogues.annotation.services import (
     Conflict,
     TurnAnnotationInput,
@@ -230,7 +237,10 @@ def annotation_next(request: HttpRequest) -> HttpResponse:
     run_id = request.GET.get("run")
     dialogue = next_for(request.user, run_id=int(run_id) if run_id and run_id.isdigit() else None)
     if dialogue is None:
-        messages.info(request, "Nothing left for you to annotate here: every dialogue has its annotators.")
+        run = int(run_id) if run_id and run_id.isdigit() else None
+        messages.info(
+            request, f"Nothing left for you to annotate here: {nothing_left_reason(request.user, run_id=run)}"
+        )
         return redirect("annotation_queue")
     url = reverse("dialogue_detail", args=[dialogue.pk]) + "?annotate=1"
     return redirect(url + (f"&run={run_id}" if run_id and run_id.isdigit() else ""))

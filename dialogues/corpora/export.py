@@ -23,6 +23,7 @@ from django.utils.text import slugify
 from dialogues.common.deadlines import deadline, deadline_check, failure_reason
 from dialogues.corpora.data import CHUNK, dialogues
 from dialogues.corpora.formats import ExportOptions, registry
+from dialogues.corpora.lengths import DEFAULT_CUTOFF, LengthTally, Measure
 from dialogues.corpora.models import Corpus, CorpusVersion, VersionStatus
 from dialogues.corpora.selection import OVERRIDE_KINDS, CorpusFilters, counts, missing_overrides, selected
 from dialogues.runs.models import Dialogue, Run
@@ -38,8 +39,10 @@ class OverrideNeeded(ValueError):
 class LineWriter:
     """JSON lines to a file, with the running sha256, line count and size."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, measure: Measure | None = None) -> None:
         self.path = path
+        self.measure = measure
+        self.lengths = LengthTally()
         self._file = path.open("wb")
         self._sha = hashlib.sha256()
         self.lines = 0
@@ -50,12 +53,19 @@ class LineWriter:
         data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         self._file.write(data)
         self._sha.update(data)
+        if self.measure is not None:
+            self.lengths.add(self.measure(record))
         self.lines += 1
         self.bytes += len(data)
 
     def close(self) -> dict[str, Any]:
         self._file.close()
-        return {"sha256": self._sha.hexdigest(), "bytes": self.bytes, "lines": self.lines}
+        info = {"sha256": self._sha.hexdigest(), "bytes": self.bytes, "lines": self.lines}
+        if self.measure is not None:
+            info["longest_record"] = self.lengths.longest
+            if self.measure.unit == "tokens":
+                info[f"records_over_{DEFAULT_CUTOFF}"] = self.lengths.over_default
+        return info
 
 
 def export_dir() -> Path:
@@ -135,7 +145,8 @@ def _build(version: CorpusVersion) -> None:
     work = Path(tempfile.mkdtemp(prefix=f"{stem}-", dir=export_dir()))
     target = export_dir() / f"{stem}.zip"
     try:
-        writers = {file: LineWriter(work / file) for name in names for file in chosen[name].files}
+        measure = Measure.configured()
+        writers = {file: LineWriter(work / file, measure) for name in names for file in chosen[name].files}
         for done, dialogue in enumerate(dialogues(version.dialogue_ids, calls=options.llm_calls), start=1):
             deadline_check()
             for name in names:
@@ -146,9 +157,15 @@ def _build(version: CorpusVersion) -> None:
         info: dict[str, Any] = {}
         for name in names:
             info.update(chosen[name].dataset_info())
+        registered = {entry.get("file_name") for entry in info.values()}
+        for file, facts in files.items():  # what LLaMA-Factory trains on: the cutoff_len statement is about these
+            facts["in_dataset_info"] = file in registered
         if info:
             files["dataset_info.json"] = _json_file(work / "dataset_info.json", info)
         manifest = {**version.manifest, "files": files}
+        # where things are once unzipped: every file sits in one folder, the one LLaMA-Factory's dataset_dir names
+        manifest["layout"] = {"folder": stem, "dataset_info": f"{stem}/dataset_info.json" if info else None}
+        manifest["record_lengths"] = {"unit": measure.unit, "tokenizer": measure.tokenizer, "note": measure.problem}
         manifest["counts"] = {
             **manifest["counts"],
             "files": {name: f.get("lines") for name, f in files.items() if "lines" in f},

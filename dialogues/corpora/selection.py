@@ -83,33 +83,74 @@ def _majority_accepted_ids() -> list[int]:
     return [pk for pk, verdict in verdicts(ids).items() if verdict == Decision.ACCEPT]
 
 
+def _filter_steps(filters: CorpusFilters) -> list[tuple[str, Any]]:
+    """The filters that are on, in the order they are applied, each as (what it keeps, queryset -> queryset).
+    `filtered` applies them; `funnel` counts what each one removed: one list, so the two always agree."""
+    steps: list[tuple[str, Any]] = []
+    if filters.runs:
+        steps.append(
+            (f"runs {', '.join(f'#{r}' for r in filters.runs)}", lambda qs: qs.filter(run_id__in=filters.runs))
+        )
+    if filters.variants:
+        steps.append(
+            (f"variants {', '.join(filters.variants)}", lambda qs: qs.filter(run__variant__in=filters.variants))
+        )
+    if filters.tasks:
+        steps.append(
+            (
+                f"tasks {', '.join(filters.tasks)}",
+                lambda qs: qs.filter(
+                    Q(task__external_id__in=filters.tasks) | Q(task__scenario__codename__in=filters.tasks)
+                ),
+            )
+        )
+    if filters.split:
+        steps.append((f"{filters.split} split only", lambda qs: qs.filter(task__split=filters.split)))
+    if filters.kept_only:
+        steps.append(("kept attempts only", lambda qs: qs.filter(kept=True)))
+    if filters.passed_only:
+        steps.append(("passed the filter only", lambda qs: qs.filter(filter_passed=True)))
+    if filters.goal_min is not None:
+        steps.append((f"final goal_c ≥ {filters.goal_min:g}", lambda qs: qs.filter(final_goal_c__gte=filters.goal_min)))
+    if filters.goal_max is not None:
+        steps.append((f"final goal_c ≤ {filters.goal_max:g}", lambda qs: qs.filter(final_goal_c__lte=filters.goal_max)))
+    if filters.accepted_only:
+        steps.append(("accepted only", lambda qs: qs.filter(_accepted_q())))
+    if filters.exclude_labels:
+        labelled = TurnAnnotation.objects.filter(dialogue=OuterRef("pk"), labels__in=filters.exclude_labels)
+        steps.append(("no turn with an excluded label", lambda qs: qs.exclude(Exists(labelled))))
+    if filters.exclude_simulated:
+        steps.append(("simulated dialogues excluded", lambda qs: qs.filter(simulated=False)))
+    return steps
+
+
 def filtered(filters: CorpusFilters) -> QuerySet[Dialogue]:
     """The dialogues the filters pick (before manual includes and excludes). Forks are never corpus."""
     qs = corpus_candidates()
-    if filters.runs:
-        qs = qs.filter(run_id__in=filters.runs)
-    if filters.variants:
-        qs = qs.filter(run__variant__in=filters.variants)
-    if filters.tasks:
-        qs = qs.filter(Q(task__external_id__in=filters.tasks) | Q(task__scenario__codename__in=filters.tasks))
-    if filters.split:
-        qs = qs.filter(task__split=filters.split)
-    if filters.kept_only:
-        qs = qs.filter(kept=True)
-    if filters.passed_only:
-        qs = qs.filter(filter_passed=True)
-    if filters.goal_min is not None:
-        qs = qs.filter(final_goal_c__gte=filters.goal_min)
-    if filters.goal_max is not None:
-        qs = qs.filter(final_goal_c__lte=filters.goal_max)
-    if filters.accepted_only:
-        qs = qs.filter(_accepted_q())
-    if filters.exclude_labels:
-        labelled = TurnAnnotation.objects.filter(dialogue=OuterRef("pk"), labels__in=filters.exclude_labels)
-        qs = qs.exclude(Exists(labelled))
-    if filters.exclude_simulated:
-        qs = qs.filter(simulated=False)
+    for _label, step in _filter_steps(filters):
+        qs = step(qs)
     return qs
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    label: str
+    removed: int
+    left: int
+
+
+def funnel(filters: CorpusFilters) -> tuple[int, list[FunnelStep]]:
+    """How many finished corpus candidates there are, and what each filter (in order) removed from what was left:
+    the explanation of a count, above all of a count of zero."""
+    qs = corpus_candidates()
+    start = before = qs.count()
+    steps = []
+    for label, step in _filter_steps(filters):
+        qs = step(qs)
+        left = qs.count()
+        steps.append(FunnelStep(label, before - left, left))
+        before = left
+    return start, steps
 
 
 def corpus_candidates() -> QuerySet[Dialogue]:

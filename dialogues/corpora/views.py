@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from django import forms
@@ -20,7 +21,7 @@ from dialogues.common.pages import page_context
 from dialogues.corpora.export import version_path
 from dialogues.corpora.formats import ExportOptions, registry
 from dialogues.corpora.models import Corpus, CorpusVersion, VersionStatus
-from dialogues.corpora.selection import OVERRIDE_KINDS, CorpusFilters, counts, missing_overrides
+from dialogues.corpora.selection import OVERRIDE_KINDS, CorpusFilters, counts, funnel, missing_overrides
 from dialogues.corpora.services import corpus_save, corpus_version_export, override_record, override_withdraw
 from dialogues.engine.config import Variant
 from dialogues.library.models import Split
@@ -42,15 +43,24 @@ def _id_list(text: str) -> list[int]:
     return ids
 
 
+class RunChoiceField(forms.ModelMultipleChoiceField):
+    """Runs as ticks that say what each run is: number, name, kind, model and finished dialogues."""
+
+    def label_from_instance(self, run: Run) -> str:
+        kind = "" if run.kind == RunKind.GENERATION else f" · {run.kind}"
+        sim = " · simulated" if run.simulated else ""
+        return f"#{run.pk} {run.name} · {run.variant or run.model}{kind}{sim}"
+
+
 class CorpusForm(forms.Form):
     version = forms.IntegerField(min_value=0, initial=0, widget=forms.HiddenInput)
     name = forms.CharField(max_length=200)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    runs = forms.ModelMultipleChoiceField(
+    runs = RunChoiceField(
         queryset=Run.objects.filter(kind__in=[RunKind.GENERATION, RunKind.IMPORTED]).order_by("-id"),
         required=False,
-        help_text="None chosen: every run. Imported runs (SFT files) have no kept or filter marks: untick those.",
-        widget=forms.SelectMultiple(attrs={"size": 6}),
+        help_text="None ticked: every run. Imported runs (SFT files) have no kept or filter marks: untick those.",
+        widget=forms.CheckboxSelectMultiple,
     )
     variants = forms.MultipleChoiceField(
         choices=[(v.value, v.value) for v in Variant], required=False, widget=forms.CheckboxSelectMultiple
@@ -73,6 +83,13 @@ class CorpusForm(forms.Form):
     exclude_human_turns = forms.BooleanField(required=False, initial=True, label="No records for turns a person typed")
     includes = forms.CharField(required=False, label="Add by hand", help_text="Dialogue numbers, e.g. 12, 15")
     excludes = forms.CharField(required=False, label="Remove by hand", help_text="Dialogue numbers")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        low, high = data.get("goal_min"), data.get("goal_max")
+        if low is not None and high is not None and low > high:
+            self.add_error("goal_max", f"{high:g} is below the lower bound {low:g}: no dialogue can match")
+        return data
 
     def clean_includes(self) -> list[int]:
         return _id_list(self.cleaned_data["includes"])
@@ -149,7 +166,14 @@ def corpus_list(request: HttpRequest) -> HttpResponse:
 def _tally(filters: CorpusFilters, includes: list[int], excludes: list[int], corpus: Corpus | None) -> dict[str, Any]:
     tally = counts(filters, includes, excludes)
     overrides = corpus.overrides if corpus else []
-    return {"counts": tally, "missing": [(k, OVERRIDE_KINDS[k]) for k in missing_overrides(tally.needs(), overrides)]}
+    candidates, steps = funnel(filters)
+    return {
+        "counts": tally,
+        "missing": [(k, OVERRIDE_KINDS[k]) for k in missing_overrides(tally.needs(), overrides)],
+        "candidates": candidates,
+        "funnel": steps,
+        "removers": [step for step in steps if step.removed],
+    }
 
 
 def _form_tally(form: CorpusForm, corpus: Corpus | None) -> dict[str, Any]:
@@ -201,6 +225,7 @@ def corpus_counts(request: HttpRequest) -> HttpResponse:
     corpus_id = request.POST.get("corpus")
     corpus = Corpus.objects.filter(pk=corpus_id).first() if corpus_id and corpus_id.isdigit() else None
     form = CorpusForm(request.POST)
+    form.fields["name"].required = False  # the counts follow the filters before the corpus has a name
     context = {"corpus": corpus, "form": form, **_form_tally(form, corpus)}
     return render(request, "corpora/edit.html#counts", context)
 
@@ -239,7 +264,31 @@ def _versions(corpus: Corpus) -> list[CorpusVersion]:
     versions = list(corpus.versions.select_related("created_by"))
     for version in versions:
         version.manifest_text = json.dumps(version.manifest, indent=1, ensure_ascii=False)
+        version.training = _training_facts(version)
     return versions
+
+
+def _training_facts(version: CorpusVersion) -> dict[str, Any] | None:
+    """What a trainer needs from a written version: where dataset_info.json is once unzipped, and the cutoff_len
+    its records need (their longest, per file, in the unit they were measured in)."""
+    if version.status != VersionStatus.SUCCEEDED:
+        return None
+    manifest = version.manifest
+    layout = manifest.get("layout") or {"folder": Path(version.path).stem, "dataset_info": None}
+    lengths = manifest.get("record_lengths")
+    files = [
+        {
+            "name": name,
+            "lines": facts.get("lines"),
+            "longest": facts["longest_record"],
+            "over": facts.get("records_over_1024"),
+            "trained": facts.get("in_dataset_info", True),
+        }
+        for name, facts in manifest.get("files", {}).items()
+        if "longest_record" in facts
+    ]
+    longest = max((f["longest"] for f in files if f["trained"]), default=None)
+    return {"layout": layout, "lengths": lengths, "files": files, "longest": longest}
 
 
 @requires(Capability.CURATE)

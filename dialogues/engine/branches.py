@@ -16,3 +16,11 @@ class Branch(StrEnum):
 
 
 STRATEGIES = (Branch.NSC, Branch.SSI, Branch.NSI)  # the method's own strategies: what an experiment may force
+# What each strategy is, in words for the pages (the fork form explains its choices with these).
+STRATEGY_MEANINGS = {
+    Branch.NSC: "native strategy clone: the agent's plain prompt, nothing injected",
+    Branch.SSI: "simple strategy injection: the plain prompt plus a perspective-taking instruction (steer toward both "
+    "sides reaching their goals)",
+    Branch.NSI: "negotiation strategy injection: the four-step negotiation workflow (resources, differences, "
+    "proposals, exit)",
+}

@@ -10,6 +10,44 @@ from typing import Any
 from .actions import UnusableAnswer, parse_json_object
 
 STEPS = ("step1", "step2", "step3", "step4", "step5")
+# What each score means, what goal_c and goal_p are made of, and when the samples end the dialogue: the scores
+# below are computed from these, and the pages' help texts are written from them (`rating_rules`), so the two
+# cannot disagree.
+STEP_MEANINGS = {
+    "step1": "goal now, agent 1",
+    "step2": "goal now, agent 2",
+    "step3": "goal later, agent 1",
+    "step4": "goal later, agent 2",
+    "step5": "go on? (0 = end)",
+}
+GOAL_C_STEPS = ("step1", "step2")
+GOAL_P_STEPS = ("step3", "step4")
+END_STEP, END_SCORE = "step5", 0
+END_QUANTIFIER = "any"  # strict termination (METHOD.md §2.2): one sample voting to end is enough
+_QUANTIFIERS = {"any": any, "all": all}
+
+
+def _mean_of_steps(scores: dict[str, int], steps: tuple[str, ...]) -> float:
+    return sum(scores[s] for s in steps) / len(steps)
+
+
+def _formula(steps: tuple[str, ...]) -> str:
+    return f"({' + '.join(steps)}) / {len(steps)}"
+
+
+def rating_rules() -> dict[str, str]:
+    """The rating's rules in words, from the definitions the code computes with."""
+    who = {"any": "any single valid sample", "all": "every valid sample"}[END_QUANTIFIER]
+    return {
+        "goal_c": f"goal_c = mean over the valid samples of {_formula(GOAL_C_STEPS)}",
+        "goal_p": f"goal_p = mean over the valid samples of {_formula(GOAL_P_STEPS)}",
+        "end": f"the dialogue ends when {who} scores {END_STEP} = {END_SCORE} (strict termination)",
+    }
+
+
+def rating_rules_text() -> str:
+    rules = rating_rules()
+    return f"{rules['goal_c']}; {rules['goal_p']}; {rules['end']}."
 
 
 @dataclass(frozen=True)
@@ -19,15 +57,15 @@ class RatingSample:
 
     @property
     def goal_c(self) -> float:
-        return (self.scores["step1"] + self.scores["step2"]) / 2
+        return _mean_of_steps(self.scores, GOAL_C_STEPS)
 
     @property
     def goal_p(self) -> float:
-        return (self.scores["step3"] + self.scores["step4"]) / 2
+        return _mean_of_steps(self.scores, GOAL_P_STEPS)
 
     @property
     def votes_to_end(self) -> bool:
-        return self.scores["step5"] == 0
+        return self.scores[END_STEP] == END_SCORE
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,8 +98,8 @@ class Rating:
 
     @property
     def terminate(self) -> bool:
-        """Strict: any sample voting to end ends the conversation."""
-        return any(s.votes_to_end for s in self.samples)
+        """Strict (END_QUANTIFIER "any"): one sample voting to end ends the conversation."""
+        return _QUANTIFIERS[END_QUANTIFIER](s.votes_to_end for s in self.samples)
 
     def as_dict(self) -> dict[str, Any]:
         return {

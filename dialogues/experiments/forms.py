@@ -6,18 +6,17 @@ from __future__ import annotations
 from django import forms
 
 from dialogues.engine.actions import ActionType, UnusableAnswer
+from dialogues.engine.branches import STRATEGIES, STRATEGY_MEANINGS
 from dialogues.engine.config import RunConfig
 from dialogues.engine.prompts import SPECS, PromptSet, builtin
 from dialogues.engine.stepper import HUMAN_TEXT_LIMIT, human_action
 from dialogues.prompt_sets.services import prompt_set_get, prompt_sets
 from dialogues.runs.models import Dialogue
 
-STRATEGY_FORCING = [
-    ("", "as the method decides"),
-    ("NSC", "force NSC (no injection)"),
-    ("SSI", "force SSI (perspective taking)"),
-    ("NSI", "force NSI (the negotiation workflow)"),
+STRATEGY_FORCING = [("", "as the method decides")] + [
+    (branch.value, f"force {branch.value} ({STRATEGY_MEANINGS[branch].split(':')[0]})") for branch in STRATEGIES
 ]
+STRATEGY_HELP = "; ".join(f"{branch.value}: {STRATEGY_MEANINGS[branch]}" for branch in STRATEGIES)
 
 
 # the configuration values a fork may change, with the form field that edits each
@@ -28,7 +27,9 @@ class ForkSettingsForm(forms.Form):
     """One setting of an experiment: what it changes from the parent's configuration. Every field starts at the
     parent's value; only values that differ become changes."""
 
-    force_strategy = forms.ChoiceField(choices=STRATEGY_FORCING, required=False, label="Strategy from here")
+    force_strategy = forms.ChoiceField(
+        choices=STRATEGY_FORCING, required=False, label="Strategy from here", help_text=STRATEGY_HELP
+    )
     disable_ssi = forms.BooleanField(required=False, label="Disable SSI (→ NSC)")
     disable_nsi = forms.BooleanField(required=False, label="Disable NSI (→ SSI)")
     nsi_goal_c_max = forms.FloatField(min_value=0, max_value=10, label="NSI if goal_c ≤")

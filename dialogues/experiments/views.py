@@ -6,6 +6,7 @@ capability; making a set, the run capability."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import messages
@@ -14,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from dialogues.common.figure_csv import figure_csv_response
 from dialogues.engine.prompts import ANSWER_SHAPES_HELP, BUILTIN_NAME, SPECS, SYNTAX_HELP, InvalidPromptSet, PromptSet
 from dialogues.experiments.forms import CompareForm, ForkForm, ForkSettingsForm, HumanActionForm, PromptSetEditForm
 from dialogues.experiments.selectors import compare
@@ -142,6 +144,18 @@ def dialogue_compare(request: HttpRequest) -> HttpResponse:
         return render(request, "experiments/compare.html", {"form": form}, status=400 if request.GET else 200)
     comparison = compare(form.cleaned_data["a"], form.cleaned_data["b"])
     return render(request, "experiments/compare.html", {"c": comparison, "form": form})
+
+
+@requires(Capability.VIEW)
+def dialogue_compare_csv(request: HttpRequest) -> HttpResponse:
+    """The comparison chart's numbers, as CSV (the same figure the page draws)."""
+    if not request.GET:
+        return redirect("dialogue_compare")  # the page that asks which two
+    form = CompareForm(request.GET)
+    if not form.is_valid():
+        return HttpResponse("Name two dialogues: ?a=…&b=…", status=400, content_type="text/plain")
+    comparison = compare(form.cleaned_data["a"], form.cleaned_data["b"])
+    return figure_csv_response(json.loads(comparison.figure), f"compare-{comparison.a.pk}-{comparison.b.pk}")
 
 
 # --- prompt sets ----------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from dialogues.engine.rating import END_STEP, GOAL_C_STEPS, GOAL_P_STEPS
+
 BRANCH_COLOURS = {
     "NSC": "rgba(120, 130, 150, 0.10)",
     "SSI": "rgba(52, 81, 178, 0.13)",
@@ -33,10 +35,20 @@ LINE_B = {"goal_c": "#7f98f0", "goal_p": "#f59e5b"}  # the second dialogue of a 
 
 
 def _hover_samples(rating: dict[str, Any]) -> str:
+    """One line per judge sample, every score named: "sample 1: step1 7 · step2 7 → goal_c 7.0; …"."""
     rows = []
     for i, sample in enumerate(rating["samples"], start=1):
-        scores = " ".join(str(step[2]) for step in sample["steps"])
-        rows.append(f"sample {i}: {html.escape(scores)}" + (" · votes to end" if sample["votes_to_end"] else ""))
+        scores = {name: score for name, _label, score, _analysis in sample["steps"]}
+
+        def part(steps: tuple[str, ...], scores: dict[str, Any] = scores) -> str:
+            return " · ".join(f"{s} {scores[s]}" for s in steps)
+
+        end = f"{END_STEP} {scores[END_STEP]}: " + ("votes to end" if sample["votes_to_end"] else "go on")
+        line = (
+            f"sample {i}: {part(GOAL_C_STEPS)} → goal_c {sample['goal_c']:g}; "
+            f"{part(GOAL_P_STEPS)} → goal_p {sample['goal_p']:g}; {end}"
+        )
+        rows.append(html.escape(line))
     return "<br>".join(rows)
 
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 from dialogues.engine.actions import ActionType
 from dialogues.engine.branches import Branch
 from dialogues.engine.plan import MoveKind, plan
+from dialogues.engine.rating import STEP_MEANINGS, rating_rules_text
 from dialogues.engine.stepper import HUMAN_TEXT_LIMIT
 from dialogues.engine.utility import utility_changes
 from dialogues.inspection.charts import rating_chart
@@ -38,13 +39,7 @@ NSI_STEP_LABELS = {
     "exit_confirm": "exit confirm",
 }
 PROPOSAL_LABELS = {"present_proposal": "present", "revise_proposal": "revise", "confirm_proposal": "confirm"}
-STEP_NAMES = {
-    "step1": "goal now, agent 1",
-    "step2": "goal now, agent 2",
-    "step3": "goal later, agent 1",
-    "step4": "goal later, agent 2",
-    "step5": "go on?",
-}
+STEP_NAMES = STEP_MEANINGS
 
 
 @dataclass
@@ -213,6 +208,7 @@ def rating_view(rating: Any) -> dict[str, Any]:
         "votes_to_end": sum(1 for s in rating.samples if s["votes_to_end"]),
         "samples": samples,
         "rejected": rating.rejected,
+        "rules": rating_rules_text(),  # the help text, written from the rating code's own definitions
     }
 
 

@@ -11,7 +11,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
+from dialogues.common.figure_csv import figure_csv_response
 from dialogues.common.http import redirect_back
+from dialogues.inspection.charts import rating_chart
 from dialogues.inspection.dialogue_list import dialogue_page
 from dialogues.inspection.forks import batch_summary, change_rows, forks_of
 from dialogues.inspection.forms import DialogueFilterForm
@@ -29,7 +31,7 @@ from dialogues.inspection.selectors import (
 from dialogues.runs import events
 from dialogues.runs.lifecycle import dialogue_pause, run_cancel, run_pause
 from dialogues.runs.models import Dialogue, LLMCall, Run
-from dialogues.runs.selectors import dialogue_get_or_404
+from dialogues.runs.selectors import dialogue_config, dialogue_get_or_404
 from dialogues.runs.starting import dialogue_resume_start, dialogue_step_start, run_resume_start
 from omega_web.roles import Capability, capability_map, requires
 
@@ -71,9 +73,14 @@ def state_fragment(request: HttpRequest, pk: int, *, status: int = 200, **extra:
 def dialogue_detail(request: HttpRequest, pk: int) -> HttpResponse:
     dialogue = dialogue_get_or_404(pk)
     views = turn_views(dialogue)
-    context = dialogue_live_context(dialogue, views, can=capability_map(request.user))
+    can = capability_map(request.user)
+    context = dialogue_live_context(dialogue, views, can=can)
+    # Reading is the default; annotating (every turn's controls shown) is asked for by ?annotate=1, which the
+    # annotation queue's links carry. The page switches between the two in place (the toggle, or the m key).
+    annotating = bool(can.get("annotate")) and request.GET.get("annotate") == "1"
     context.update(
         {
+            "mode": "annotating" if annotating else "reading",
             "turn_html": rendered_turns(dialogue, views),
             "attempts": attempts_of(dialogue),
             "task": dialogue.task,
@@ -83,6 +90,14 @@ def dialogue_detail(request: HttpRequest, pk: int) -> HttpResponse:
         }
     )
     return render(request, "inspection/detail.html", context)
+
+
+@requires(Capability.VIEW)
+def dialogue_ratings_csv(request: HttpRequest, pk: int) -> HttpResponse:
+    """The rating chart's numbers: the same figure the page draws, as CSV."""
+    dialogue = dialogue_get_or_404(pk)
+    figure = rating_chart(turn_views(dialogue), dialogue_config(dialogue))
+    return figure_csv_response(figure, f"dialogue-{dialogue.pk}-ratings")
 
 
 @requires(Capability.VIEW)

@@ -61,7 +61,9 @@ class ImportUploadForm(forms.Form):
         initial=Split.EVAL,
         help_text="SOTOPIA's 450 tasks are evaluation tasks; training corpora come from train tasks.",
     )
-    source = forms.SlugField(max_length=50, initial="sotopia", help_text="Collection name shown in the library.")
+    source = forms.SlugField(
+        max_length=50, initial="sotopia", label="Collection", help_text="Collection name shown in the library."
+    )
 
     def clean(self) -> dict:
         data = super().clean()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 
 from dialogues.library import selectors, services
@@ -88,7 +89,13 @@ def import_create(request: HttpRequest) -> HttpResponse:
             files=form.files_by_kind(),
             enqueue=True,
         )
+        if request.htmx:
+            return HttpResponse(status=204, headers={"HX-Redirect": reverse("import_detail", args=[job.pk])})
         return redirect("import_detail", pk=job.pk)
+    if request.htmx and form.errors:
+        # only the messages change: the form stays in the page with the files already chosen (a browser cannot
+        # fill a file input again, so a page drawn anew would drop them)
+        return render(request, "library/imports/new.html#form-errors", {"form": form, "oob": True}, status=400)
     return render(request, "library/imports/new.html", {"form": form}, status=400 if form.errors else 200)
 
 

@@ -14,6 +14,16 @@ document.addEventListener("htmx:afterSettle", (event) => {
   }
 });
 
+// A figure drawn in a narrow column (the dialogue page's reading mode) wraps its horizontal legend onto many rows:
+// give it the height, so the legend sits under the axis instead of over it.
+function narrowed(el, layout) {
+  if (!layout || !layout.legend || layout.legend.orientation !== "h" || el.clientWidth >= 520) {
+    return layout;
+  }
+  const height = (layout.height || 280) + 200;
+  return Object.assign({}, layout, { height, legend: Object.assign({}, layout.legend, { y: -0.4 }) });
+}
+
 // Figures are built in Python and handed over as JSON in a data-figure attribute (their text is escaped there).
 // Draw them when the page loads and whenever htmx brings in a new one (a live update replaces the chart).
 function drawFigures(root) {
@@ -30,7 +40,7 @@ function drawFigures(root) {
       el.textContent = "This figure could not be read.";
       continue;
     }
-    Plotly.react(el, figure.data, figure.layout, { displayModeBar: false, responsive: true });
+    Plotly.react(el, figure.data, narrowed(el, figure.layout), { displayModeBar: false, responsive: true });
   }
 }
 
@@ -126,6 +136,8 @@ document.addEventListener("keydown", (event) => {
       return;
     }
     link.click();
+  } else if (event.key === "m" && document.querySelector("[data-mode-switch]")) {
+    switchMode();
   } else if (annotateKey(event)) {
     // handled: a label, the quality, a correction or a decision
   } else if (event.key === "?") {
@@ -155,7 +167,8 @@ function toggle(input, checked) {
 }
 
 function annotateKey(event) {
-  if (!document.querySelector("[data-annotating]")) {
+  // the annotation keys work in annotating mode only: a reader's digits do not label turns
+  if (!document.querySelector("[data-annotating]") || !document.querySelector('.dialogue-live[data-mode="annotating"]')) {
     return false;
   }
   const digit = /^Digit([1-9])$/.exec(event.code);
@@ -221,3 +234,105 @@ document.addEventListener("click", (event) => {
     height: el.offsetHeight || 400,
   });
 });
+
+
+// --- reading and annotating (the dialogue page): switched in place, the address kept for a reload --------------
+
+function switchMode(target) {
+  const live = document.querySelector(".dialogue-live[data-mode]");
+  if (!live) {
+    return;
+  }
+  const mode = target || (live.dataset.mode === "reading" ? "annotating" : "reading");
+  live.dataset.mode = mode;
+  live.classList.toggle("mode-reading", mode === "reading");
+  live.classList.toggle("mode-annotating", mode === "annotating");
+  document.querySelectorAll("[data-mode-switch]").forEach((link) => {
+    if (link.dataset.modeSwitch === mode) {
+      link.setAttribute("aria-current", "true");
+    } else {
+      link.removeAttribute("aria-current");
+    }
+  });
+  const url = new URL(window.location.href);
+  if (mode === "annotating") {
+    url.searchParams.set("annotate", "1");
+  } else {
+    url.searchParams.delete("annotate");
+  }
+  window.history.replaceState(window.history.state, "", url);
+  const current = document.querySelector(".timeline .turn.current");
+  if (current) {
+    current.scrollIntoView({ block: "nearest" });
+  }
+}
+
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("[data-mode-switch]");
+  if (!link || event.ctrlKey || event.metaKey || event.shiftKey) {
+    return;
+  }
+  event.preventDefault();
+  switchMode(link.dataset.modeSwitch);
+});
+
+// --- a new turn: flagged, and a button to jump to it when it arrives out of sight ------------------------------
+
+function turnInView(turn) {
+  const box = turn.getBoundingClientRect();
+  return box.top < window.innerHeight && box.bottom > 0;
+}
+
+function showNewTurn(turn) {
+  const button = document.querySelector("[data-new-turn]");
+  turn.classList.add("fresh");
+  if (!button || turnInView(turn)) {
+    return;
+  }
+  button.dataset.target = turn.id;
+  button.textContent = `New turn ${turn.dataset.turn} ↓`;
+  button.hidden = false;
+}
+
+document.addEventListener("htmx:oobAfterSwap", (event) => {
+  const target = event.detail.target;
+  if (!target || !target.classList || !target.classList.contains("timeline")) {
+    return;
+  }
+  const turns = target.querySelectorAll(":scope > .turn:not([data-seen])");
+  turns.forEach((turn) => turn.setAttribute("data-seen", ""));
+  if (turns.length && document.querySelector(".timeline > .turn[data-seen]") !== turns[0]) {
+    showNewTurn(turns[turns.length - 1]);
+  }
+});
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll(".timeline > .turn").forEach((turn) => turn.setAttribute("data-seen", ""));
+});
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-new-turn]");
+  if (!button) {
+    return;
+  }
+  const turn = document.getElementById(button.dataset.target);
+  button.hidden = true;
+  if (turn) {
+    document.querySelectorAll(".timeline > .turn.current").forEach((el) => el.classList.remove("current"));
+    turn.classList.add("current");
+    turn.focus({ preventScroll: true });
+    turn.scrollIntoView({ block: "start", behavior: "smooth" });
+  }
+});
+
+document.addEventListener(
+  "scroll",
+  () => {
+    const button = document.querySelector("[data-new-turn]:not([hidden])");
+    const turn = button && document.getElementById(button.dataset.target);
+    if (turn && turnInView(turn)) {
+      button.hidden = true;
+    }
+  },
+  { passive: true },
+);

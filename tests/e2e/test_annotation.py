@@ -82,7 +82,7 @@ def test_annotate_curate_and_download_a_corpus(page: Page, snap, served, console
     page.get_by_role("link", name="Corpora", exact=True).click()
     page.get_by_role("link", name="New corpus").click()
     page.get_by_label("Name", exact=True).fill(f"Accepted of run {run_id}")
-    page.get_by_label("Runs").select_option(run_id)
+    page.get_by_role("checkbox", name=re.compile(rf"^#{run_id} ")).check()
     page.get_by_label("Accepted only").check()
     page.get_by_label("Exclude simulated dialogues").uncheck()
     counts = page.locator("#counts")

@@ -61,7 +61,10 @@ def test_fork_play_a_side_and_compare(page: Page, snap, served, console):
     expect(mine.locator(".scores")).to_contain_text("goal_c")
     expect(turns(page)).to_have_count(8)
     expect(turns(page).nth(7).locator(".badge.human")).to_have_count(0)
-    # turns that arrived live get their annotation forms too (the admin annotates)
+    # turns that arrived live get their annotation forms too (the admin annotates): shown in annotating mode
+    expect(turns(page).nth(6).locator(".annot-slot form")).to_be_attached()
+    expect(turns(page).nth(6).locator(".annot-slot form")).to_be_hidden()  # reading mode, the default
+    page.get_by_role("link", name="Annotating", exact=True).click()
     expect(turns(page).nth(6).locator(".annot-slot form")).to_be_visible()
     expect(turns(page).nth(7).locator(".annot-slot form")).to_be_visible()
     expect(page.locator(".play")).to_contain_text("Your move.")

@@ -110,3 +110,24 @@ def test_the_web_process_never_imports_torch():
                          env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "omega_web.settings"})  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_relevance_strip_has_a_cell_for_every_scored_action_even_one_the_heatmap_leaves_out():
+    """S_div leaves out empty actions (a leave); the judge scores them: the strip beside the heatmap must show as
+    many cells as the scores the panel says it averages (issue 28: "mean 9 scores" over an 8-cell strip)."""
+    import json as json_module
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from evaluation.plots import sif_figure, similarity_heatmap
+
+    spoken = [0, 2, 4]
+    heatmap = similarity_heatmap(spoken, ["a", "b", "c"], np.eye(3))
+    diversity = SimpleNamespace(figure=json_module.dumps(heatmap))
+    turns = [SimpleNamespace(index=i, pk=100 + i, action_type="speak") for i in (0, 2, 4, 6)]  # 6: a leave
+    relevance = [(t, SimpleNamespace(score=0.5, samples=[{"justification": "ok"}], problem="")) for t in turns]
+    figure = sif_figure(diversity, relevance, {t.pk: "text" for t in turns})
+    strip = next(trace for trace in figure["data"] if trace.get("name") == "relevance")
+    assert strip["y"] == ["#0", "#2", "#4", "#6"] and len(strip["z"]) == len(relevance)
+    assert figure["layout"]["yaxis"]["categoryarray"] == ["#0", "#2", "#4", "#6"]

@@ -35,6 +35,8 @@ def concrete_url(name: str, samples: dict[str, int]) -> str:
             kwargs["call_id"] = samples["call"]
         elif param == "table":
             kwargs["table"] = "sif"
+        elif param == "number":
+            kwargs["number"] = 1  # agent 1 of a dialogue
         elif param == "action":
             kwargs["action"] = "pause"  # harmless on a paused sample run
         elif param == "name" and name.startswith("prompt_set"):

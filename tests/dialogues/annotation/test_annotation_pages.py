@@ -163,3 +163,30 @@ def test_a_curator_adopts_an_annotators_correction(dialogue, make_user):
     assert mine.corrected_text == "A sharper line." and mine.correction_reason == "adopted from ann: clearer"
     assert Correction.objects.filter(turn=turn).count() == 2  # the proposal and the adoption, both kept
     assert ">Adopt</button>" not in cur.get(reverse("turn_annotation", args=[turn.pk])).content.decode()
+
+
+def test_the_queue_says_why_nothing_is_left_for_this_annotator(dialogue, make_user):
+    from django.test import Client
+
+    dialogue.run.annotators_target = 2
+    dialogue.run.save(update_fields=["annotators_target"])
+    ann, bob = Client(), Client()
+    ann.force_login(make_user(Role.ANNOTATOR, "ann"))
+    bob.force_login(make_user(Role.ANNOTATOR, "bob"))
+    ann.post(
+        reverse("dialogue_decision", args=[dialogue.pk]), {"version": 0, "decision": "accept", "submit": ""}, headers=HX
+    )
+    # 1 of 2 annotators done: ann has nothing left, and is told the dialogue waits for someone else
+    told = ann.get(reverse("annotation_next"), {"run": dialogue.run_id}, follow=True).content.decode()
+    assert "you have submitted the one dialogue that still needs annotators; it waits for other annotators." in told
+    assert "every dialogue has" not in told
+    # bob is sent to it; once bob submits, every dialogue has its annotators
+    nxt = bob.get(reverse("annotation_next"), {"run": dialogue.run_id})
+    assert (
+        nxt["Location"].startswith(reverse("dialogue_detail", args=[dialogue.pk])) and "annotate=1" in nxt["Location"]
+    )
+    bob.post(
+        reverse("dialogue_decision", args=[dialogue.pk]), {"version": 0, "decision": "accept", "submit": ""}, headers=HX
+    )
+    told = bob.get(reverse("annotation_next"), {"run": dialogue.run_id}, follow=True).content.decode()
+    assert "every dialogue has all the annotators its run wants." in told

@@ -137,3 +137,94 @@ def test_a_version_is_written_by_a_worker_and_downloadable_only_when_done(finish
         corpus_version_build(version_id=broken.pk)
     broken.refresh_from_db()
     assert broken.status == "failed" and "bogus" in broken.error and broken.path == ""
+
+
+def test_a_count_of_zero_names_the_filters_that_removed_the_dialogues(finished, client_for):
+    curator = client_for(Role.CURATOR)
+    body = curator.post(reverse("corpus_counts"), form_data(), headers={"HX-Request": "true"}).content.decode()
+    assert "<strong>0</strong> dialogues" in body and "Nothing selected." in body
+    # three finished attempts of two tasks: one attempt is not the kept one, and the two kept ones are simulated
+    assert (
+        "Of 3 finished dialogues, <strong>kept attempts only</strong> removed 1, "
+        "<strong>simulated dialogues excluded</strong> removed 2." in body
+    )
+    assert 'train split only: <span class="muted">−0</span> → 3' in body
+    # the first filter that empties the selection is named: an eval-only corpus loses both to the split
+    body = curator.post(
+        reverse("corpus_counts"), form_data(split="eval"), headers={"HX-Request": "true"}
+    ).content.decode()
+    assert "<strong>eval split only</strong> removed 3." in body and "simulated dialogues excluded</strong>" not in body
+    # a selection that is not empty explains itself behind a click, and says nothing is missing
+    body = curator.post(
+        reverse("corpus_counts"), form_data(exclude_simulated=None), headers={"HX-Request": "true"}
+    ).content.decode()
+    assert "Nothing selected." not in body and "How the filters got here" in body
+
+
+def test_an_inverted_goal_range_is_an_error_not_an_empty_corpus(finished, client_for):
+    curator = client_for(Role.CURATOR)
+    body = curator.post(
+        reverse("corpus_counts"), form_data(goal_min="9", goal_max="5"), headers={"HX-Request": "true"}
+    ).content.decode()
+    assert "5 is below the lower bound 9: no dialogue can match" in body
+    saved = curator.post(reverse("corpus_new"), form_data(goal_min="9", goal_max="5"))
+    assert saved.status_code == 400 and not Corpus.objects.exists()
+
+
+def test_runs_are_ticks_that_say_what_each_run_is(finished, client_for):
+    page = client_for(Role.CURATOR).get(reverse("corpus_new")).content.decode()
+    assert f'type="checkbox" name="runs" value="{finished.pk}"' in page
+    assert f"#{finished.pk} for a corpus · dsi · simulated" in page
+
+
+def longest_in_zip(path, name: str, measure) -> int:
+    with zipfile.ZipFile(path) as archive:
+        member = next(n for n in archive.namelist() if n.endswith("/" + name))
+        return max(measure(json.loads(line)) for line in archive.read(member).decode().splitlines())
+
+
+def test_the_version_page_says_where_dataset_info_is_and_the_cutoff_len_in_tokens(finished, client_for, settings):
+    from dialogues.corpora.export import corpus_export, version_path
+    from dialogues.corpora.lengths import Measure
+    from dialogues.corpora.services import override_record
+    from evaluation.embeddings import model_path
+
+    settings.OMEGA_CUTOFF_TOKENIZER = str(model_path() / "tokenizer.json")  # a tokenizer every install has
+    corpus = saved_corpus(user=None, name="Train me")
+    override_record(corpus_id=corpus.pk, kind="simulated", reason="test", user=None)
+    version = corpus_export(corpus_id=corpus.pk, formats=["sotopia-sft"])
+    with zipfile.ZipFile(version_path(version)) as archive:
+        assert "train-me-v1/dataset_info.json" in archive.namelist()  # one folder, dataset_info.json inside
+    # the longest record, counted again here with the same tokenizer from the zip's own lines
+    longest = longest_in_zip(version_path(version), "sotopia_omega.jsonl", Measure.configured())
+    page = client_for(Role.VIEWER).get(reverse("corpus_detail", args=[corpus.pk])).content.decode()
+    assert "the zip holds one folder, <code>train-me-v1/</code>, with <code>dataset_info.json</code> in it" in page
+    assert "set <code>dataset_dir</code> to that folder (<code>…/train-me-v1</code>)" in page
+    assert (
+        f"the longest record is <strong>{longest:,} tokens</strong> "
+        f"(tokenizer <code>{settings.OMEGA_CUTOFF_TOKENIZER}</code>)" in page
+    )
+    assert f"a <code>cutoff_len</code> of at least {longest:,} keeps every record whole" in page
+    assert "over 1,024 tokens (LLaMA-Factory's default cutoff_len)" in page
+
+
+def test_without_a_tokenizer_the_version_page_measures_characters_and_says_why(finished, client_for, settings):
+    from dialogues.corpora.export import corpus_export, version_path
+    from dialogues.corpora.lengths import record_text
+    from dialogues.corpora.services import override_record
+
+    settings.OMEGA_CUTOFF_TOKENIZER = ""
+    corpus = saved_corpus(user=None, name="No tokenizer")
+    override_record(corpus_id=corpus.pk, kind="simulated", reason="test", user=None)
+    version = corpus_export(corpus_id=corpus.pk, formats=["sotopia-sft"])
+    longest = longest_in_zip(version_path(version), "sotopia_omega.jsonl", lambda r: len(record_text(r)))
+    page = client_for(Role.CURATOR).get(reverse("corpus_detail", args=[corpus.pk])).content.decode()
+    assert f"the longest record is <strong>{longest:,} characters</strong>" in page
+    assert "because no tokenizer configured (OMEGA_CUTOFF_TOKENIZER)" in page
+
+
+def test_the_counts_follow_the_filters_before_the_corpus_has_a_name(finished, client_for):
+    body = client_for(Role.CURATOR).post(
+        reverse("corpus_counts"), form_data(name="", exclude_simulated=None), headers={"HX-Request": "true"}
+    )
+    assert "<strong>2</strong> dialogues" in body.content.decode() and "Name" not in body.content.decode()

@@ -55,6 +55,12 @@ def test_the_fork_form_starts_at_the_parents_values(parent, client_for):
     assert 'name="turn" value="5"' in page and 'name="a-nsi_goal_c_max" value="7.5"' in page
     assert "Last shared turn: <strong>5</strong>" in page
     assert f"This dialogue's seed: {parent.seed}" in page
+    # the strategies it may force are explained on the form, from the engine's own words
+    from dialogues.engine.branches import STRATEGY_MEANINGS, Branch
+
+    assert "NSC: native strategy clone: the agent&#x27;s plain prompt, nothing injected" in page
+    assert all(meaning.replace("'", "&#x27;") in page for meaning in STRATEGY_MEANINGS.values())
+    assert '<option value="NSC">force NSC (native strategy clone)</option>' in page and Branch.NSC == "NSC"
 
 
 def test_one_fork_from_the_browser_and_what_its_page_and_the_parents_show(parent, client_for):

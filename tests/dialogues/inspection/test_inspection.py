@@ -4,6 +4,7 @@ dialogue list's filters. (Live updates: test_consumers.py; the same pages in a b
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from html.parser import HTMLParser
@@ -12,6 +13,7 @@ import pytest
 from django.urls import reverse
 
 from dialogues.engine.config import Variant
+from dialogues.engine.rating import Rating, RatingSample, rating_rules, rating_rules_text
 from dialogues.library.models import Task
 from dialogues.runs.forms import RunLaunchForm
 from dialogues.runs.models import Dialogue, DialogueStatus, LLMCall, Run, RunStatus, StepRating, Turn
@@ -315,6 +317,30 @@ def test_a_rated_turn_explains_the_scores(finished_run, client_for):
     first = rating.samples[0]
     assert f"Sample 1 · goal_c {first['goal_c']} · goal_p {first['goal_p']}" in text
     assert first["analyses"]["step1"] in text
+
+
+def test_the_rating_help_text_is_the_rating_codes_own_description(finished_run, client_for):
+    """The panel's text is rating_rules_text(), and that text describes what the code computes: the steps it
+    names for goal_c and goal_p give the samples' scores, and one vote to end is enough (issue 28)."""
+    rating = StepRating.objects.filter(dialogue__run=finished_run, closing=False).first()
+    text = client_for(Role.VIEWER).get(reverse("dialogue_detail", args=[rating.dialogue_id])).content.decode()
+    shown = re.search(r'<p class="muted small rating-rules" data-rating-rules>([^<]*)</p>', text)
+    assert shown and shown.group(1).startswith(html.escape(rating_rules_text()))
+    rules = rating_rules()
+    scores = {"step1": 3, "step2": 8, "step3": 5, "step4": 10, "step5": 1}
+    for key in ("goal_c", "goal_p"):
+        formula = re.search(r"\(([^)]*)\) / (\d+)", rules[key])
+        named = [part.strip() for part in formula.group(1).split("+")]
+        described = sum(scores[s] for s in named) / int(formula.group(2))
+        assert getattr(RatingSample(scores, {}), key) == described, key
+    assert "any single valid sample" in rules["end"] and "step5 = 0" in rules["end"]
+    one_vote = Rating((RatingSample(scores, {}), RatingSample({**scores, "step5": 0}, {})), requested=2)
+    assert one_vote.terminate
+    # the chart's hover names every score: no bare "7 7 8 8 1"
+    figure = json.loads(html.unescape(re.search(r'data-figure="([^"]*)"', text).group(1)))
+    hover = next(row for trace in figure["data"] for row in (trace.get("customdata") or []) if row[2])[2]
+    named = r"sample 1: step1 \d+ · step2 \d+ → goal_c [\d.]+; step3 \d+ · step4 \d+ → goal_p [\d.]+; step5"
+    assert re.match(named, hover), hover
 
 
 def test_llm_and_uploaded_text_is_escaped_everywhere(finished_run, client_for):

@@ -230,3 +230,24 @@ def test_history_restore_gets_the_whole_page(imported_sotopia, viewer):
     )
     assert "<html" in answer.content.decode()
     assert "HX-Request" in answer["Vary"]
+
+
+def test_a_refused_upload_through_htmx_answers_with_its_messages_only(sotopia_dir, researcher):
+    """A browser cannot fill a file input again: the form is sent by htmx and a refusal changes only the messages,
+    so the files stay chosen (issue 28). Without htmx it is the whole page, as before."""
+    files = sotopia_uploads(sotopia_dir)
+    bad = {**files, "split": "eval", "source": "not a slug!"}
+    answer = researcher.post(reverse("import_create"), bad, headers={"HX-Request": "true"})
+    body = answer.content.decode()
+    assert answer.status_code == 400 and not ImportJob.objects.exists()
+    assert 'id="import-form-errors" hx-swap-oob="true"' in body and "Collection:" in body
+    assert 'type="file"' not in body and "<form" not in body  # nothing that would replace the chosen files
+    page = researcher.post(reverse("import_create"), {**sotopia_uploads(sotopia_dir), "split": "eval", "source": "x y"})
+    assert page.status_code == 400 and 'type="file"' in page.content.decode()
+    done = researcher.post(
+        reverse("import_create"),
+        {**sotopia_uploads(sotopia_dir), "split": "eval", "source": "sotopia"},
+        headers={"HX-Request": "true"},
+    )
+    job = ImportJob.objects.get()
+    assert done.status_code == 204 and done["HX-Redirect"] == reverse("import_detail", args=[job.pk])
