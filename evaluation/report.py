@@ -446,6 +446,19 @@ class Comparison:
         return EpisodeEvaluator(self.evaluator).label if self.evaluator else ""
 
 
+def compare_choices(chosen: list[Run], prompt_set: str = "") -> dict[str, Any]:
+    """The runs Runs compared offers (the latest 200, only those of one prompt set when it names one, the chosen ones
+    always) and the prompt sets there are to choose from."""
+    listed = Run.objects.order_by("-created_at")
+    if prompt_set:
+        listed = listed.filter(prompt_set_name=prompt_set)
+    return {
+        "all_runs": [*(r for r in chosen if prompt_set and r.prompt_set_name != prompt_set), *listed[:200]],
+        "prompt_set_filter": prompt_set,
+        "prompt_set_names": sorted(set(Run.objects.values_list("prompt_set_name", flat=True)) - {""}),
+    }
+
+
 def compare_runs(runs: list[Run]) -> Comparison:
     """Runs side by side, each against the first. GOAL and Overall come from one evaluator for all runs (the one of
     the first run's latest SOTOPIA-EVAL, or of the first run that has any): a run judged only by the other has none

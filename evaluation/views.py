@@ -21,7 +21,6 @@ from dialogues.common.figure_csv import figure_csv_response
 from dialogues.corpora.data import dialogues as read_dialogues
 from dialogues.corpora.models import Corpus
 from dialogues.corpora.selection import CorpusFilters, selected
-from dialogues.engine.prompts import BUILTIN_NAME
 from dialogues.library.forms import TaskSelectionForm
 from dialogues.library.models import Split
 from dialogues.library.selectors import task_filter_choices
@@ -46,10 +45,8 @@ def _metrics(request: HttpRequest) -> list[str]:
 def _start(request: HttpRequest, **kwargs: Any) -> EvaluationJob | None:
     evaluator = request.POST.get("evaluator") or EpisodeEvaluator.OMEGA
     try:
-        prompt_set = prompt_set_get(request.POST.get("prompt_set") or BUILTIN_NAME)
-        job = job_create(
-            metrics=_metrics(request), user=request.user, evaluator=evaluator, prompt_set=prompt_set, **kwargs
-        )
+        kwargs["prompt_set"] = prompt_set_get(request.POST.get("prompt_set", ""))  # "": the built-in set
+        job = job_create(metrics=_metrics(request), user=request.user, evaluator=evaluator, **kwargs)
     except (JobError, ValueError, PromptSetMissing) as exc:
         messages.error(request, f"Not started: {exc}")
         return None
@@ -405,15 +402,10 @@ def evaluation_compare(request: HttpRequest) -> HttpResponse:
     chosen = [runs[i] for i in dict.fromkeys(ids) if i in runs]
     comparison = report.compare_runs(chosen) if len(chosen) >= 2 else None
     prompt_set = request.GET.get("prompt_set", "")
-    listed = Run.objects.order_by("-created_at")
-    if prompt_set:
-        listed = listed.filter(prompt_set_name=prompt_set)
     context = {
         "comparison": comparison,
         "chosen": chosen,
-        "all_runs": [*(r for r in chosen if prompt_set and r.prompt_set_name != prompt_set), *listed[:200]],
-        "prompt_set_filter": prompt_set,
-        "prompt_set_names": sorted(set(Run.objects.values_list("prompt_set_name", flat=True)) - {""}),
+        **report.compare_choices(chosen, prompt_set),
         "episode_failed": EpisodeScore.objects.filter(dialogue__run__in=chosen, overall__isnull=True).count(),
     }
     return render(request, "evaluation/compare.html", context)
@@ -467,7 +459,7 @@ def run_benchmark_new(request: HttpRequest) -> HttpResponse:
                     seed=d["seed"],
                     user=request.user,
                     server_profiles=found,
-                    prompt_set=prompt_set_get(d.get("prompt_set") or BUILTIN_NAME),
+                    prompt_set=prompt_set_get(d.get("prompt_set") or ""),
                 )
                 return redirect("run_detail", pk=run.pk)
             except benchmark.BenchmarkError as exc:
