@@ -35,7 +35,7 @@ def _from_row(row: PromptSetRow) -> PromptSet:
     return PromptSet(row.name, dict(row.templates), prompts.Syntax(row.syntax), prompts.AnswerShapes(row.answers))
 
 
-_by_version: dict[str, PromptSet] = {}  # saved sets never change: one read per version and process
+_found: dict[tuple[str, str], PromptSet] = {}  # saved sets never change: one read per set and process
 
 
 def prompt_set_get(name: str = BUILTIN_NAME) -> PromptSet:
@@ -46,7 +46,7 @@ def prompt_set_get(name: str = BUILTIN_NAME) -> PromptSet:
     if row is None:
         known = ", ".join([BUILTIN_NAME, *PromptSetRow.objects.values_list("name", flat=True)])
         raise PromptSetMissing(f"no prompt set called {name!r} (there are: {known})")
-    return _by_version.setdefault(row.version, _from_row(row))
+    return _found.setdefault((row.name, row.version), _from_row(row))
 
 
 def prompt_set_recorded(name: str, version: str) -> PromptSet:
@@ -54,12 +54,12 @@ def prompt_set_recorded(name: str, version: str) -> PromptSet:
     the saved set of that version."""
     if not name or name == BUILTIN_NAME:
         return prompts.builtin()
-    found = _by_version.get(version)
+    found = _found.get((name, version))
     if found is None:
-        row = PromptSetRow.objects.filter(version=version).first()
+        row = PromptSetRow.objects.filter(name=name, version=version).first()
         if row is None:
             raise PromptSetMissing(f"the prompt set {name} ({version}) is not in this database")
-        found = _by_version.setdefault(version, _from_row(row))
+        found = _found.setdefault((name, version), _from_row(row))
     return found
 
 
