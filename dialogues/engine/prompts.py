@@ -356,19 +356,6 @@ def builtin() -> PromptSet:
     return PromptSet(BUILTIN_NAME, read_folder(PROMPT_DIR))
 
 
-def prompt_set_version() -> str:
-    return builtin().version
-
-
-def raw(template: str) -> str:
-    return builtin().raw(template)
-
-
-def render(template: str, /, **values: object) -> str:
-    """Fill a template of the built-in set."""
-    return builtin().render(template, **values)
-
-
 def history_text(state: DialogueState, upto: int | None = None) -> str:
     """The turns so far (or before `upto`) as every prompt shows them: a numbered line per turn."""
     names = state.task.names

@@ -133,7 +133,7 @@ def test_sft_records_follow_the_method(corpus_data, people):
     assert CORRECTED in records[5]["instruction"] and turns[4].argument not in records[5]["instruction"]
     assert "An annotator's idea." not in files["sotopia_omega.jsonl"]  # an annotator's correction is a proposal
     assert any(t.branch == "SSI" for t in turns)  # SSI turns were generated with the injected instruction…
-    ssi = prompts.raw("ssi_instruction").strip()
+    ssi = prompts.builtin().raw("ssi_instruction").strip()
     assert not any(ssi in r["instruction"] for r in records)  # …which no training record carries
     info = json.loads(files["dataset_info.json"])
     assert info == {
